@@ -1,0 +1,100 @@
+/* config: the YAML file -> an immutable struct config.
+ *
+ * Every problem found is collected as "FILE:LINE:COL: message" (1-based line
+ * and column) so an operator fixes all mistakes in one pass; a config with
+ * any error is never returned, so a bad reload cannot replace a good one. */
+#ifndef GK_CONFIG_H
+#define GK_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_DEFAULT_PATH "/etc/gatekeeper/gatekeeper.yaml"
+#define CONFIG_DEFAULT_SOCKET "/run/gatekeeper/control.sock"
+#define CONFIG_DEFAULT_STATE_FILE "/var/lib/gatekeeper/state"
+/* Larger files are refused before parsing: a config is hand-written and a
+ * runaway file must not eat the daemon's memory during a reload. */
+#define CONFIG_MAX_FILE_SIZE (16u * 1024u * 1024u)
+#define CONFIG_MAX_NAME_LEN 64
+#define CONFIG_MAX_ERRORS 100
+
+enum config_hook { CONFIG_HOOK_PREROUTING, CONFIG_HOOK_INPUT, CONFIG_HOOK_FORWARD };
+
+enum config_backend {
+	CONFIG_BACKEND_AUTO,
+	CONFIG_BACKEND_NFT,
+	CONFIG_BACKEND_XT,
+	CONFIG_BACKEND_EXTERNAL,
+};
+
+enum site_state { SITE_ONLINE, SITE_OFFLINE };
+enum site_action { SITE_ACTION_DROP, SITE_ACTION_REJECT };
+
+/* An address in network byte order; v4 uses the first 4 bytes. */
+struct config_addr {
+	int family; /* AF_INET or AF_INET6 */
+	uint8_t bytes[16];
+};
+
+struct config_site {
+	char *name;
+	struct config_addr *addresses;
+	size_t n_addresses;
+	uint16_t *ports; /* host byte order */
+	size_t n_ports;
+	enum site_state state;
+	enum site_action action;
+	unsigned line; /* where the site starts, for later messages */
+};
+
+struct config {
+	char *path;
+	enum config_hook hook;
+	enum config_backend backend;
+	struct {
+		uint16_t num;    /* first queue number */
+		uint16_t count;  /* queues num .. num+count-1 */
+		bool fail_open;  /* kernel accepts when the queue is full / unbound */
+		uint32_t maxlen; /* kernel queue length */
+	} queue;
+	struct {
+		char *socket;
+		char *group; /* NULL: root only may change state */
+	} control;
+	char *state_file;
+	char *user; /* NULL: keep the user we were started as */
+	struct config_site *sites;
+	size_t n_sites;
+};
+
+/* Collected messages, each "FILE:LINE:COL: message" (or "FILE: message"
+ * when no position applies, e.g. the file cannot be opened). */
+struct config_errors {
+	char **messages;
+	size_t count;
+};
+
+/* Reads and validates PATH. Returns NULL and fills ERRORS on any problem. */
+struct config *config_load(const char *path, struct config_errors *errors);
+/* Same for a buffer; NAME is used in messages. For tests and fuzzers. */
+struct config *config_parse(const char *name, const char *buf, size_t len,
+			    struct config_errors *errors);
+void config_free(struct config *cfg);
+
+void config_errors_clear(struct config_errors *errors);
+
+const char *config_hook_name(enum config_hook hook);
+const char *config_backend_name(enum config_backend backend);
+const char *config_state_name(enum site_state state);
+const char *config_action_name(enum site_action action);
+/* Returns 0 and sets *OUT, or -1 for an unknown word. */
+int config_parse_state(const char *word, enum site_state *out);
+int config_parse_action(const char *word, enum site_action *out);
+
+/* "198.51.100.10" / "2001:db8::1" -> struct config_addr; 0 or -1. */
+int config_parse_addr(const char *text, struct config_addr *out);
+/* Formats into BUF (at least INET6_ADDRSTRLEN bytes). */
+const char *config_addr_str(const struct config_addr *addr, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,81 @@
+/* config_internal: what config.c (the document, its top-level sections and
+ * the value helpers) shares with config_sites.c (the sites list). Private
+ * to the config module; nothing outside daemon/config*.c includes it. */
+#ifndef GK_CONFIG_INTERNAL_H
+#define GK_CONFIG_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <yaml.h>
+
+#include "config.h"
+
+#define CONFIG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+/* Values echoed in messages are cut here: a message is for a terminal. */
+#define CONFIG_SHOWN_MAX 48
+
+/* Positions kept only while parsing, for messages about relations between
+ * sites that are found after the walk. */
+struct config_site_marks {
+	yaml_mark_t name;
+	yaml_mark_t *addresses; /* parallel to config_site.addresses */
+};
+
+struct config_parser {
+	const char *name;
+	struct config_errors *errors;
+	size_t reported; /* messages this parse added, for the cap */
+	bool failed;	 /* also set when a message could not be stored */
+	yaml_document_t *doc;
+	struct config *cfg;		 /* being built; freed by the caller on failure */
+	struct config_site_marks *marks; /* parallel to the sites list in the file */
+	size_t n_marks;
+};
+
+struct config_key_rule {
+	const char *key;
+	void (*parse)(struct config_parser *p, yaml_node_t *value, void *target);
+};
+
+/* A scalar as it may be echoed: cut, control bytes masked. Returned by
+ * value: C11 keeps the temporary alive to the end of the caller's full
+ * expression, so show(node).text can be a printf argument. */
+struct config_shown {
+	char text[CONFIG_SHOWN_MAX + 4];
+};
+
+/* Messages; MARK NULL means one about the whole file. */
+__attribute__((format(printf, 3, 4))) void
+config_report_at(struct config_parser *p, const yaml_mark_t *mark, const char *fmt, ...);
+__attribute__((format(printf, 3, 4))) void
+config_report(struct config_parser *p, const yaml_node_t *node, const char *fmt, ...);
+void config_report_oom(struct config_parser *p);
+/* True once the error cap is reached: later checks may stop early. */
+bool config_parser_full(const struct config_parser *p);
+
+yaml_node_t *config_node_at(const struct config_parser *p, int id);
+const char *config_scalar(const yaml_node_t *node);
+bool config_scalar_has_nul(const yaml_node_t *node);
+size_t config_seq_len(const yaml_node_t *node);
+struct config_shown config_show(const yaml_node_t *node);
+
+/* Each reports its own error and returns false; WHAT prefixes messages. */
+bool config_expect_kind(struct config_parser *p, const yaml_node_t *node, yaml_node_type_t type,
+			const char *what);
+bool config_parse_word(struct config_parser *p, const yaml_node_t *node, const char *what,
+		       const char *const *words, size_t n, int *out);
+bool config_parse_uint(struct config_parser *p, const yaml_node_t *node, const char *what,
+		       const char *noun, unsigned long min, unsigned long max, unsigned long *out);
+bool config_parse_string(struct config_parser *p, const yaml_node_t *node, const char *what,
+			 char **out);
+void config_walk_mapping(struct config_parser *p, const yaml_node_t *map, const char *prefix,
+			 const struct config_key_rule *rules, size_t n_rules, void *target,
+			 yaml_node_t **seen);
+
+/* NAMES[VALUE], or "?" for a value out of range. */
+const char *config_word_name(const char *const *names, size_t n, int value);
+
+/* The rule for the top-level "sites" key; TARGET is the struct config. */
+void config_parse_sites(struct config_parser *p, yaml_node_t *node, void *target);
+
+#endif

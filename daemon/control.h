@@ -1,0 +1,93 @@
+/* control: the control socket server that gatekeeperctl talks to.
+ *
+ * An AF_UNIX stream socket (config control.socket, mode 0660, group
+ * control.group). Every peer is identified once, at accept, by
+ * SO_PEERCRED and SO_PEERGROUPS: uid 0 and members of control.group may
+ * change state (offline, online, reset, reload); anyone else who can open
+ * the socket may only read (hello, status, stats).
+ *
+ * Everything runs on the main thread from one epoll fd that main() polls,
+ * non-blocking, with a bounded input line and one pending reply per
+ * client, a 30 s deadline per request/reply round and at most
+ * CONTROL_MAX_CLIENTS clients, so no client can hold up another; the
+ * packet workers are other threads and never wait on this module. The
+ * wire format is in protocol.h and daemon/PROTOCOL.md. */
+#ifndef GK_CONTROL_H
+#define GK_CONTROL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "config.h"
+
+#define CONTROL_MAX_CLIENTS 64
+#define CONTROL_IDLE_TIMEOUT_MS 30000
+#define CONTROL_SOCKET_MODE 0660
+#define CONTROL_DIR_MODE 0755
+
+struct control;
+struct engine;
+
+/* Who is on the other end of a connection, as the kernel told us. */
+struct control_peer {
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+	bool privileged; /* may change state */
+};
+
+/* Creates the socket named by ENGINE's config and serves ENGINE; reloads
+ * read CONFIG_PATH. NULL (after logging why) when the socket cannot be
+ * created: the daemon must not run without a way to control it. */
+struct control *control_start(struct engine *engine, const char *config_path);
+/* Closes every client and removes the socket file, if it is still ours. */
+void control_stop(struct control *ctl);
+
+/* The fd to poll for input (an epoll fd), and how long the poll may sleep
+ * before control_dispatch() must run anyway (-1: forever). */
+int control_fd(const struct control *ctl);
+int control_timeout_ms(const struct control *ctl);
+/* Serves whatever is ready and ends clients past their deadline. Never
+ * blocks. */
+void control_dispatch(struct control *ctl);
+
+/* Reloads the config (SIGHUP), the same way as `gatekeeperctl reload`:
+ * errors are logged and the old config stays; on success the state file
+ * is rewritten. TRIGGER names the cause in the log. 0 or -1. */
+int control_reload(struct control *ctl, const char *trigger);
+
+/* ---- exposed for the unit tests ---- */
+
+/* Serves FD (a connected stream socket, e.g. one end of a socketpair) as
+ * a client identified as PEER. Takes FD; 0, or -1 and FD closed. */
+int control_adopt(struct control *ctl, int fd, const struct control_peer *peer);
+void control_set_idle_timeout(struct control *ctl, int ms);
+/* Whether WANT is the primary group GID or one of GROUPS. */
+bool control_peer_in_group(gid_t want, gid_t gid, const gid_t *groups, size_t n_groups);
+
+enum control_command {
+	CONTROL_CMD_HELLO,
+	CONTROL_CMD_STATUS,
+	CONTROL_CMD_STATS,
+	CONTROL_CMD_OFFLINE,
+	CONTROL_CMD_ONLINE,
+	CONTROL_CMD_RESET,
+	CONTROL_CMD_RELOAD,
+};
+
+struct control_request {
+	enum control_command command;
+	bool json;          /* status, stats */
+	const char *site;   /* offline, online, reset: points into the line */
+	bool has_action;    /* offline */
+	enum site_action action;
+};
+
+/* Parses one request line (no newline, NUL-terminated; split in place).
+ * 0, or -1 with a message for the client in ERR. */
+int control_parse_request(char *line, struct control_request *req, char *err, size_t err_len);
+/* Whether REQ's command changes state (needs a privileged peer). */
+bool control_request_changes_state(const struct control_request *req);
+
+#endif

@@ -1,0 +1,48 @@
+/* control_internal: what the socket server (control.c) shares with the
+ * commands (control_commands.c). Private to the control module. */
+#ifndef GK_CONTROL_INTERNAL_H
+#define GK_CONTROL_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "control.h"
+#include "strbuf.h"
+
+struct control_client;
+
+struct control {
+	struct engine *engine;
+	char *config_path;
+	char *socket_path;
+	int epoll_fd, listen_fd;
+	dev_t socket_dev; /* the socket file we made, so stop removes only it */
+	ino_t socket_ino;
+	bool have_group;
+	gid_t group_gid;
+	uint64_t started_ms; /* CLOCK_MONOTONIC, for the uptime */
+	int idle_timeout_ms;
+	uint64_t accept_resume_ms; /* 0, or when to listen again after EMFILE */
+	bool work_pending;	 /* a client has queued requests left over */
+	uint32_t next_generation;
+	struct control_client *clients; /* CONTROL_MAX_CLIENTS of them */
+};
+
+uint64_t control_now_ms(void);
+
+/* Runs one request line from PEER and appends the whole reply (header and
+ * body) to OUT. */
+void control_execute(struct control *ctl, const struct control_peer *peer, char *line,
+		     struct strbuf *out);
+/* Appends "OK <len>\n" (CODE NULL) or "ERR CODE <len>\n", then BODY. */
+void control_reply(struct strbuf *out, const char *code, const struct strbuf *body);
+/* Appends an error reply with a one-line printf-style message. */
+__attribute__((format(printf, 3, 4))) void control_reply_error(struct strbuf *out, const char *code,
+								const char *fmt, ...);
+
+/* Resolves control.group of the running config and gives the socket file
+ * that group. Warns (once per call) when the group does not exist. */
+void control_apply_group(struct control *ctl);
+
+#endif

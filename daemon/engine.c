@@ -1,0 +1,172 @@
+#include "engine.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+struct engine {
+	struct config *cfg;
+	struct sites *sites;
+	struct workers *workers;
+	enum rules_backend backend;
+	bool rules_installed;
+};
+
+struct engine *engine_start(struct config *cfg, enum rules_backend backend)
+{
+	struct engine *engine = calloc(1, sizeof(*engine));
+
+	if (!engine) {
+		config_free(cfg);
+		return NULL;
+	}
+	engine->cfg = cfg;
+	engine->backend = backend;
+	engine->sites = sites_create(cfg);
+	if (!engine->sites) {
+		log_error("out of memory building the site table");
+		goto fail;
+	}
+	engine->workers = workers_start(cfg, engine->sites);
+	if (!engine->workers)
+		goto fail;
+	if (rules_install(backend, cfg) < 0) {
+		log_error("cannot install the %s rules", rules_backend_name(backend));
+		goto fail;
+	}
+	engine->rules_installed = true;
+	return engine;
+fail:
+	engine_stop(engine);
+	return NULL;
+}
+
+void engine_stop(struct engine *engine)
+{
+	if (!engine)
+		return;
+	/* rules first: once they are gone no new SYN is queued to us */
+	if (engine->rules_installed && rules_remove(engine->backend, engine->cfg) < 0)
+		log_error("could not remove every %s rule", rules_backend_name(engine->backend));
+	workers_stop(engine->workers);
+	sites_free(engine->sites);
+	config_free(engine->cfg);
+	free(engine);
+}
+
+/* What the kernel rules or queue bindings depend on cannot change without
+ * unbinding; say so rather than half-apply it. */
+static int reload_compatible(const struct config *old, const struct config *cfg,
+			     struct config_errors *errors)
+{
+	const char *what = NULL;
+	char *msg;
+
+	if (old->hook != cfg->hook)
+		what = "hook";
+	else if (old->backend != cfg->backend)
+		what = "backend";
+	else if (old->queue.num != cfg->queue.num || old->queue.count != cfg->queue.count ||
+		 old->queue.fail_open != cfg->queue.fail_open || old->queue.maxlen != cfg->queue.maxlen)
+		what = "queue";
+	else if (strcmp(old->control.socket, cfg->control.socket) != 0)
+		what = "control.socket";
+	if (!what)
+		return 0;
+	if (asprintf(&msg, "%s: changing '%s' needs a restart; the running config is kept",
+		     cfg->path, what) >= 0) {
+		char **grown = realloc(errors->messages, (errors->count + 1) * sizeof(char *));
+		if (grown) {
+			errors->messages = grown;
+			errors->messages[errors->count++] = msg;
+		} else {
+			free(msg);
+		}
+	}
+	return -1;
+}
+
+int engine_reload(struct engine *engine, const char *path, struct config_errors *errors)
+{
+	struct config *cfg = config_load(path, errors);
+	struct sites *sites, *old;
+
+	if (!cfg)
+		return -1;
+	if (reload_compatible(engine->cfg, cfg, errors) < 0)
+		goto fail;
+	sites = sites_create(cfg);
+	if (!sites)
+		goto fail;
+	sites_carry_over_overrides(sites, engine->sites);
+	/* The new table goes live before the rules change: a newly managed
+	 * address is known to the workers by the time its first SYN is queued,
+	 * and a removed one is merely accepted until its rule is gone. */
+	old = workers_swap_sites(engine->workers, sites);
+	if (rules_update(engine->backend, cfg) < 0) {
+		workers_swap_sites(engine->workers, old);
+		sites_free(sites);
+		log_error("reload: the kernel refused the new rules; the running config is kept");
+		goto fail;
+	}
+	/* no worker writes the old table any more: its counts are final */
+	sites_carry_over_counters(sites, old);
+	sites_free(old);
+	config_free(engine->cfg);
+	engine->cfg = cfg;
+	engine->sites = sites;
+	return 0;
+fail:
+	config_free(cfg);
+	return -1;
+}
+
+const struct config *engine_config(const struct engine *engine)
+{
+	return engine->cfg;
+}
+
+struct sites *engine_sites(const struct engine *engine)
+{
+	return engine->sites;
+}
+
+enum rules_backend engine_backend(const struct engine *engine)
+{
+	return engine->backend;
+}
+
+void engine_get_stats(const struct engine *engine, struct workers_stats *out)
+{
+	workers_get_stats(engine->workers, out);
+}
+
+const struct workers *engine_workers(const struct engine *engine)
+{
+	return engine->workers;
+}
+
+void engine_log_counters(const struct engine *engine)
+{
+	struct workers_stats stats;
+
+	for (size_t i = 0; i < sites_count(engine->sites); i++) {
+		const struct site *site = sites_at(engine->sites, i);
+		struct site_counters c;
+
+		site_get_counters(site, &c);
+		log_info("site %s: accepted %" PRIu64 " dropped %" PRIu64 " rejected %" PRIu64
+			 " (%s, %s, from %s)",
+			 site_name(site), c.accepted, c.dropped, c.rejected,
+			 config_state_name(site_state(site)), config_action_name(site_action(site)),
+			 site_source_name(site_source(site)));
+	}
+	engine_get_stats(engine, &stats);
+	log_info("packets %" PRIu64 ": unmanaged %" PRIu64 " not-syn %" PRIu64
+		 " malformed %" PRIu64 " rst-sent %" PRIu64 " rst-failed %" PRIu64,
+		 stats.packets, stats.unmanaged, stats.not_syn, stats.malformed, stats.rst_sent,
+		 stats.rst_failed);
+}

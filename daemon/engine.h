@@ -1,0 +1,40 @@
+/* engine: the running daemon's state: the config in force, its site
+ * table, the queue workers and the kernel rules, started and stopped
+ * together, and swapped together on reload.
+ *
+ * All engine calls come from the main thread; the workers only read the
+ * site table they are handed. */
+#ifndef GK_ENGINE_H
+#define GK_ENGINE_H
+
+#include <stdio.h>
+
+#include "config.h"
+#include "rules.h"
+#include "sites.h"
+#include "workers.h"
+
+struct engine;
+
+/* Takes ownership of CFG. Binds the queues first, then installs the rules,
+ * so a rule never points at a queue nobody serves. NULL on failure, with
+ * nothing left installed. */
+struct engine *engine_start(struct config *cfg, enum rules_backend backend);
+/* Removes the rules, then stops the workers; frees everything. */
+void engine_stop(struct engine *engine);
+
+/* Loads PATH; on any error the running config stays in force untouched and
+ * the messages are in ERRORS. Run-time overrides of sites that still
+ * exist are kept. 0 or -1. */
+int engine_reload(struct engine *engine, const char *path, struct config_errors *errors);
+
+const struct config *engine_config(const struct engine *engine);
+struct sites *engine_sites(const struct engine *engine);
+enum rules_backend engine_backend(const struct engine *engine);
+void engine_get_stats(const struct engine *engine, struct workers_stats *out);
+const struct workers *engine_workers(const struct engine *engine);
+
+/* One line per site with its state and counters, then the totals. */
+void engine_log_counters(const struct engine *engine);
+
+#endif

@@ -1,0 +1,93 @@
+/* protocol: the control socket's wire format, the only thing gatekeeperd
+ * and gatekeeperctl share (see daemon/PROTOCOL.md).
+ *
+ *   request:  one line, "COMMAND [ARG...]\n", at most PROTOCOL_MAX_LINE
+ *             bytes including the newline
+ *   reply:    "OK <len>\n" or "ERR <code> <len>\n", then exactly <len>
+ *             bytes of body (text, or JSON when the request asked for it)
+ *
+ * Self-contained on purpose (libc only): gatekeeperctl links nothing else
+ * of the daemon, so the two sides can drift only through this file. */
+#ifndef GK_PROTOCOL_H
+#define GK_PROTOCOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <string.h>
+
+#define PROTOCOL_VERSION 1
+#define PROTOCOL_DEFAULT_SOCKET "/run/gatekeeper/control.sock"
+
+/* A request line, newline included. */
+#define PROTOCOL_MAX_LINE 4096
+/* A reply header: "ERR " + code + " " + 20 digits + "\n" fits easily. */
+#define PROTOCOL_MAX_HEADER 64
+/* The largest body a reader accepts; a status of many thousands of sites
+ * stays far below it, and a corrupt length cannot make the reader
+ * allocate without bound. */
+#define PROTOCOL_MAX_BODY (64u * 1024u * 1024u)
+
+/* Commands. */
+#define PROTOCOL_CMD_HELLO "hello"
+#define PROTOCOL_CMD_STATUS "status"
+#define PROTOCOL_CMD_STATS "stats"
+#define PROTOCOL_CMD_OFFLINE "offline"
+#define PROTOCOL_CMD_ONLINE "online"
+#define PROTOCOL_CMD_RESET "reset"
+#define PROTOCOL_CMD_RELOAD "reload"
+/* The optional argument of status and stats that asks for a JSON body. */
+#define PROTOCOL_ARG_JSON "json"
+
+/* Error codes of "ERR <code> <len>". */
+#define PROTOCOL_ERR_USAGE "usage"               /* unknown command, bad arguments */
+#define PROTOCOL_ERR_MALFORMED "malformed"       /* line too long or binary: connection closed */
+#define PROTOCOL_ERR_PERMISSION "permission"     /* read-only peer asked for a change */
+#define PROTOCOL_ERR_UNKNOWN_SITE "unknown-site" /* no site of that name in the running config */
+#define PROTOCOL_ERR_CONFIG "config"             /* reload refused: body lists FILE:LINE:COL errors */
+#define PROTOCOL_ERR_FAILED "failed"             /* could not be done (state file, memory) */
+#define PROTOCOL_ERR_BUSY "busy"                 /* too many clients: connection closed */
+#define PROTOCOL_ERR_TIMEOUT "timeout"           /* idle too long: connection closed */
+
+struct protocol_reply_header {
+	bool ok;
+	char code[24]; /* "" when ok */
+	size_t len;
+};
+
+/* Parses one reply header line (without its newline). 0, or -1 when the
+ * line is not a valid header or announces more than PROTOCOL_MAX_BODY. */
+static inline int protocol_parse_reply_header(const char *line, struct protocol_reply_header *out)
+{
+	const char *p = line, *code = NULL;
+	size_t code_len = 0, len = 0, digits = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (strncmp(p, "OK ", 3) == 0) {
+		out->ok = true;
+		p += 3;
+	} else if (strncmp(p, "ERR ", 4) == 0) {
+		p += 4;
+		code = p;
+		code_len = strcspn(p, " ");
+		if (code_len == 0 || code_len >= sizeof(out->code) || p[code_len] != ' ')
+			return -1;
+		p += code_len + 1;
+	} else {
+		return -1;
+	}
+	for (; *p >= '0' && *p <= '9'; p++, digits++) {
+		if (digits >= 10) /* far above PROTOCOL_MAX_BODY: no overflow */
+			return -1;
+		len = len * 10 + (size_t)(*p - '0');
+	}
+	if (digits == 0 || *p != '\0' || len > PROTOCOL_MAX_BODY)
+		return -1;
+	if (code) {
+		memcpy(out->code, code, code_len);
+		out->code[code_len] = '\0';
+	}
+	out->len = len;
+	return 0;
+}
+
+#endif

@@ -1,0 +1,59 @@
+/* queue: one NFQUEUE, spoken to over libmnl with libnetfilter_queue's
+ * message builders.
+ *
+ * The packet path is batched: queue_recv_batch() drains up to a batch of
+ * queued packets in one recvmmsg(), the caller decides each, and
+ * queue_flush_verdicts() sends all of the batch's verdicts in one sendto().
+ * Only the first PACKET_COPY_RANGE bytes of each packet are copied to us. */
+#ifndef GK_QUEUE_H
+#define GK_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define QUEUE_BATCH 64
+
+struct queue;
+
+struct queue_options {
+	uint16_t num;
+	bool fail_open;
+	uint32_t maxlen;
+	int rcvbuf; /* bytes */
+};
+
+/* One queued packet of the current batch. */
+struct queue_packet {
+	uint32_t id;
+	const uint8_t *data; /* the copied bytes, valid until the next recv */
+	size_t len;
+};
+
+/* What the kernel says about a queue in /proc/net/netfilter/nfnetlink_queue. */
+struct queue_kernel_stats {
+	uint64_t queue_total, queue_dropped, user_dropped;
+	uint32_t peer_portid;
+};
+
+/* Binds queue OPTS->num. Fails (-1, errno set, message logged) when the
+ * queue is taken by another process (EBUSY) or nfnetlink_queue is absent. */
+struct queue *queue_open(const struct queue_options *opts);
+void queue_close(struct queue *queue);
+int queue_fd(const struct queue *queue);
+uint16_t queue_num(const struct queue *queue);
+
+/* Receives up to QUEUE_BATCH packets without blocking. Returns how many
+ * were stored in PKTS (0 when none are waiting), or -1 on error. Messages
+ * that are not packets (acks, errors) are skipped. */
+int queue_recv_batch(struct queue *queue, struct queue_packet *pkts);
+
+/* Adds a verdict (NF_ACCEPT / NF_DROP) to the pending batch. */
+void queue_add_verdict(struct queue *queue, uint32_t id, int verdict);
+/* Sends the pending verdicts in one message; 0 or -1. */
+int queue_flush_verdicts(struct queue *queue);
+
+/* 0 and *OUT filled, or -1 if the queue is not listed. */
+int queue_read_kernel_stats(uint16_t num, struct queue_kernel_stats *out);
+
+#endif

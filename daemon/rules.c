@@ -1,0 +1,524 @@
+#include "rules.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <nftables/libnftables.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "gk_build.h"
+#include "log.h"
+
+static const char nft_template[] = GK_NFT_TEMPLATE;
+
+/* The xtables base chain for each hook: raw PREROUTING runs before
+ * conntrack, mangle INPUT/FORWARD before the filter table's verdicts. */
+static const char *xt_table(enum config_hook hook)
+{
+	return hook == CONFIG_HOOK_PREROUTING ? "raw" : "mangle";
+}
+
+static const char *xt_base_chain(enum config_hook hook)
+{
+	switch (hook) {
+	case CONFIG_HOOK_PREROUTING: return "PREROUTING";
+	case CONFIG_HOOK_INPUT: return "INPUT";
+	case CONFIG_HOOK_FORWARD: return "FORWARD";
+	}
+	return "PREROUTING";
+}
+
+/* ---- nft ---------------------------------------------------------------- */
+
+static int nft_run(const char *text, bool dry_run, bool quiet)
+{
+	struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+	int rc;
+
+	if (!ctx) {
+		log_error("libnftables: cannot create a context");
+		return -1;
+	}
+	nft_ctx_set_dry_run(ctx, dry_run);
+	nft_ctx_buffer_output(ctx);
+	nft_ctx_buffer_error(ctx);
+	rc = nft_run_cmd_from_buffer(ctx, text);
+	if (rc != 0 && !quiet)
+		log_error("nft: %s", nft_ctx_get_error_buffer(ctx));
+	nft_ctx_free(ctx);
+	return rc == 0 ? 0 : -1;
+}
+
+static void nft_put_elements(FILE *out, const struct config *cfg, int family)
+{
+	const char *sep = "elements = { ";
+	char addr[64];
+
+	for (size_t i = 0; i < cfg->n_sites; i++) {
+		const struct config_site *site = &cfg->sites[i];
+		for (size_t a = 0; a < site->n_addresses; a++) {
+			if (site->addresses[a].family != family)
+				continue;
+			config_addr_str(&site->addresses[a], addr, sizeof(addr));
+			for (size_t p = 0; p < site->n_ports; p++) {
+				fprintf(out, "%s%s . %u", sep, addr, site->ports[p]);
+				sep = ", ";
+			}
+		}
+	}
+	if (sep[0] == ',')
+		fputs(" }", out);
+}
+
+static void nft_put_queue(FILE *out, const struct config *cfg)
+{
+	const char *bypass = cfg->queue.fail_open ? "bypass" : "";
+
+	if (cfg->queue.count <= 1)
+		fprintf(out, "queue num %u %s", cfg->queue.num, bypass);
+	else
+		fprintf(out, "queue num %u-%u %s%sfanout", cfg->queue.num,
+			cfg->queue.num + cfg->queue.count - 1, bypass, cfg->queue.fail_open ? "," : "");
+}
+
+static void nft_put_field(FILE *out, const struct config *cfg, const char *name, size_t len)
+{
+	if (len == 4 && memcmp(name, "HOOK", 4) == 0)
+		fputs(config_hook_name(cfg->hook), out);
+	else if (len == 8 && memcmp(name, "PRIORITY", 8) == 0)
+		fputs(cfg->hook == CONFIG_HOOK_PREROUTING ? "-300" : "-150", out);
+	else if (len == 9 && memcmp(name, "ELEMENTS4", 9) == 0)
+		nft_put_elements(out, cfg, AF_INET);
+	else if (len == 9 && memcmp(name, "ELEMENTS6", 9) == 0)
+		nft_put_elements(out, cfg, AF_INET6);
+	else if (len == 5 && memcmp(name, "QUEUE", 5) == 0)
+		nft_put_queue(out, cfg);
+}
+
+/* Writes LEN bytes of LINE with every {{FIELD}} filled in. */
+static void nft_put_line(FILE *out, const struct config *cfg, const char *line, size_t len)
+{
+	const char *end = line + len;
+
+	while (line < end) {
+		const char *open = memmem(line, (size_t)(end - line), "{{", 2);
+		const char *close = open ? memmem(open, (size_t)(end - open), "}}", 2) : NULL;
+
+		if (!open || !close) {
+			fwrite(line, 1, (size_t)(end - line), out);
+			return;
+		}
+		fwrite(line, 1, (size_t)(open - line), out);
+		nft_put_field(out, cfg, open + 2, (size_t)(close - open - 2));
+		line = close + 2;
+	}
+}
+
+char *rules_render_nft(const struct config *cfg)
+{
+	const char *p = nft_template;
+	char *text = NULL;
+	size_t size = 0;
+	FILE *out = open_memstream(&text, &size);
+
+	if (!out)
+		return NULL;
+	/* Declaring then deleting the table in the same transaction replaces a
+	 * stale copy atomically and works whether or not one exists. */
+	fputs("table inet " RULES_NFT_TABLE "\ndelete table inet " RULES_NFT_TABLE "\n", out);
+	while (*p) {
+		const char *eol = strchr(p, '\n');
+		size_t len = eol ? (size_t)(eol - p + 1) : strlen(p);
+
+		/* the template's comments document it; the kernel needn't see them */
+		if (p[0] != '#')
+			nft_put_line(out, cfg, p, len);
+		p += len;
+	}
+	if (fclose(out) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+/* ---- xt ----------------------------------------------------------------- */
+
+static const char *const tool_dirs[] = {"/usr/sbin", "/sbin", "/usr/local/sbin", "/usr/bin"};
+
+static bool tool_find(const char *name, char *path, size_t len)
+{
+	for (size_t i = 0; i < sizeof(tool_dirs) / sizeof(tool_dirs[0]); i++) {
+		snprintf(path, len, "%s/%s", tool_dirs[i], name);
+		if (access(path, X_OK) == 0)
+			return true;
+	}
+	return false;
+}
+
+static const char *xt_flavour(enum rules_backend backend)
+{
+	return backend == RULES_BACKEND_XT_LEGACY ? "legacy" : "nft";
+}
+
+/* Runs "[ip|ip6]tables-FLAVOUR[-restore] ARGS", feeding INPUT on stdin when
+ * given. Returns the exit status, or -1 if it could not run. */
+static int xt_exec(enum rules_backend backend, int family, bool restore, const char *input,
+		   char *const extra[], bool quiet)
+{
+	char name[64], path[256];
+	char *argv[16];
+	int argc = 0, status, pipefd[2] = {-1, -1};
+	pid_t pid;
+
+	snprintf(name, sizeof(name), "%s-%s%s", family == AF_INET6 ? "ip6tables" : "iptables",
+		 xt_flavour(backend), restore ? "-restore" : "");
+	if (!tool_find(name, path, sizeof(path))) {
+		log_error("%s not found: install the iptables package", name);
+		return -1;
+	}
+	argv[argc++] = path;
+	argv[argc++] = "-w";
+	if (restore)
+		argv[argc++] = "--noflush";
+	for (size_t i = 0; extra && extra[i] && argc < 15; i++)
+		argv[argc++] = extra[i];
+	argv[argc] = NULL;
+
+	if (input && pipe2(pipefd, O_CLOEXEC) < 0)
+		return -1;
+	pid = fork();
+	if (pid < 0) {
+		log_error_errno("fork %s", name);
+		return -1;
+	}
+	if (pid == 0) {
+		int devnull = open("/dev/null", O_RDWR);
+		dup2(input ? pipefd[0] : devnull, STDIN_FILENO);
+		dup2(devnull, STDOUT_FILENO);
+		if (quiet)
+			dup2(devnull, STDERR_FILENO);
+		execv(path, argv);
+		_exit(127);
+	}
+	if (input) {
+		size_t left = strlen(input);
+		const char *p = input;
+		close(pipefd[0]);
+		while (left > 0) {
+			ssize_t n = write(pipefd[1], p, left);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break;
+			p += n;
+			left -= (size_t)n;
+		}
+		close(pipefd[1]);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void xt_put_queue(FILE *out, const struct config *cfg)
+{
+	if (cfg->queue.count <= 1)
+		fprintf(out, "--queue-num %u", cfg->queue.num);
+	else
+		fprintf(out, "--queue-balance %u:%u --queue-cpu-fanout", cfg->queue.num,
+			cfg->queue.num + cfg->queue.count - 1);
+	if (cfg->queue.fail_open)
+		fputs(" --queue-bypass", out);
+}
+
+char *rules_render_xt(const struct config *cfg, int family, bool with_jump)
+{
+	char *text = NULL, addr[64];
+	size_t size = 0;
+	FILE *out = open_memstream(&text, &size);
+
+	if (!out)
+		return NULL;
+	/* With --noflush, declaring our chain empties it: the chain's old and
+	 * new contents swap in one commit, with no window in between. */
+	fprintf(out, "*%s\n:%s - [0:0]\n", xt_table(cfg->hook), RULES_XT_CHAIN);
+	for (size_t i = 0; i < cfg->n_sites; i++) {
+		const struct config_site *site = &cfg->sites[i];
+		for (size_t a = 0; a < site->n_addresses; a++) {
+			if (site->addresses[a].family != family)
+				continue;
+			config_addr_str(&site->addresses[a], addr, sizeof(addr));
+			for (size_t p = 0; p < site->n_ports; p++) {
+				fprintf(out, "-A %s -d %s -p tcp -m tcp --dport %u -j NFQUEUE ",
+					RULES_XT_CHAIN, addr, site->ports[p]);
+				xt_put_queue(out, cfg);
+				fputc('\n', out);
+			}
+		}
+	}
+	if (with_jump)
+		fprintf(out, "-I %s 1 -p tcp -m tcp --tcp-flags SYN,ACK SYN -j %s\n",
+			xt_base_chain(cfg->hook), RULES_XT_CHAIN);
+	fputs("COMMIT\n", out);
+	if (fclose(out) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+/* Deletes every jump to our chain from BASE; true if one was there. */
+static bool xt_delete_jumps(enum rules_backend backend, int family, const char *table,
+			    const char *base)
+{
+	char *args[] = {"-t", (char *)table, "-D", (char *)base, "-p", "tcp", "-m", "tcp",
+			"--tcp-flags", "SYN,ACK", "SYN", "-j", RULES_XT_CHAIN, NULL};
+	bool found = false;
+
+	/* bounded: a sane table has at most a few stale copies */
+	for (int i = 0; i < 64 && xt_exec(backend, family, false, NULL, args, true) == 0; i++)
+		found = true;
+	return found;
+}
+
+static void xt_delete_chain(enum rules_backend backend, int family, const char *table)
+{
+	char *flush[] = {"-t", (char *)table, "-F", RULES_XT_CHAIN, NULL};
+	char *del[] = {"-t", (char *)table, "-X", RULES_XT_CHAIN, NULL};
+
+	xt_exec(backend, family, false, NULL, flush, true);
+	xt_exec(backend, family, false, NULL, del, true);
+}
+
+/* Removes our jumps and chains from every hook, whatever hook a previous
+ * instance was configured with. Returns true if anything was there. */
+static bool xt_purge(enum rules_backend backend, int family)
+{
+	static const enum config_hook hooks[] = {CONFIG_HOOK_PREROUTING, CONFIG_HOOK_INPUT,
+						 CONFIG_HOOK_FORWARD};
+	bool found = false;
+
+	for (size_t i = 0; i < 3; i++)
+		found |= xt_delete_jumps(backend, family, xt_table(hooks[i]),
+					 xt_base_chain(hooks[i]));
+	xt_delete_chain(backend, family, "raw");
+	xt_delete_chain(backend, family, "mangle");
+	return found;
+}
+
+static int xt_apply(enum rules_backend backend, const struct config *cfg, bool with_jump)
+{
+	static const int families[] = {AF_INET, AF_INET6};
+
+	for (size_t i = 0; i < 2; i++) {
+		char *text = rules_render_xt(cfg, families[i], with_jump);
+		int rc;
+
+		if (!text)
+			return -1;
+		rc = xt_exec(backend, families[i], true, text, NULL, false);
+		free(text);
+		if (rc != 0) {
+			log_error("%stables-%s-restore failed (exit %d)",
+				  families[i] == AF_INET6 ? "ip6" : "ip", xt_flavour(backend), rc);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* ---- probe and dispatch ----------------------------------------------------- */
+
+static bool file_contains_line(const char *path, const char *word)
+{
+	FILE *f = fopen(path, "re");
+	char line[128];
+	bool found = false;
+
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		found = strcmp(line, word) == 0;
+	}
+	fclose(f);
+	return found;
+}
+
+static bool nft_probe_rule(const char *rule)
+{
+	char text[512];
+
+	snprintf(text, sizeof(text),
+		 "add table inet gatekeeper_probe\n"
+		 "add chain inet gatekeeper_probe c { type filter hook prerouting priority -300; }\n"
+		 "add rule inet gatekeeper_probe c %s\n",
+		 rule);
+	return nft_run(text, true, true) == 0;
+}
+
+void rules_probe(struct rules_probe *out)
+{
+	char path[256];
+
+	memset(out, 0, sizeof(*out));
+	out->nf_tables = nft_run("list tables", false, true) == 0;
+	if (out->nf_tables) {
+		out->nft_queue = nft_probe_rule("tcp dport 443 queue num 0 bypass");
+		out->nft_reject = nft_probe_rule("tcp dport 443 reject with tcp reset");
+	}
+	out->xt_nfqueue = file_contains_line("/proc/net/ip_tables_targets", "NFQUEUE") ||
+			  file_contains_line("/proc/net/ip6_tables_targets", "NFQUEUE");
+	out->nfnetlink_queue = access("/proc/net/netfilter/nfnetlink_queue", F_OK) == 0;
+	out->iptables_nft = tool_find("iptables-nft-restore", path, sizeof(path));
+	out->iptables_legacy = tool_find("iptables-legacy-restore", path, sizeof(path));
+}
+
+static void probe_line(FILE *out, const char *what, bool yes, const char *option)
+{
+	fprintf(out, "  %-34s %s", what, yes ? "yes" : "no");
+	if (!yes && option)
+		fprintf(out, "  (kernel option %s)", option);
+	fputc('\n', out);
+}
+
+void rules_probe_print(const struct rules_probe *probe, FILE *out)
+{
+	fputs("kernel:\n", out);
+	probe_line(out, "nf_tables", probe->nf_tables, "CONFIG_NF_TABLES");
+	probe_line(out, "nft queue expression", probe->nft_queue, "CONFIG_NFT_QUEUE");
+	probe_line(out, "nft reject expression", probe->nft_reject, "CONFIG_NFT_REJECT");
+	probe_line(out, "xt NFQUEUE target", probe->xt_nfqueue,
+		   "CONFIG_NETFILTER_XT_TARGET_NFQUEUE");
+	probe_line(out, "nfnetlink_queue", probe->nfnetlink_queue,
+		   "CONFIG_NETFILTER_NETLINK_QUEUE");
+	fputs("tools:\n", out);
+	probe_line(out, "iptables-nft-restore", probe->iptables_nft, NULL);
+	probe_line(out, "iptables-legacy-restore", probe->iptables_legacy, NULL);
+}
+
+int rules_choose(const struct rules_probe *probe, enum config_backend want,
+		 enum rules_backend *out, char *why, size_t why_len)
+{
+	bool nft_ok = probe->nf_tables && probe->nft_queue;
+	bool xt_ok = probe->xt_nfqueue && (probe->iptables_nft || probe->iptables_legacy);
+
+	why[0] = '\0';
+	if (want == CONFIG_BACKEND_EXTERNAL) {
+		*out = RULES_BACKEND_EXTERNAL;
+		return 0;
+	}
+	if (!probe->nfnetlink_queue) {
+		snprintf(why, why_len, "the kernel has no nfnetlink_queue "
+			 "(CONFIG_NETFILTER_NETLINK_QUEUE): NFQUEUE cannot work");
+		return -1;
+	}
+	if (nft_ok && want != CONFIG_BACKEND_XT) {
+		*out = RULES_BACKEND_NFT;
+		return 0;
+	}
+	if (want == CONFIG_BACKEND_NFT) {
+		snprintf(why, why_len, "backend nft: the kernel lacks %s",
+			 probe->nf_tables ? "the nft queue expression (CONFIG_NFT_QUEUE)"
+					  : "nf_tables (CONFIG_NF_TABLES)");
+		return -1;
+	}
+	if (xt_ok) {
+		*out = probe->iptables_nft && probe->nf_tables ? RULES_BACKEND_XT_NFT
+							       : RULES_BACKEND_XT_LEGACY;
+		return 0;
+	}
+	snprintf(why, why_len, "%s",
+		 !probe->xt_nfqueue
+			 ? "neither the nft queue expression (CONFIG_NFT_QUEUE) nor the xt NFQUEUE "
+			   "target (CONFIG_NETFILTER_XT_TARGET_NFQUEUE) is available"
+			 : "the xt NFQUEUE target needs iptables-nft or iptables-legacy: "
+			   "apt-get install iptables");
+	return -1;
+}
+
+const char *rules_backend_name(enum rules_backend backend)
+{
+	switch (backend) {
+	case RULES_BACKEND_NFT: return "nft";
+	case RULES_BACKEND_XT_NFT: return "xt (iptables-nft)";
+	case RULES_BACKEND_XT_LEGACY: return "xt (iptables-legacy)";
+	case RULES_BACKEND_EXTERNAL: return "external";
+	}
+	return "?";
+}
+
+static int nft_apply(const struct config *cfg)
+{
+	char *text = rules_render_nft(cfg);
+	int rc;
+
+	if (!text)
+		return -1;
+	rc = nft_run(text, false, false);
+	free(text);
+	return rc;
+}
+
+int rules_install(enum rules_backend backend, const struct config *cfg)
+{
+	switch (backend) {
+	case RULES_BACKEND_NFT:
+		return nft_apply(cfg);
+	case RULES_BACKEND_XT_NFT:
+	case RULES_BACKEND_XT_LEGACY:
+		if (xt_purge(backend, AF_INET) | xt_purge(backend, AF_INET6))
+			log_warn("removed stale %s rules left by an earlier instance",
+				 rules_backend_name(backend));
+		if (xt_apply(backend, cfg, true) < 0) {
+			xt_purge(backend, AF_INET);
+			xt_purge(backend, AF_INET6);
+			return -1;
+		}
+		return 0;
+	case RULES_BACKEND_EXTERNAL:
+		return 0;
+	}
+	return -1;
+}
+
+int rules_update(enum rules_backend backend, const struct config *cfg)
+{
+	switch (backend) {
+	case RULES_BACKEND_NFT:
+		return nft_apply(cfg);
+	case RULES_BACKEND_XT_NFT:
+	case RULES_BACKEND_XT_LEGACY:
+		return xt_apply(backend, cfg, false);
+	case RULES_BACKEND_EXTERNAL:
+		return 0;
+	}
+	return -1;
+}
+
+int rules_remove(enum rules_backend backend, const struct config *cfg)
+{
+	switch (backend) {
+	case RULES_BACKEND_NFT:
+		return nft_run("delete table inet " RULES_NFT_TABLE, false, false);
+	case RULES_BACKEND_XT_NFT:
+	case RULES_BACKEND_XT_LEGACY: {
+		static const int families[] = {AF_INET, AF_INET6};
+		const char *table = xt_table(cfg->hook);
+		for (size_t i = 0; i < 2; i++) {
+			xt_delete_jumps(backend, families[i], table, xt_base_chain(cfg->hook));
+			xt_delete_chain(backend, families[i], table);
+		}
+		return 0;
+	}
+	case RULES_BACKEND_EXTERNAL:
+		return 0;
+	}
+	return -1;
+}

@@ -1,0 +1,269 @@
+#include "sites.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+/* The effective state of a site is one atomic word, so a reader never sees
+ * the state of one toggle paired with the action of another. */
+#define MODE_OFFLINE 1u
+#define MODE_REJECT 2u
+#define MODE_RUNTIME 4u
+
+struct site {
+	const struct config_site *conf;
+	_Atomic uint32_t mode;
+	_Atomic uint64_t accepted, dropped, rejected;
+};
+
+struct slot {
+	struct site *site; /* NULL: empty */
+	uint16_t port;
+	uint8_t family;
+	uint8_t addr[16];
+};
+
+struct sites {
+	struct site *sites;
+	size_t n_sites;
+	struct slot *slots;
+	size_t mask; /* capacity - 1, capacity a power of two */
+};
+
+static uint32_t mode_of(enum site_state state, enum site_action action, bool runtime)
+{
+	return (state == SITE_OFFLINE ? MODE_OFFLINE : 0) |
+	       (action == SITE_ACTION_REJECT ? MODE_REJECT : 0) | (runtime ? MODE_RUNTIME : 0);
+}
+
+static uint64_t load64(const uint8_t *p)
+{
+	uint64_t v;
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
+/* A multiply-xorshift mix of the key; the keys come from our own config,
+ * so a fast mix with good spread is all that is needed. */
+static size_t slot_hash(int family, const uint8_t *addr, uint16_t port)
+{
+	uint64_t h = load64(addr) * 0x9e3779b97f4a7c15ull;
+	if (family == AF_INET6)
+		h ^= load64(addr + 8) * 0xc2b2ae3d27d4eb4full;
+	h ^= ((uint64_t)port << 8 | (uint64_t)family) * 0x165667b19e3779f9ull;
+	h ^= h >> 29;
+	h *= 0xbf58476d1ce4e5b9ull;
+	h ^= h >> 32;
+	return (size_t)h;
+}
+
+static void key_addr(int family, const uint8_t *addr, uint8_t out[16])
+{
+	memset(out, 0, 16);
+	memcpy(out, addr, family == AF_INET6 ? 16 : 4);
+}
+
+static struct slot *slot_find(const struct sites *sites, int family, const uint8_t key[16],
+			      uint16_t port)
+{
+	size_t i = slot_hash(family, key, port) & sites->mask;
+
+	/* Load factor stays at or below one half, so an empty slot ends every probe. */
+	for (;;) {
+		struct slot *s = &sites->slots[i];
+		if (!s->site || (s->port == port && s->family == family &&
+				 memcmp(s->addr, key, 16) == 0))
+			return s;
+		i = (i + 1) & sites->mask;
+	}
+}
+
+struct sites *sites_create(const struct config *cfg)
+{
+	struct sites *sites = calloc(1, sizeof(*sites));
+	size_t keys = 0, capacity = 16;
+
+	if (!sites)
+		return NULL;
+	sites->n_sites = cfg->n_sites;
+	sites->sites = calloc(cfg->n_sites ? cfg->n_sites : 1, sizeof(*sites->sites));
+	if (!sites->sites)
+		goto fail;
+	for (size_t i = 0; i < cfg->n_sites; i++)
+		keys += cfg->sites[i].n_addresses * cfg->sites[i].n_ports;
+	while (capacity < keys * 2)
+		capacity *= 2;
+	sites->slots = calloc(capacity, sizeof(*sites->slots));
+	if (!sites->slots)
+		goto fail;
+	sites->mask = capacity - 1;
+
+	for (size_t i = 0; i < cfg->n_sites; i++) {
+		const struct config_site *cs = &cfg->sites[i];
+		struct site *site = &sites->sites[i];
+
+		site->conf = cs;
+		atomic_init(&site->mode, mode_of(cs->state, cs->action, false));
+		atomic_init(&site->accepted, 0);
+		atomic_init(&site->dropped, 0);
+		atomic_init(&site->rejected, 0);
+		for (size_t a = 0; a < cs->n_addresses; a++) {
+			uint8_t key[16];
+			key_addr(cs->addresses[a].family, cs->addresses[a].bytes, key);
+			for (size_t p = 0; p < cs->n_ports; p++) {
+				struct slot *s = slot_find(sites, cs->addresses[a].family, key,
+							   cs->ports[p]);
+				/* config rejects a pair claimed twice; first claim wins if not */
+				if (s->site)
+					continue;
+				s->site = site;
+				s->family = (uint8_t)cs->addresses[a].family;
+				s->port = cs->ports[p];
+				memcpy(s->addr, key, 16);
+			}
+		}
+	}
+	return sites;
+fail:
+	sites_free(sites);
+	return NULL;
+}
+
+void sites_free(struct sites *sites)
+{
+	if (!sites)
+		return;
+	free(sites->slots);
+	free(sites->sites);
+	free(sites);
+}
+
+size_t sites_count(const struct sites *sites)
+{
+	return sites->n_sites;
+}
+
+struct site *sites_at(const struct sites *sites, size_t index)
+{
+	return index < sites->n_sites ? &sites->sites[index] : NULL;
+}
+
+struct site *sites_find(const struct sites *sites, const char *name)
+{
+	for (size_t i = 0; i < sites->n_sites; i++)
+		if (strcmp(sites->sites[i].conf->name, name) == 0)
+			return &sites->sites[i];
+	return NULL;
+}
+
+struct site *sites_lookup(const struct sites *sites, int family, const uint8_t *addr,
+			  uint16_t port)
+{
+	uint8_t key[16];
+
+	if (family != AF_INET && family != AF_INET6)
+		return NULL;
+	key_addr(family, addr, key);
+	return slot_find(sites, family, key, port)->site;
+}
+
+void sites_carry_over_overrides(struct sites *to, const struct sites *from)
+{
+	for (size_t i = 0; i < from->n_sites; i++) {
+		struct site *site = sites_find(to, from->sites[i].conf->name);
+		uint32_t mode = atomic_load(&from->sites[i].mode);
+
+		if (site && (mode & MODE_RUNTIME))
+			atomic_store(&site->mode, mode);
+	}
+}
+
+void sites_carry_over_counters(struct sites *to, const struct sites *from)
+{
+	for (size_t i = 0; i < from->n_sites; i++) {
+		struct site *old = &from->sites[i];
+		struct site *site = sites_find(to, old->conf->name);
+
+		if (!site)
+			continue;
+		atomic_fetch_add(&site->accepted, atomic_load(&old->accepted));
+		atomic_fetch_add(&site->dropped, atomic_load(&old->dropped));
+		atomic_fetch_add(&site->rejected, atomic_load(&old->rejected));
+	}
+}
+
+const struct config_site *site_config(const struct site *site)
+{
+	return site->conf;
+}
+
+const char *site_name(const struct site *site)
+{
+	return site->conf->name;
+}
+
+enum site_state site_state(const struct site *site)
+{
+	return (atomic_load(&site->mode) & MODE_OFFLINE) ? SITE_OFFLINE : SITE_ONLINE;
+}
+
+enum site_action site_action(const struct site *site)
+{
+	return (atomic_load(&site->mode) & MODE_REJECT) ? SITE_ACTION_REJECT : SITE_ACTION_DROP;
+}
+
+enum site_source site_source(const struct site *site)
+{
+	return (atomic_load(&site->mode) & MODE_RUNTIME) ? SITE_SOURCE_RUNTIME
+							  : SITE_SOURCE_CONFIG;
+}
+
+void site_set_override(struct site *site, enum site_state state, enum site_action action)
+{
+	atomic_store(&site->mode, mode_of(state, action, true));
+}
+
+void site_clear_override(struct site *site)
+{
+	atomic_store(&site->mode, mode_of(site->conf->state, site->conf->action, false));
+}
+
+enum site_verdict site_decide(struct site *site)
+{
+	uint32_t mode = atomic_load_explicit(&site->mode, memory_order_acquire);
+
+	if (!(mode & MODE_OFFLINE)) {
+		atomic_fetch_add_explicit(&site->accepted, 1, memory_order_relaxed);
+		return SITE_VERDICT_ACCEPT;
+	}
+	if (mode & MODE_REJECT) {
+		atomic_fetch_add_explicit(&site->rejected, 1, memory_order_relaxed);
+		return SITE_VERDICT_REJECT;
+	}
+	atomic_fetch_add_explicit(&site->dropped, 1, memory_order_relaxed);
+	return SITE_VERDICT_DROP;
+}
+
+void site_get_counters(const struct site *site, struct site_counters *out)
+{
+	out->accepted = atomic_load_explicit(&site->accepted, memory_order_relaxed);
+	out->dropped = atomic_load_explicit(&site->dropped, memory_order_relaxed);
+	out->rejected = atomic_load_explicit(&site->rejected, memory_order_relaxed);
+}
+
+const char *site_source_name(enum site_source source)
+{
+	return source == SITE_SOURCE_RUNTIME ? "runtime" : "config";
+}
+
+const char *site_verdict_name(enum site_verdict verdict)
+{
+	switch (verdict) {
+	case SITE_VERDICT_ACCEPT: return "accept";
+	case SITE_VERDICT_DROP: return "drop";
+	case SITE_VERDICT_REJECT: return "reject";
+	}
+	return "?";
+}

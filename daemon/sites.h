@@ -1,0 +1,58 @@
+/* sites: the lookup table (family, address, port) -> site, and each site's
+ * run-time state and counters.
+ *
+ * A `struct sites` is built once from a config and never changes shape, so
+ * the packet workers read it without locks; a reload builds a new one and
+ * swaps the pointer. What does change at run time (a manual override, the
+ * counters) lives in atomics inside each site, so a toggle from the control
+ * socket is seen by the very next SYN on every queue. */
+#ifndef GK_SITES_H
+#define GK_SITES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+enum site_source { SITE_SOURCE_CONFIG, SITE_SOURCE_RUNTIME };
+enum site_verdict { SITE_VERDICT_ACCEPT, SITE_VERDICT_DROP, SITE_VERDICT_REJECT };
+
+struct sites;
+struct site;
+
+struct site_counters {
+	uint64_t accepted, dropped, rejected;
+};
+
+/* Borrows CFG: it must outlive the table. NULL on allocation failure. */
+struct sites *sites_create(const struct config *cfg);
+void sites_free(struct sites *sites);
+
+size_t sites_count(const struct sites *sites);
+struct site *sites_at(const struct sites *sites, size_t index);
+struct site *sites_find(const struct sites *sites, const char *name);
+/* ADDR in network order (4 or 16 bytes), PORT in host order. O(1). */
+struct site *sites_lookup(const struct sites *sites, int family, const uint8_t *addr,
+			  uint16_t port);
+/* A reload loses neither an operator's toggle nor the figures: overrides
+ * are copied, by site name, before the new table goes live; counters are
+ * added once the old table is no longer written. */
+void sites_carry_over_overrides(struct sites *to, const struct sites *from);
+void sites_carry_over_counters(struct sites *to, const struct sites *from);
+
+const struct config_site *site_config(const struct site *site);
+const char *site_name(const struct site *site);
+enum site_state site_state(const struct site *site);
+enum site_action site_action(const struct site *site);
+enum site_source site_source(const struct site *site);
+void site_set_override(struct site *site, enum site_state state, enum site_action action);
+void site_clear_override(struct site *site);
+
+/* The verdict for a new connection to SITE; counts it. */
+enum site_verdict site_decide(struct site *site);
+void site_get_counters(const struct site *site, struct site_counters *out);
+
+const char *site_source_name(enum site_source source);
+const char *site_verdict_name(enum site_verdict verdict);
+
+#endif

@@ -1,0 +1,394 @@
+#include "state.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "strbuf.h"
+
+/* Longer lines cannot be valid: a name is at most 64 bytes. */
+#define STATE_MAX_LINE 256
+
+static bool name_valid(const char *name, size_t len)
+{
+	static const char allowed[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-";
+
+	if (len == 0 || len > CONFIG_MAX_NAME_LEN)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!name[i] || !strchr(allowed, name[i]))
+			return false;
+	return true;
+}
+
+void state_set_clear(struct state_set *set)
+{
+	free(set->entries);
+	memset(set, 0, sizeof(*set));
+}
+
+const struct state_entry *state_set_find(const struct state_set *set, const char *name)
+{
+	for (size_t i = 0; i < set->count; i++)
+		if (strcmp(set->entries[i].name, name) == 0)
+			return &set->entries[i];
+	return NULL;
+}
+
+int state_set_put(struct state_set *set, const char *name, enum site_state state,
+		  enum site_action action)
+{
+	struct state_entry *e = (struct state_entry *)state_set_find(set, name);
+	size_t len = strlen(name);
+
+	if (!name_valid(name, len))
+		return -1;
+	if (!e) {
+		if (set->count == set->cap) {
+			size_t cap = set->cap ? set->cap * 2 : 16;
+			struct state_entry *grown = realloc(set->entries, cap * sizeof(*grown));
+			if (!grown)
+				return -1;
+			set->entries = grown;
+			set->cap = cap;
+		}
+		e = &set->entries[set->count++];
+		memcpy(e->name, name, len + 1);
+	}
+	e->state = state;
+	e->action = action;
+	return 0;
+}
+
+void state_set_remove(struct state_set *set, const char *name)
+{
+	const struct state_entry *e = state_set_find(set, name);
+
+	if (!e)
+		return;
+	/* order does not matter: the last entry fills the hole */
+	set->entries[e - set->entries] = set->entries[set->count - 1];
+	set->count--;
+}
+
+int state_collect(const struct sites *sites, struct state_set *out)
+{
+	state_set_clear(out);
+	for (size_t i = 0; i < sites_count(sites); i++) {
+		const struct site *site = sites_at(sites, i);
+
+		if (site_source(site) != SITE_SOURCE_RUNTIME)
+			continue;
+		if (state_set_put(out, site_name(site), site_state(site), site_action(site)) < 0) {
+			state_set_clear(out);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* ---- saving ---- */
+
+/* Splits PATH into its directory ("." when there is no slash). */
+static int dir_of(const char *path, char *dir, size_t len)
+{
+	const char *slash = strrchr(path, '/');
+	size_t n;
+
+	if (!slash)
+		return snprintf(dir, len, ".") < (int)len ? 0 : -1;
+	n = slash == path ? 1 : (size_t)(slash - path);
+	if (n >= len)
+		return -1;
+	memcpy(dir, path, n);
+	dir[n] = '\0';
+	return 0;
+}
+
+static int write_all(int fd, const char *data, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, data, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -1;
+		data += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int state_save(const char *path, const struct state_set *set, char *err, size_t err_len)
+{
+	struct strbuf text;
+	char dir[4096], *tmp = NULL;
+	const char *step = "";
+	int fd = -1, dirfd = -1, rc = -1;
+
+	strbuf_init(&text, 0);
+	strbuf_printf(&text, "%s %d\n", STATE_MAGIC, STATE_VERSION);
+	strbuf_puts(&text, "# run-time overrides of gatekeeperd; written by the daemon, do not edit\n");
+	for (size_t i = 0; i < set->count; i++)
+		strbuf_printf(&text, "%s %s %s\n", set->entries[i].name,
+			      config_state_name(set->entries[i].state),
+			      config_action_name(set->entries[i].action));
+	if (strbuf_failed(&text) || dir_of(path, dir, sizeof(dir)) < 0 ||
+	    asprintf(&tmp, "%s.tmp.XXXXXX", path) < 0) {
+		tmp = NULL;
+		errno = ENOMEM;
+		step = "prepare";
+		goto fail;
+	}
+	step = "create the directory";
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		goto fail;
+	step = "create a temporary file in the directory";
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		goto fail;
+	step = "write";
+	if (fchmod(fd, 0644) < 0 || write_all(fd, text.data, text.len) < 0)
+		goto fail;
+	step = "fsync";
+	if (fsync(fd) < 0)
+		goto fail;
+	step = "close";
+	if (close(fd) < 0) {
+		fd = -1;
+		goto fail;
+	}
+	fd = -1;
+	step = "rename the temporary file over it";
+	if (rename(tmp, path) < 0)
+		goto fail;
+	free(tmp);
+	tmp = NULL;
+	/* the rename itself is durable only once the directory is synced */
+	step = "fsync the directory";
+	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0 || fsync(dirfd) < 0)
+		goto fail;
+	rc = 0;
+fail:
+	if (rc < 0)
+		snprintf(err, err_len, "cannot %s for %s: %s", step, path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	if (dirfd >= 0)
+		close(dirfd);
+	if (tmp) {
+		unlink(tmp);
+		free(tmp);
+	}
+	strbuf_free(&text);
+	return rc;
+}
+
+/* ---- loading ---- */
+
+/* Splits LINE (NUL-terminated, writable) into at most MAX words. */
+static size_t split_words(char *line, char **words, size_t max)
+{
+	size_t n = 0;
+	char *save = NULL;
+
+	for (char *w = strtok_r(line, " \t\r", &save); w; w = strtok_r(NULL, " \t\r", &save)) {
+		if (n == max)
+			return max + 1;
+		words[n++] = w;
+	}
+	return n;
+}
+
+static int parse_entry(char *line, struct state_set *out, char *why, size_t why_len)
+{
+	char *words[3];
+	enum site_state state;
+	enum site_action action;
+	size_t n = split_words(line, words, 3);
+
+	if (n != 3) {
+		snprintf(why, why_len, "expected 'NAME STATE ACTION', found %zu words", n);
+		return -1;
+	}
+	if (!name_valid(words[0], strlen(words[0]))) {
+		snprintf(why, why_len, "'%.64s' is not a valid site name", words[0]);
+		return -1;
+	}
+	if (config_parse_state(words[1], &state) < 0) {
+		snprintf(why, why_len, "unknown state '%.16s'", words[1]);
+		return -1;
+	}
+	if (config_parse_action(words[2], &action) < 0) {
+		snprintf(why, why_len, "unknown action '%.16s'", words[2]);
+		return -1;
+	}
+	if (state_set_put(out, words[0], state, action) < 0) {
+		snprintf(why, why_len, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+int state_parse(const char *buf, size_t len, struct state_set *out, size_t *bad_lines,
+		char *err, size_t err_len)
+{
+	char line[STATE_MAX_LINE + 1], header[64], why[128];
+	size_t pos = 0, lineno = 0;
+
+	state_set_clear(out);
+	*bad_lines = 0;
+	err[0] = '\0';
+	if (len > STATE_MAX_FILE_SIZE) {
+		snprintf(err, err_len, "larger than %u bytes", STATE_MAX_FILE_SIZE);
+		return -1;
+	}
+	snprintf(header, sizeof(header), "%s %d", STATE_MAGIC, STATE_VERSION);
+	while (pos < len) {
+		const char *end = memchr(buf + pos, '\n', len - pos);
+		size_t n = (end ? (size_t)(end - buf) : len) - pos;
+		bool too_long = n > STATE_MAX_LINE, has_nul;
+
+		lineno++;
+		if (!too_long) {
+			memcpy(line, buf + pos, n);
+			line[n] = '\0';
+		}
+		has_nul = !too_long && memchr(buf + pos, '\0', n) != NULL;
+		pos += n + (end ? 1 : 0);
+		if (n && !too_long && line[n - 1] == '\r')
+			line[--n] = '\0';
+
+		if (lineno == 1) {
+			if (too_long || has_nul || strcmp(line, header) != 0) {
+				/* a newer daemon's file is not ours to guess at */
+				if (!too_long && !has_nul &&
+				    strncmp(line, STATE_MAGIC " ", sizeof(STATE_MAGIC)) == 0)
+					snprintf(err, err_len, "line 1: unsupported version '%.16s' (this daemon reads %d)",
+						 line + sizeof(STATE_MAGIC), STATE_VERSION);
+				else
+					snprintf(err, err_len, "line 1: not a gatekeeper state file (want '%s')",
+						 header);
+				state_set_clear(out);
+				return -1;
+			}
+			continue;
+		}
+		if (too_long)
+			snprintf(why, sizeof(why), "longer than %d bytes", STATE_MAX_LINE);
+		else if (has_nul)
+			snprintf(why, sizeof(why), "contains a NUL byte");
+		else if (line[strspn(line, " \t")] == '\0' || line[strspn(line, " \t")] == '#')
+			continue;
+		else if (parse_entry(line, out, why, sizeof(why)) == 0)
+			continue;
+		if ((*bad_lines)++ == 0)
+			snprintf(err, err_len, "line %zu: %s", lineno, why);
+	}
+	if (lineno == 0) {
+		snprintf(err, err_len, "empty file (want '%s' on line 1)", header);
+		return -1;
+	}
+	return 0;
+}
+
+int state_load(const char *path, struct state_set *out, size_t *bad_lines, char *err,
+	       size_t err_len)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t len = 0;
+	int fd, rc = -1;
+
+	state_set_clear(out);
+	*bad_lines = 0;
+	err[0] = '\0';
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 && errno == ENOENT)
+		return 0;
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		snprintf(err, err_len, "cannot read: %s", strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, err_len, "not a regular file");
+		goto out;
+	}
+	if ((uint64_t)st.st_size > STATE_MAX_FILE_SIZE) {
+		snprintf(err, err_len, "larger than %u bytes", STATE_MAX_FILE_SIZE);
+		goto out;
+	}
+	/* one byte more than the size: a file that grew meanwhile is noticed */
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		snprintf(err, err_len, "out of memory");
+		goto out;
+	}
+	while (len <= (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + len, (size_t)st.st_size + 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			snprintf(err, err_len, "cannot read: %s", strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	rc = state_parse(buf, len, out, bad_lines, err, err_len);
+out:
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return rc;
+}
+
+void state_restore(const char *path, struct sites *sites)
+{
+	struct state_set set = {0}, kept = {0};
+	size_t bad = 0, dropped = 0, applied = 0;
+	char err[256];
+
+	if (state_load(path, &set, &bad, err, sizeof(err)) < 0) {
+		log_warn("state file %s: %s; using the states of the config (the file is "
+			 "replaced at the next gatekeeperctl offline/online/reset)", path, err);
+		goto out;
+	}
+	if (bad)
+		log_warn("state file %s: %zu line%s skipped, first: %s", path, bad,
+			 bad == 1 ? "" : "s", err);
+	for (size_t i = 0; i < set.count; i++) {
+		const struct state_entry *e = &set.entries[i];
+		struct site *site = sites_find(sites, e->name);
+
+		if (!site) {
+			log_warn("state file %s: site '%s' is not in the config any more; its "
+				 "override (%s) is dropped", path, e->name, config_state_name(e->state));
+			dropped++;
+			continue;
+		}
+		site_set_override(site, e->state, e->action);
+		log_info("site %s: %s (%s) from the state file", e->name,
+			 config_state_name(e->state), config_action_name(e->action));
+		applied++;
+	}
+	/* a site that comes back later must not inherit a forgotten override */
+	if (dropped && state_collect(sites, &kept) == 0 &&
+	    state_save(path, &kept, err, sizeof(err)) < 0)
+		log_warn("state file: %s", err);
+	if (applied || dropped)
+		log_info("state file %s: %zu override%s restored", path, applied,
+			 applied == 1 ? "" : "s");
+out:
+	state_set_clear(&set);
+	state_set_clear(&kept);
+}

@@ -1,0 +1,276 @@
+#include "workers.h"
+
+#include <errno.h>
+#include <netinet/in.h> /* before linux/netfilter.h, which pulls in linux/in.h */
+#include <linux/netfilter.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "packet.h"
+#include "queue.h"
+
+/* Idle workers wake this often, so the heartbeat shows a live loop. */
+#define WORKER_IDLE_MS 1000
+
+struct worker {
+	struct workers *owner;
+	struct queue *queue;
+	pthread_t thread;
+	bool started;
+	int raw4, raw6; /* for the RSTs of rejected SYNs */
+	_Atomic uint64_t active_gen; /* generation in use, 0 while idle */
+	_Atomic uint64_t heartbeat;
+	/* written by this worker only; read by the control path */
+	_Atomic uint64_t packets, malformed, not_syn, unmanaged;
+	_Atomic uint64_t rst_sent, rst_failed, recv_errors, verdict_errors;
+};
+
+struct workers {
+	_Atomic(struct sites *) sites;
+	_Atomic uint64_t gen;
+	int stop_fd;
+	size_t count;
+	struct worker *workers;
+};
+
+static uint64_t now_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec;
+}
+
+static void bump(_Atomic uint64_t *counter)
+{
+	/* single writer: a relaxed load + store is enough and cheaper than an RMW */
+	atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+
+static void send_rst(struct worker *w, const struct packet_tcp *syn)
+{
+	uint8_t rst[PACKET_RST_MAX];
+	size_t len = packet_build_rst(syn, rst, sizeof(rst));
+	ssize_t n = -1;
+
+	if (syn->family == AF_INET) {
+		struct sockaddr_in to = {.sin_family = AF_INET};
+		memcpy(&to.sin_addr, syn->saddr, 4);
+		n = sendto(w->raw4, rst, len, 0, (struct sockaddr *)&to, sizeof(to));
+	} else {
+		struct sockaddr_in6 to = {.sin6_family = AF_INET6};
+		memcpy(&to.sin6_addr, syn->saddr, 16);
+		n = sendto(w->raw6, rst, len, 0, (struct sockaddr *)&to, sizeof(to));
+	}
+	bump(n == (ssize_t)len ? &w->rst_sent : &w->rst_failed);
+}
+
+static int decide(struct worker *w, const struct sites *sites, const struct queue_packet *pkt)
+{
+	struct packet_tcp tcp;
+	struct site *site;
+
+	if (packet_parse(pkt->data, pkt->len, &tcp) != PACKET_OK) {
+		bump(&w->malformed);
+		return NF_ACCEPT;
+	}
+	if (!packet_is_syn(&tcp)) {
+		bump(&w->not_syn);
+		return NF_ACCEPT;
+	}
+	site = sites_lookup(sites, tcp.family, tcp.daddr, tcp.dport);
+	if (!site) {
+		bump(&w->unmanaged);
+		return NF_ACCEPT;
+	}
+	switch (site_decide(site)) {
+	case SITE_VERDICT_ACCEPT:
+		return NF_ACCEPT;
+	case SITE_VERDICT_REJECT:
+		send_rst(w, &tcp);
+		return NF_DROP;
+	case SITE_VERDICT_DROP:
+		return NF_DROP;
+	}
+	return NF_ACCEPT;
+}
+
+static void worker_batch(struct worker *w, const struct queue_packet *pkts, int n)
+{
+	struct workers *owner = w->owner;
+	const struct sites *sites;
+
+	/* announce the generation before reading the table: a swapper that
+	 * sees an older one waits for us to finish */
+	atomic_store(&w->active_gen, atomic_load(&owner->gen));
+	sites = atomic_load(&owner->sites);
+	for (int i = 0; i < n; i++) {
+		bump(&w->packets);
+		queue_add_verdict(w->queue, pkts[i].id, decide(w, sites, &pkts[i]));
+	}
+	atomic_store(&w->active_gen, 0);
+	if (queue_flush_verdicts(w->queue) < 0)
+		bump(&w->verdict_errors);
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct queue_packet pkts[QUEUE_BATCH];
+	struct pollfd fds[2] = {
+		{.fd = queue_fd(w->queue), .events = POLLIN},
+		{.fd = w->owner->stop_fd, .events = POLLIN},
+	};
+
+	for (;;) {
+		int n = queue_recv_batch(w->queue, pkts);
+
+		atomic_store_explicit(&w->heartbeat, now_seconds(), memory_order_relaxed);
+		if (n > 0) {
+			worker_batch(w, pkts, n);
+			continue;
+		}
+		if (n < 0)
+			bump(&w->recv_errors);
+		/* only poll when the queue is empty: under load, recv never waits */
+		if (poll(fds, 2, WORKER_IDLE_MS) < 0 && errno != EINTR)
+			break;
+		if (fds[1].revents)
+			break;
+	}
+	return NULL;
+}
+
+static int worker_open(struct worker *w, const struct config *cfg, uint16_t num)
+{
+	struct queue_options opts = {
+		.num = num,
+		.fail_open = cfg->queue.fail_open,
+		.maxlen = cfg->queue.maxlen,
+		.rcvbuf = 8 * 1024 * 1024,
+	};
+
+	w->raw4 = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+	w->raw6 = socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+	if (w->raw4 < 0 || w->raw6 < 0) {
+		log_error_errno("cannot open the raw sockets that send RSTs (needs CAP_NET_RAW)");
+		return -1;
+	}
+	w->queue = queue_open(&opts);
+	return w->queue ? 0 : -1;
+}
+
+struct workers *workers_start(const struct config *cfg, struct sites *sites)
+{
+	struct workers *ws = calloc(1, sizeof(*ws));
+
+	if (!ws)
+		return NULL;
+	atomic_init(&ws->sites, sites);
+	atomic_init(&ws->gen, 1);
+	ws->count = cfg->queue.count ? cfg->queue.count : 1;
+	ws->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	ws->workers = calloc(ws->count, sizeof(*ws->workers));
+	if (ws->stop_fd < 0 || !ws->workers) {
+		log_error_errno("workers");
+		goto fail;
+	}
+	for (size_t i = 0; i < ws->count; i++) {
+		ws->workers[i].owner = ws;
+		ws->workers[i].raw4 = ws->workers[i].raw6 = -1;
+		atomic_init(&ws->workers[i].heartbeat, now_seconds());
+	}
+	for (size_t i = 0; i < ws->count; i++)
+		if (worker_open(&ws->workers[i], cfg, (uint16_t)(cfg->queue.num + i)) < 0)
+			goto fail;
+	for (size_t i = 0; i < ws->count; i++) {
+		errno = pthread_create(&ws->workers[i].thread, NULL, worker_main, &ws->workers[i]);
+		if (errno) {
+			log_error_errno("cannot start a worker thread");
+			goto fail;
+		}
+		ws->workers[i].started = true;
+	}
+	return ws;
+fail:
+	workers_stop(ws);
+	return NULL;
+}
+
+void workers_stop(struct workers *ws)
+{
+	uint64_t one = 1;
+
+	if (!ws)
+		return;
+	if (ws->stop_fd >= 0 && write(ws->stop_fd, &one, sizeof(one)) < 0)
+		log_warn_errno("cannot wake the workers");
+	for (size_t i = 0; ws->workers && i < ws->count; i++) {
+		struct worker *w = &ws->workers[i];
+		if (w->started)
+			pthread_join(w->thread, NULL);
+		queue_close(w->queue);
+		if (w->raw4 >= 0)
+			close(w->raw4);
+		if (w->raw6 >= 0)
+			close(w->raw6);
+	}
+	if (ws->stop_fd >= 0)
+		close(ws->stop_fd);
+	free(ws->workers);
+	free(ws);
+}
+
+struct sites *workers_swap_sites(struct workers *ws, struct sites *sites)
+{
+	struct sites *old = atomic_exchange(&ws->sites, sites);
+	uint64_t gen = atomic_fetch_add(&ws->gen, 1) + 1;
+
+	for (size_t i = 0; i < ws->count; i++) {
+		/* a batch is at most QUEUE_BATCH decisions: this wait is microseconds */
+		for (;;) {
+			uint64_t active = atomic_load(&ws->workers[i].active_gen);
+			if (active == 0 || active >= gen)
+				break;
+			sched_yield();
+		}
+	}
+	return old;
+}
+
+void workers_get_stats(const struct workers *ws, struct workers_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < ws->count; i++) {
+		const struct worker *w = &ws->workers[i];
+		out->packets += atomic_load(&w->packets);
+		out->malformed += atomic_load(&w->malformed);
+		out->not_syn += atomic_load(&w->not_syn);
+		out->unmanaged += atomic_load(&w->unmanaged);
+		out->rst_sent += atomic_load(&w->rst_sent);
+		out->rst_failed += atomic_load(&w->rst_failed);
+		out->recv_errors += atomic_load(&w->recv_errors);
+		out->verdict_errors += atomic_load(&w->verdict_errors);
+	}
+}
+
+uint64_t workers_oldest_heartbeat(const struct workers *ws)
+{
+	uint64_t oldest = UINT64_MAX;
+
+	for (size_t i = 0; i < ws->count; i++) {
+		uint64_t hb = atomic_load(&ws->workers[i].heartbeat);
+		if (hb < oldest)
+			oldest = hb;
+	}
+	return oldest;
+}

@@ -1,0 +1,41 @@
+/* workers: one thread per NFQUEUE, each deciding its queue's SYNs.
+ *
+ * Workers read the current site table without locks. A reload publishes a
+ * new table with workers_swap_sites(), which returns the old one only once
+ * no worker can still be reading it (each worker announces the generation
+ * it is working with, and idles announced as 0). */
+#ifndef GK_WORKERS_H
+#define GK_WORKERS_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "sites.h"
+
+struct workers;
+
+/* Packets that were let through without a site decision, and the RSTs. */
+struct workers_stats {
+	uint64_t packets;     /* every packet received from the queues */
+	uint64_t malformed;   /* not parseable as IP + TCP: accepted */
+	uint64_t not_syn;     /* not a SYN without ACK: accepted */
+	uint64_t unmanaged;   /* no site for address:port: accepted */
+	uint64_t rst_sent;
+	uint64_t rst_failed;
+	uint64_t recv_errors;
+	uint64_t verdict_errors;
+};
+
+/* Binds queues CFG->queue.num .. +count-1 and starts their threads. All
+ * binding happens before this returns, so errors are reported at start. */
+struct workers *workers_start(const struct config *cfg, struct sites *sites);
+void workers_stop(struct workers *workers);
+
+/* Publishes SITES; returns the previous table, now unused by any worker. */
+struct sites *workers_swap_sites(struct workers *workers, struct sites *sites);
+void workers_get_stats(const struct workers *workers, struct workers_stats *out);
+/* The oldest time (CLOCK_MONOTONIC, seconds) any worker last went round
+ * its loop: a stuck worker shows here, for the watchdog. */
+uint64_t workers_oldest_heartbeat(const struct workers *workers);
+
+#endif

@@ -1,0 +1,195 @@
+/* sites: lookup by (family, address, port), state toggles and counters. */
+#include <arpa/inet.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+#include "sites.h"
+
+/* A config built by hand: site i owns 2001:db8::(i+1) and, for the first
+ * 256, 203.0.113.i (documentation ranges only), on PORTS. */
+static struct config *make_config(size_t n_sites, const uint16_t *ports, size_t n_ports)
+{
+	struct config *cfg = calloc(1, sizeof(*cfg));
+
+	assert_non_null(cfg);
+	cfg->n_sites = n_sites;
+	cfg->sites = calloc(n_sites, sizeof(*cfg->sites));
+	assert_non_null(cfg->sites);
+	for (size_t i = 0; i < n_sites; i++) {
+		struct config_site *s = &cfg->sites[i];
+		char text[64];
+
+		assert_true(asprintf(&s->name, "site%zu", i) > 0);
+		s->n_addresses = i < 256 ? 2 : 1;
+		s->addresses = calloc(2, sizeof(*s->addresses));
+		snprintf(text, sizeof(text), "2001:db8::%zx", i + 1);
+		assert_int_equal(config_parse_addr(text, &s->addresses[0]), 0);
+		snprintf(text, sizeof(text), "203.0.113.%zu", i & 255);
+		assert_int_equal(config_parse_addr(text, &s->addresses[1]), 0);
+		s->n_ports = n_ports;
+		s->ports = calloc(n_ports, sizeof(*s->ports));
+		memcpy(s->ports, ports, n_ports * sizeof(*ports));
+		s->state = (i % 3 == 0) ? SITE_ONLINE : SITE_OFFLINE;
+		s->action = (i % 3 == 2) ? SITE_ACTION_REJECT : SITE_ACTION_DROP;
+	}
+	return cfg;
+}
+
+static const uint8_t *addr4(const struct config *cfg, size_t site)
+{
+	return cfg->sites[site].addresses[1].bytes;
+}
+
+static const uint8_t *addr6(const struct config *cfg, size_t site)
+{
+	return cfg->sites[site].addresses[0].bytes;
+}
+
+static void test_lookup_both_families(void **state)
+{
+	static const uint16_t ports[] = {443, 8443};
+	struct config *cfg = make_config(5, ports, 2);
+	struct sites *sites = sites_create(cfg);
+	uint8_t other[16] = {0};
+
+	(void)state;
+	assert_non_null(sites);
+	assert_int_equal(sites_count(sites), 5);
+	for (size_t i = 0; i < 5; i++) {
+		assert_ptr_equal(sites_lookup(sites, AF_INET, addr4(cfg, i), 443),
+				 sites_at(sites, i));
+		assert_ptr_equal(sites_lookup(sites, AF_INET, addr4(cfg, i), 8443),
+				 sites_at(sites, i));
+		assert_ptr_equal(sites_lookup(sites, AF_INET6, addr6(cfg, i), 443),
+				 sites_at(sites, i));
+		/* a managed address on an unmanaged port is not the site's */
+		assert_null(sites_lookup(sites, AF_INET, addr4(cfg, i), 80));
+		/* the v4 bytes looked up as v6 (and the reverse) must not match */
+		assert_null(sites_lookup(sites, AF_INET6, addr4(cfg, i), 443));
+		assert_null(sites_lookup(sites, AF_INET, addr6(cfg, i), 443));
+	}
+	other[0] = 192;
+	assert_null(sites_lookup(sites, AF_INET, other, 443));
+	assert_null(sites_lookup(sites, AF_UNIX, addr4(cfg, 0), 443));
+	assert_ptr_equal(sites_find(sites, "site3"), sites_at(sites, 3));
+	assert_null(sites_find(sites, "nope"));
+	assert_null(sites_at(sites, 5));
+	sites_free(sites);
+	config_free(cfg);
+}
+
+static void test_ten_thousand_sites(void **state)
+{
+	static const uint16_t ports[] = {443};
+	struct config *cfg = make_config(10000, ports, 1);
+	struct sites *sites = sites_create(cfg);
+
+	(void)state;
+	assert_non_null(sites);
+	for (size_t i = 0; i < 10000; i++) {
+		if (i < 256)
+			assert_ptr_equal(sites_lookup(sites, AF_INET, addr4(cfg, i), 443),
+					 sites_at(sites, i));
+		assert_ptr_equal(sites_lookup(sites, AF_INET6, addr6(cfg, i), 443),
+				 sites_at(sites, i));
+	}
+	sites_free(sites);
+	config_free(cfg);
+}
+
+static void test_decide_and_counters(void **state)
+{
+	static const uint16_t ports[] = {443};
+	struct config *cfg = make_config(3, ports, 1);
+	struct sites *sites = sites_create(cfg);
+	struct site_counters c;
+
+	(void)state;
+	/* site0 online, site1 offline drop, site2 offline reject */
+	assert_int_equal(site_decide(sites_at(sites, 0)), SITE_VERDICT_ACCEPT);
+	assert_int_equal(site_decide(sites_at(sites, 1)), SITE_VERDICT_DROP);
+	assert_int_equal(site_decide(sites_at(sites, 2)), SITE_VERDICT_REJECT);
+	assert_int_equal(site_decide(sites_at(sites, 2)), SITE_VERDICT_REJECT);
+	site_get_counters(sites_at(sites, 2), &c);
+	assert_int_equal(c.accepted, 0);
+	assert_int_equal(c.dropped, 0);
+	assert_int_equal(c.rejected, 2);
+	site_get_counters(sites_at(sites, 0), &c);
+	assert_int_equal(c.accepted, 1);
+	sites_free(sites);
+	config_free(cfg);
+}
+
+static void test_override_and_reset(void **state)
+{
+	static const uint16_t ports[] = {443};
+	struct config *cfg = make_config(2, ports, 1);
+	struct sites *sites = sites_create(cfg);
+	struct site *site = sites_at(sites, 0);
+
+	(void)state;
+	assert_int_equal(site_source(site), SITE_SOURCE_CONFIG);
+	assert_int_equal(site_state(site), SITE_ONLINE);
+	site_set_override(site, SITE_OFFLINE, SITE_ACTION_REJECT);
+	assert_int_equal(site_state(site), SITE_OFFLINE);
+	assert_int_equal(site_action(site), SITE_ACTION_REJECT);
+	assert_int_equal(site_source(site), SITE_SOURCE_RUNTIME);
+	assert_int_equal(site_decide(site), SITE_VERDICT_REJECT);
+	site_clear_override(site);
+	assert_int_equal(site_source(site), SITE_SOURCE_CONFIG);
+	assert_int_equal(site_decide(site), SITE_VERDICT_ACCEPT);
+	sites_free(sites);
+	config_free(cfg);
+}
+
+static void test_carry_over(void **state)
+{
+	static const uint16_t ports[] = {443};
+	struct config *old_cfg = make_config(3, ports, 1);
+	struct config *new_cfg = make_config(2, ports, 1);
+	struct sites *old = sites_create(old_cfg), *fresh;
+	struct site_counters c;
+
+	(void)state;
+	free(new_cfg->sites[1].name);
+	new_cfg->sites[1].name = strdup("brand-new");
+	fresh = sites_create(new_cfg);
+	site_set_override(sites_at(old, 0), SITE_OFFLINE, SITE_ACTION_DROP);
+	site_set_override(sites_at(old, 1), SITE_ONLINE, SITE_ACTION_DROP);
+	site_decide(sites_at(old, 0));
+	site_decide(sites_at(old, 0));
+
+	sites_carry_over_overrides(fresh, old);
+	assert_int_equal(site_state(sites_at(fresh, 0)), SITE_OFFLINE);
+	assert_int_equal(site_source(sites_at(fresh, 0)), SITE_SOURCE_RUNTIME);
+	/* a site new in the config starts from the config */
+	assert_int_equal(site_source(sites_at(fresh, 1)), SITE_SOURCE_CONFIG);
+	site_decide(sites_at(fresh, 0));
+	sites_carry_over_counters(fresh, old);
+	site_get_counters(sites_at(fresh, 0), &c);
+	assert_int_equal(c.dropped, 3);
+	sites_free(old);
+	sites_free(fresh);
+	config_free(old_cfg);
+	config_free(new_cfg);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_lookup_both_families),
+		cmocka_unit_test(test_ten_thousand_sites),
+		cmocka_unit_test(test_decide_and_counters),
+		cmocka_unit_test(test_override_and_reset),
+		cmocka_unit_test(test_carry_over),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
