@@ -39,6 +39,8 @@ static const char *const backend_names[] = {
 	[CONFIG_BACKEND_NFT] = "nft",
 	[CONFIG_BACKEND_XT] = "xt",
 	[CONFIG_BACKEND_EXTERNAL] = "external",
+	[CONFIG_BACKEND_XT_NFT] = "xt-nft",
+	[CONFIG_BACKEND_XT_LEGACY] = "xt-legacy",
 };
 
 /* ---- error collection ---- */

@@ -24,8 +24,10 @@ enum config_hook { CONFIG_HOOK_PREROUTING, CONFIG_HOOK_INPUT, CONFIG_HOOK_FORWAR
 enum config_backend {
 	CONFIG_BACKEND_AUTO,
 	CONFIG_BACKEND_NFT,
-	CONFIG_BACKEND_XT,
+	CONFIG_BACKEND_XT,        /* iptables-nft if usable, else iptables-legacy */
 	CONFIG_BACKEND_EXTERNAL,
+	CONFIG_BACKEND_XT_NFT,    /* xt through iptables-nft only */
+	CONFIG_BACKEND_XT_LEGACY, /* xt through iptables-legacy only */
 };
 
 enum site_state { SITE_ONLINE, SITE_OFFLINE };

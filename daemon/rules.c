@@ -403,6 +403,23 @@ void rules_probe_print(const struct rules_probe *probe, FILE *out)
 	probe_line(out, "iptables-legacy-restore", probe->iptables_legacy, NULL);
 }
 
+/* xt through a forced flavour: iptables-nft also needs nf_tables. */
+static int choose_xt_flavour(const struct rules_probe *probe, enum config_backend want,
+			     enum rules_backend *out, char *why, size_t why_len)
+{
+	bool nft = want == CONFIG_BACKEND_XT_NFT;
+
+	if (nft ? (probe->iptables_nft && probe->nf_tables) : probe->iptables_legacy) {
+		*out = nft ? RULES_BACKEND_XT_NFT : RULES_BACKEND_XT_LEGACY;
+		return 0;
+	}
+	snprintf(why, why_len, "backend %s: %s", config_backend_name(want),
+		 nft && probe->iptables_nft ? "the kernel lacks nf_tables (CONFIG_NF_TABLES)"
+		 : nft ? "iptables-nft-restore not found: apt-get install iptables"
+		       : "iptables-legacy-restore not found: apt-get install iptables");
+	return -1;
+}
+
 int rules_choose(const struct rules_probe *probe, enum config_backend want,
 		 enum rules_backend *out, char *why, size_t why_len)
 {
@@ -419,7 +436,7 @@ int rules_choose(const struct rules_probe *probe, enum config_backend want,
 			 "(CONFIG_NETFILTER_NETLINK_QUEUE): NFQUEUE cannot work");
 		return -1;
 	}
-	if (nft_ok && want != CONFIG_BACKEND_XT) {
+	if (nft_ok && (want == CONFIG_BACKEND_AUTO || want == CONFIG_BACKEND_NFT)) {
 		*out = RULES_BACKEND_NFT;
 		return 0;
 	}
@@ -429,17 +446,20 @@ int rules_choose(const struct rules_probe *probe, enum config_backend want,
 					  : "nf_tables (CONFIG_NF_TABLES)");
 		return -1;
 	}
+	if (!probe->xt_nfqueue) {
+		snprintf(why, why_len, "neither the nft queue expression (CONFIG_NFT_QUEUE) nor the "
+			 "xt NFQUEUE target (CONFIG_NETFILTER_XT_TARGET_NFQUEUE) is available");
+		return -1;
+	}
+	if (want == CONFIG_BACKEND_XT_NFT || want == CONFIG_BACKEND_XT_LEGACY)
+		return choose_xt_flavour(probe, want, out, why, why_len);
 	if (xt_ok) {
 		*out = probe->iptables_nft && probe->nf_tables ? RULES_BACKEND_XT_NFT
 							       : RULES_BACKEND_XT_LEGACY;
 		return 0;
 	}
-	snprintf(why, why_len, "%s",
-		 !probe->xt_nfqueue
-			 ? "neither the nft queue expression (CONFIG_NFT_QUEUE) nor the xt NFQUEUE "
-			   "target (CONFIG_NETFILTER_XT_TARGET_NFQUEUE) is available"
-			 : "the xt NFQUEUE target needs iptables-nft or iptables-legacy: "
-			   "apt-get install iptables");
+	snprintf(why, why_len, "the xt NFQUEUE target needs iptables-nft or iptables-legacy: "
+		 "apt-get install iptables");
 	return -1;
 }
 

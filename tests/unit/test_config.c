@@ -206,14 +206,16 @@ static void test_enums(void **state)
 	} backends[] = { { "auto", CONFIG_BACKEND_AUTO },
 			 { "nft", CONFIG_BACKEND_NFT },
 			 { "xt", CONFIG_BACKEND_XT },
-			 { "external", CONFIG_BACKEND_EXTERNAL } };
+			 { "external", CONFIG_BACKEND_EXTERNAL },
+			 { "xt-nft", CONFIG_BACKEND_XT_NFT },
+			 { "xt-legacy", CONFIG_BACKEND_XT_LEGACY } };
 	static const char *const states[] = { "online", "offline" };
 	static const char *const actions[] = { "drop", "reject" };
 	char text[256];
 
 	(void)state;
 	for (size_t i = 0; i < 3; i++) {
-		for (size_t b = 0; b < 4; b++) {
+		for (size_t b = 0; b < sizeof(backends) / sizeof(backends[0]); b++) {
 			snprintf(
 				text, sizeof(text),
 				"hook: %s\nbackend: %s\nsites: [{name: a, addresses: [\"::2\"]}]\n",
@@ -452,7 +454,7 @@ static void test_bad_enums_and_names(void **state)
 		"conf.yaml:1:7: hook: 'output' is not valid (expected one of: prerouting, "
 		"input, forward)",
 		"conf.yaml:2:10: backend: 'iptables' is not valid (expected one of: auto, nft, "
-		"xt, external)",
+		"xt, external, xt-nft, xt-legacy)",
 		"conf.yaml:4:11: name: 'my shop' is not a valid site name (1-64 characters of "
 		"A-Z a-z 0-9 . _ -)",
 		"conf.yaml:6:12: state: 'up' is not valid (expected one of: online, offline)",

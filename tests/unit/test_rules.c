@@ -110,7 +110,13 @@ static void test_choose(void **state)
 	assert_int_equal(b, RULES_BACKEND_XT_NFT);
 	assert_int_equal(rules_choose(&here, CONFIG_BACKEND_NFT, &b, why, sizeof(why)), -1);
 	assert_non_null(strstr(why, "CONFIG_NFT_QUEUE"));
+	assert_int_equal(rules_choose(&here, CONFIG_BACKEND_XT_LEGACY, &b, why, sizeof(why)), 0);
+	assert_int_equal(b, RULES_BACKEND_XT_LEGACY);
+	assert_int_equal(rules_choose(&stock, CONFIG_BACKEND_XT_NFT, &b, why, sizeof(why)), 0);
+	assert_int_equal(b, RULES_BACKEND_XT_NFT);
 	here.iptables_nft = false;
+	assert_int_equal(rules_choose(&here, CONFIG_BACKEND_XT_NFT, &b, why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "iptables-nft-restore not found"));
 	assert_int_equal(rules_choose(&here, CONFIG_BACKEND_AUTO, &b, why, sizeof(why)), 0);
 	assert_int_equal(b, RULES_BACKEND_XT_LEGACY);
 	here.iptables_legacy = false;
