@@ -172,12 +172,16 @@ static void send_refusal(int fd, const char *code, const char *message)
 		(void)!send(fd, text, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
-static bool has_free_slot(const struct control *ctl)
+/* The last slots are kept for peers that may change state: read-only
+ * clients filling every slot cannot lock the operator out. */
+static bool has_free_slot(const struct control *ctl, const struct control_peer *peer)
 {
+	size_t used = 0;
+
 	for (size_t i = 0; i < CONTROL_MAX_CLIENTS; i++)
-		if (ctl->clients[i].fd < 0)
-			return true;
-	return false;
+		used += ctl->clients[i].fd >= 0;
+	return used < (peer->privileged ? CONTROL_MAX_CLIENTS
+					: CONTROL_MAX_CLIENTS - CONTROL_RESERVED_PRIVILEGED);
 }
 
 static void accept_clients(struct control *ctl)
@@ -202,9 +206,9 @@ static void accept_clients(struct control *ctl)
 			close(fd);
 			continue;
 		}
-		if (!has_free_slot(ctl)) {
-			log_debug("control: %d clients connected, refusing uid %u pid %d",
-				  CONTROL_MAX_CLIENTS, (unsigned)peer.uid, (int)peer.pid);
+		if (!has_free_slot(ctl, &peer)) {
+			log_debug("control: no client slot left for uid %u pid %d",
+				  (unsigned)peer.uid, (int)peer.pid);
 			send_refusal(fd, PROTOCOL_ERR_BUSY,
 				     "too many control clients connected; try again in a moment");
 			close(fd);

@@ -9,7 +9,8 @@
  * Everything runs on the main thread from one epoll fd that main() polls,
  * non-blocking, with a bounded input line and one pending reply per
  * client, a 30 s deadline per request/reply round and at most
- * CONTROL_MAX_CLIENTS clients, so no client can hold up another; the
+ * CONTROL_MAX_CLIENTS clients (the last few kept for privileged peers),
+ * so no client can hold up another; the
  * packet workers are other threads and never wait on this module. The
  * wire format is in protocol.h and daemon/PROTOCOL.md. */
 #ifndef GK_CONTROL_H
@@ -22,6 +23,8 @@
 #include "config.h"
 
 #define CONTROL_MAX_CLIENTS 64
+/* ... of which read-only peers may hold at most all but these */
+#define CONTROL_RESERVED_PRIVILEGED 8
 #define CONTROL_IDLE_TIMEOUT_MS 30000
 #define CONTROL_SOCKET_MODE 0660
 #define CONTROL_DIR_MODE 0755

@@ -11,10 +11,12 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "control.h"
 #include "engine.h"
 #include "gk_build.h"
 #include "log.h"
 #include "rules.h"
+#include "state.h"
 
 struct options {
 	const char *config_path;
@@ -121,35 +123,25 @@ static int run_check(const struct config *cfg, bool print_rules)
 	return 0;
 }
 
-static void reload(struct engine *engine, const char *path)
-{
-	struct config_errors errors = {0};
-
-	log_info("reloading %s", path);
-	if (engine_reload(engine, path, &errors) < 0) {
-		for (size_t i = 0; i < errors.count; i++)
-			log_error("%s", errors.messages[i]);
-		log_error("reload failed: still running the previous config");
-		config_errors_clear(&errors);
-		return;
-	}
-	log_info("reloaded: %zu sites", sites_count(engine_sites(engine)));
-}
-
-/* Serves signals until SIGTERM or SIGINT. */
-static int serve(struct engine *engine, int sigfd, const char *path)
+/* Serves signals and the control socket until SIGTERM or SIGINT. */
+static int serve(struct engine *engine, struct control *control, int sigfd)
 {
 	for (;;) {
 		struct signalfd_siginfo si;
-		struct pollfd pfd = {.fd = sigfd, .events = POLLIN};
+		struct pollfd pfd[2] = {
+			{.fd = sigfd, .events = POLLIN},
+			{.fd = control_fd(control), .events = POLLIN},
+		};
 
-		if (poll(&pfd, 1, -1) < 0) {
+		if (poll(pfd, 2, control_timeout_ms(control)) < 0) {
 			if (errno == EINTR)
 				continue;
 			log_error_errno("poll");
 			return -1;
 		}
-		if (read(sigfd, &si, sizeof(si)) != sizeof(si))
+		/* also on a timeout: it ends clients past their deadline */
+		control_dispatch(control);
+		if (!(pfd[0].revents & POLLIN) || read(sigfd, &si, sizeof(si)) != sizeof(si))
 			continue;
 		switch (si.ssi_signo) {
 		case SIGTERM:
@@ -157,7 +149,7 @@ static int serve(struct engine *engine, int sigfd, const char *path)
 			log_info("signal %s: stopping", strsignal((int)si.ssi_signo));
 			return 0;
 		case SIGHUP:
-			reload(engine, path);
+			control_reload(control, "SIGHUP");
 			break;
 		case SIGUSR1:
 			engine_log_counters(engine);
@@ -172,6 +164,7 @@ int main(int argc, char **argv)
 	struct config_errors errors = {0};
 	struct config *cfg;
 	struct engine *engine = NULL;
+	struct control *control = NULL;
 	enum rules_backend backend;
 	sigset_t mask;
 	int sigfd = -1, rc = 1;
@@ -215,15 +208,20 @@ int main(int argc, char **argv)
 	engine = engine_start(cfg, backend);
 	if (!engine)
 		goto out;
+	state_restore(engine_config(engine)->state_file, engine_sites(engine));
+	control = control_start(engine, opts.config_path);
+	if (!control)
+		goto out;
 	log_info("ready: %zu sites, backend %s, hook %s, queue %u..%u",
 		 sites_count(engine_sites(engine)), rules_backend_name(backend),
 		 config_hook_name(engine_config(engine)->hook), engine_config(engine)->queue.num,
 		 engine_config(engine)->queue.num + engine_config(engine)->queue.count - 1);
 
-	if (serve(engine, sigfd, opts.config_path) == 0)
+	if (serve(engine, control, sigfd) == 0)
 		rc = 0;
 	engine_log_counters(engine);
 out:
+	control_stop(control);
 	engine_stop(engine);
 	close(sigfd);
 	return rc;

@@ -23,17 +23,26 @@
 /* Config messages and their acks are small. */
 #define QUEUE_CONFIG_BUF 8192
 
+static const struct sockaddr_nl kernel_addr = {.nl_family = AF_NETLINK};
+
 struct queue {
 	struct mnl_socket *nl;
+	int fd;
 	uint32_t portid;
 	uint16_t num;
 	uint32_t seq;
 	struct mmsghdr msgs[QUEUE_BATCH];
 	struct iovec iov[QUEUE_BATCH];
 	uint8_t rx[QUEUE_BATCH][QUEUE_MSG_SIZE];
+	/* verdicts waiting to be sent: a run of equal verdicts is one
+	 * NFQNL_MSG_VERDICT_BATCH, so the pending run is kept open here */
 	char tx[QUEUE_BATCH * QUEUE_VERDICT_SIZE];
 	size_t tx_len;
 	unsigned tx_count;
+	bool run_open;
+	uint32_t run_last_id;
+	int run_verdict;
+	unsigned run_len;
 };
 
 /* Sends a config message and waits for the kernel's ack, so a refused bind
@@ -78,10 +87,11 @@ static int queue_bind(struct queue *queue, const struct queue_options *opts)
 	return 0;
 }
 
-static void queue_tune_socket(struct queue *queue, int rcvbuf)
+static void queue_tune_socket(struct queue *queue, int rcvbuf, unsigned idle_ms)
 {
-	int fd = mnl_socket_get_fd(queue->nl);
+	int fd = queue->fd;
 	int one = 1;
+	struct timeval idle = {.tv_sec = idle_ms / 1000, .tv_usec = (idle_ms % 1000) * 1000};
 
 	/* A burst larger than the buffer must not turn into an error on recv:
 	 * the kernel counts what it could not deliver (queue_user_dropped). */
@@ -90,6 +100,9 @@ static void queue_tune_socket(struct queue *queue, int rcvbuf)
 	if (rcvbuf > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) < 0 &&
 	    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)) < 0)
 		log_warn_errno("NFQUEUE: receive buffer of %d bytes", rcvbuf);
+	/* a waiting receive returns after this long even when nothing comes */
+	if (idle_ms > 0 && setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &idle, sizeof(idle)) < 0)
+		log_warn_errno("NFQUEUE: receive timeout");
 }
 
 struct queue *queue_open(const struct queue_options *opts)
@@ -108,10 +121,11 @@ struct queue *queue_open(const struct queue_options *opts)
 		log_error_errno("cannot bind the netfilter netlink socket");
 		goto fail;
 	}
+	queue->fd = mnl_socket_get_fd(queue->nl);
 	queue->portid = mnl_socket_get_portid(queue->nl);
 	if (queue_bind(queue, opts) < 0)
 		goto fail;
-	queue_tune_socket(queue, opts->rcvbuf);
+	queue_tune_socket(queue, opts->rcvbuf, opts->idle_ms);
 	for (size_t i = 0; i < QUEUE_BATCH; i++) {
 		queue->iov[i].iov_base = queue->rx[i];
 		queue->iov[i].iov_len = sizeof(queue->rx[i]);
@@ -135,7 +149,7 @@ void queue_close(struct queue *queue)
 
 int queue_fd(const struct queue *queue)
 {
-	return mnl_socket_get_fd(queue->nl);
+	return queue->fd;
 }
 
 uint16_t queue_num(const struct queue *queue)
@@ -143,38 +157,47 @@ uint16_t queue_num(const struct queue *queue)
 	return queue->num;
 }
 
-/* Extracts id and payload from one NFQNL_MSG_PACKET; 0 or -1. */
+/* Extracts id and payload from one NFQNL_MSG_PACKET; 0 or -1. A direct
+ * walk over the attributes: only two of them matter here, and the bounds
+ * are checked by mnl_attr_ok() as with a full parse. */
 static int queue_parse_packet(const struct nlmsghdr *nlh, struct queue_packet *pkt)
 {
-	struct nlattr *attr[NFQA_MAX + 1] = {0};
-	const struct nfqnl_msg_packet_hdr *ph;
+	const struct nfqnl_msg_packet_hdr *ph = NULL;
+	const struct nlattr *attr;
 
 	if (NFNL_MSG_TYPE(nlh->nlmsg_type) != NFQNL_MSG_PACKET)
 		return -1;
-	if (nfq_nlmsg_parse(nlh, attr) < 0 || !attr[NFQA_PACKET_HDR])
-		return -1;
-	if (mnl_attr_get_payload_len(attr[NFQA_PACKET_HDR]) < sizeof(*ph))
-		return -1;
-	ph = mnl_attr_get_payload(attr[NFQA_PACKET_HDR]);
-	pkt->id = ntohl(ph->packet_id);
-	if (attr[NFQA_PAYLOAD]) {
-		pkt->data = mnl_attr_get_payload(attr[NFQA_PAYLOAD]);
-		pkt->len = mnl_attr_get_payload_len(attr[NFQA_PAYLOAD]);
-	} else {
-		pkt->data = NULL;
-		pkt->len = 0;
+	pkt->data = NULL;
+	pkt->len = 0;
+	mnl_attr_for_each(attr, nlh, sizeof(struct nfgenmsg)) {
+		switch (mnl_attr_get_type(attr)) {
+		case NFQA_PACKET_HDR:
+			if (mnl_attr_get_payload_len(attr) < sizeof(*ph))
+				return -1;
+			ph = mnl_attr_get_payload(attr);
+			break;
+		case NFQA_PAYLOAD:
+			pkt->data = mnl_attr_get_payload(attr);
+			pkt->len = mnl_attr_get_payload_len(attr);
+			break;
+		}
 	}
+	if (!ph)
+		return -1;
+	pkt->id = ntohl(ph->packet_id);
 	return 0;
 }
 
-int queue_recv_batch(struct queue *queue, struct queue_packet *pkts)
+int queue_recv_batch(struct queue *queue, struct queue_packet *pkts, bool wait)
 {
-	int n = recvmmsg(mnl_socket_get_fd(queue->nl), queue->msgs, QUEUE_BATCH, MSG_DONTWAIT,
+	/* MSG_WAITFORONE: sleep until the first message (at most the socket's
+	 * receive timeout), then take what else is there without sleeping */
+	int n = recvmmsg(queue->fd, queue->msgs, QUEUE_BATCH, wait ? MSG_WAITFORONE : MSG_DONTWAIT,
 			 NULL);
 	int count = 0;
 
 	if (n < 0)
-		return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
+		return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -1;
 	for (int i = 0; i < n; i++) {
 		const struct nlmsghdr *nlh = (const struct nlmsghdr *)queue->rx[i];
 		int len = (int)queue->msgs[i].msg_len;
@@ -190,25 +213,66 @@ int queue_recv_batch(struct queue *queue, struct queue_packet *pkts)
 	return count;
 }
 
-void queue_add_verdict(struct queue *queue, uint32_t id, int verdict)
+int queue_wake(struct queue *queue)
+{
+	struct nlmsghdr nlh = {
+		.nlmsg_len = NLMSG_HDRLEN,
+		.nlmsg_type = NLMSG_NOOP,
+	};
+	struct sockaddr_nl self = {.nl_family = AF_NETLINK, .nl_pid = queue->portid};
+
+	/* to our own port id: a user-to-user unicast the kernel just delivers */
+	return sendto(queue->fd, &nlh, sizeof(nlh), MSG_DONTWAIT, (struct sockaddr *)&self,
+		      sizeof(self)) < 0 ? -1 : 0;
+}
+
+/* Closes the pending run of equal verdicts into the outgoing buffer: one
+ * NFQNL_MSG_VERDICT for a single packet, else one NFQNL_MSG_VERDICT_BATCH,
+ * which the kernel applies to every packet of this queue up to the run's
+ * last id. That is exactly the run: verdicts are added in id order and all
+ * earlier packets already have theirs, in this message or a previous one. */
+static void queue_close_run(struct queue *queue)
 {
 	struct nlmsghdr *nlh;
 
-	if (queue->tx_count >= QUEUE_BATCH)
-		queue_flush_verdicts(queue);
-	nlh = nfq_nlmsg_put(queue->tx + queue->tx_len, NFQNL_MSG_VERDICT, queue->num);
-	nfq_nlmsg_verdict_put(nlh, (int)id, verdict);
+	if (!queue->run_open)
+		return;
+	nlh = nfq_nlmsg_put(queue->tx + queue->tx_len,
+			    queue->run_len == 1 ? NFQNL_MSG_VERDICT : NFQNL_MSG_VERDICT_BATCH,
+			    queue->num);
+	nfq_nlmsg_verdict_put(nlh, (int)queue->run_last_id, queue->run_verdict);
 	queue->tx_len += NLMSG_ALIGN(nlh->nlmsg_len);
 	queue->tx_count++;
+	queue->run_open = false;
+}
+
+void queue_add_verdict(struct queue *queue, uint32_t id, int verdict)
+{
+	/* a run may grow only while ids follow one another: a gap is a packet
+	 * we have not decided (not received yet, or not ours to batch over) */
+	if (queue->run_open && queue->run_verdict == verdict && id == queue->run_last_id + 1) {
+		queue->run_last_id = id;
+		queue->run_len++;
+		return;
+	}
+	queue_close_run(queue);
+	if (queue->tx_count >= QUEUE_BATCH)
+		queue_flush_verdicts(queue);
+	queue->run_open = true;
+	queue->run_last_id = id;
+	queue->run_verdict = verdict;
+	queue->run_len = 1;
 }
 
 int queue_flush_verdicts(struct queue *queue)
 {
 	ssize_t n;
 
+	queue_close_run(queue);
 	if (queue->tx_count == 0)
 		return 0;
-	n = mnl_socket_sendto(queue->nl, queue->tx, queue->tx_len);
+	n = sendto(queue->fd, queue->tx, queue->tx_len, 0, (const struct sockaddr *)&kernel_addr,
+		   sizeof(kernel_addr));
 	queue->tx_len = 0;
 	queue->tx_count = 0;
 	return n < 0 ? -1 : 0;

@@ -3,7 +3,8 @@
  *
  * The packet path is batched: queue_recv_batch() drains up to a batch of
  * queued packets in one recvmmsg(), the caller decides each, and
- * queue_flush_verdicts() sends all of the batch's verdicts in one sendto().
+ * queue_flush_verdicts() sends all of the batch's verdicts in one sendto(),
+ * a run of equal verdicts as one batch verdict.
  * Only the first PACKET_COPY_RANGE bytes of each packet are copied to us. */
 #ifndef GK_QUEUE_H
 #define GK_QUEUE_H
@@ -20,7 +21,8 @@ struct queue_options {
 	uint16_t num;
 	bool fail_open;
 	uint32_t maxlen;
-	int rcvbuf; /* bytes */
+	int rcvbuf;       /* bytes */
+	unsigned idle_ms; /* a waiting queue_recv_batch() returns after this; 0: never */
 };
 
 /* One queued packet of the current batch. */
@@ -43,12 +45,19 @@ void queue_close(struct queue *queue);
 int queue_fd(const struct queue *queue);
 uint16_t queue_num(const struct queue *queue);
 
-/* Receives up to QUEUE_BATCH packets without blocking. Returns how many
- * were stored in PKTS (0 when none are waiting), or -1 on error. Messages
- * that are not packets (acks, errors) are skipped. */
-int queue_recv_batch(struct queue *queue, struct queue_packet *pkts);
+/* Receives up to QUEUE_BATCH packets in one recvmmsg(). With WAIT it
+ * sleeps until the first one arrives (or idle_ms pass, or queue_wake()),
+ * then takes the others already waiting without sleeping; without WAIT it
+ * never sleeps. Returns how many were stored in PKTS (0: none came), or -1
+ * on error. Messages that are not packets (acks, errors, wake-ups) are
+ * skipped. */
+int queue_recv_batch(struct queue *queue, struct queue_packet *pkts, bool wait);
+/* Makes a queue_recv_batch() sleeping in another thread return; 0 or -1. */
+int queue_wake(struct queue *queue);
 
-/* Adds a verdict (NF_ACCEPT / NF_DROP) to the pending batch. */
+/* Adds a verdict (NF_ACCEPT / NF_DROP) to the pending batch. Add them in
+ * the order the packets were received: consecutive ids with the same
+ * verdict go to the kernel as one batch verdict. */
 void queue_add_verdict(struct queue *queue, uint32_t id, int verdict);
 /* Sends the pending verdicts in one message; 0 or -1. */
 int queue_flush_verdicts(struct queue *queue);

@@ -12,10 +12,20 @@
 #define MODE_REJECT 2u
 #define MODE_RUNTIME 4u
 
+/* A site's counters for one writer. Each worker counts into its own slot,
+ * so the packet path never does a read-modify-write on a cache line that
+ * another core writes too; readers add the slots up. */
+struct site_count {
+	_Atomic uint64_t accepted, dropped, rejected;
+};
+
 struct site {
 	const struct config_site *conf;
 	_Atomic uint32_t mode;
-	_Atomic uint64_t accepted, dropped, rejected;
+	bool shared;               /* one slot for all writers: atomic adds */
+	struct site_count *counts; /* slot s at counts[s * stride] */
+	size_t stride, n_slots;
+	struct site_count carried; /* from the table a reload replaced */
 };
 
 struct slot {
@@ -30,7 +40,15 @@ struct sites {
 	size_t n_sites;
 	struct slot *slots;
 	size_t mask; /* capacity - 1, capacity a power of two */
+	struct site_count *counts; /* n_slots blocks of n_sites, one block per writer */
+	uint32_t *names;           /* by-name index: site index + 1, 0 = empty */
+	size_t names_mask;
 };
+
+/* Per-writer counter slots cost n_slots * n_sites * 24 bytes; past this
+ * budget (tens of thousands of sites on dozens of queues) the workers share
+ * one slot with atomic adds instead. */
+#define SITES_COUNTER_BUDGET (32u * 1024u * 1024u)
 
 static uint32_t mode_of(enum site_state state, enum site_action action, bool runtime)
 {
@@ -80,16 +98,60 @@ static struct slot *slot_find(const struct sites *sites, int family, const uint8
 	}
 }
 
+/* FNV-1a: names come from our own config, short and few. */
+static size_t name_hash(const char *name)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (; *name; name++)
+		h = (h ^ (uint8_t)*name) * 0x100000001b3ull;
+	return (size_t)(h ^ h >> 32);
+}
+
+static int names_build(struct sites *sites)
+{
+	size_t capacity = 16;
+
+	while (capacity < sites->n_sites * 2)
+		capacity *= 2;
+	sites->names = calloc(capacity, sizeof(*sites->names));
+	if (!sites->names)
+		return -1;
+	sites->names_mask = capacity - 1;
+	for (size_t i = 0; i < sites->n_sites; i++) {
+		size_t at = name_hash(sites->sites[i].conf->name) & sites->names_mask;
+
+		while (sites->names[at]) {
+			/* config rejects a name used twice; first one wins if not */
+			if (strcmp(sites->sites[sites->names[at] - 1].conf->name,
+				   sites->sites[i].conf->name) == 0)
+				break;
+			at = (at + 1) & sites->names_mask;
+		}
+		if (!sites->names[at])
+			sites->names[at] = (uint32_t)(i + 1);
+	}
+	return 0;
+}
+
 struct sites *sites_create(const struct config *cfg)
 {
 	struct sites *sites = calloc(1, sizeof(*sites));
-	size_t keys = 0, capacity = 16;
+	size_t keys = 0, capacity = 16, n_slots = cfg->queue.count ? cfg->queue.count : 1;
+	bool shared = false;
 
 	if (!sites)
 		return NULL;
 	sites->n_sites = cfg->n_sites;
 	sites->sites = calloc(cfg->n_sites ? cfg->n_sites : 1, sizeof(*sites->sites));
 	if (!sites->sites)
+		goto fail;
+	if (n_slots > 1 && n_slots * cfg->n_sites * sizeof(struct site_count) > SITES_COUNTER_BUDGET) {
+		n_slots = 1;
+		shared = true;
+	}
+	sites->counts = calloc(n_slots * (cfg->n_sites ? cfg->n_sites : 1), sizeof(*sites->counts));
+	if (!sites->counts)
 		goto fail;
 	for (size_t i = 0; i < cfg->n_sites; i++)
 		keys += cfg->sites[i].n_addresses * cfg->sites[i].n_ports;
@@ -106,9 +168,10 @@ struct sites *sites_create(const struct config *cfg)
 
 		site->conf = cs;
 		atomic_init(&site->mode, mode_of(cs->state, cs->action, false));
-		atomic_init(&site->accepted, 0);
-		atomic_init(&site->dropped, 0);
-		atomic_init(&site->rejected, 0);
+		site->shared = shared;
+		site->counts = &sites->counts[i];
+		site->stride = cfg->n_sites;
+		site->n_slots = n_slots;
 		for (size_t a = 0; a < cs->n_addresses; a++) {
 			uint8_t key[16];
 			key_addr(cs->addresses[a].family, cs->addresses[a].bytes, key);
@@ -125,6 +188,8 @@ struct sites *sites_create(const struct config *cfg)
 			}
 		}
 	}
+	if (names_build(sites) < 0)
+		goto fail;
 	return sites;
 fail:
 	sites_free(sites);
@@ -135,6 +200,8 @@ void sites_free(struct sites *sites)
 {
 	if (!sites)
 		return;
+	free(sites->names);
+	free(sites->counts);
 	free(sites->slots);
 	free(sites->sites);
 	free(sites);
@@ -152,9 +219,14 @@ struct site *sites_at(const struct sites *sites, size_t index)
 
 struct site *sites_find(const struct sites *sites, const char *name)
 {
-	for (size_t i = 0; i < sites->n_sites; i++)
-		if (strcmp(sites->sites[i].conf->name, name) == 0)
-			return &sites->sites[i];
+	size_t at = name_hash(name) & sites->names_mask;
+
+	/* load factor at most one half: an empty entry ends every probe */
+	for (; sites->names[at]; at = (at + 1) & sites->names_mask) {
+		struct site *site = &sites->sites[sites->names[at] - 1];
+		if (strcmp(site->conf->name, name) == 0)
+			return site;
+	}
 	return NULL;
 }
 
@@ -186,11 +258,15 @@ void sites_carry_over_counters(struct sites *to, const struct sites *from)
 		struct site *old = &from->sites[i];
 		struct site *site = sites_find(to, old->conf->name);
 
+		struct site_counters c;
+
 		if (!site)
 			continue;
-		atomic_fetch_add(&site->accepted, atomic_load(&old->accepted));
-		atomic_fetch_add(&site->dropped, atomic_load(&old->dropped));
-		atomic_fetch_add(&site->rejected, atomic_load(&old->rejected));
+		site_get_counters(old, &c);
+		/* not a worker's slot: the new table is live, its workers write those */
+		atomic_fetch_add(&site->carried.accepted, c.accepted);
+		atomic_fetch_add(&site->carried.dropped, c.dropped);
+		atomic_fetch_add(&site->carried.rejected, c.rejected);
 	}
 }
 
@@ -230,27 +306,53 @@ void site_clear_override(struct site *site)
 	atomic_store(&site->mode, mode_of(site->conf->state, site->conf->action, false));
 }
 
-enum site_verdict site_decide(struct site *site)
+/* The single writer of a slot needs no read-modify-write: a relaxed load
+ * and store publish the count without a locked instruction. */
+static void count_one(_Atomic uint64_t *counter, bool shared)
+{
+	if (shared)
+		atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
+	else
+		atomic_store_explicit(counter,
+				      atomic_load_explicit(counter, memory_order_relaxed) + 1,
+				      memory_order_relaxed);
+}
+
+enum site_verdict site_decide_on(struct site *site, unsigned slot)
 {
 	uint32_t mode = atomic_load_explicit(&site->mode, memory_order_acquire);
+	struct site_count *c = &site->counts[site->shared || slot >= site->n_slots
+						     ? 0
+						     : (size_t)slot * site->stride];
 
 	if (!(mode & MODE_OFFLINE)) {
-		atomic_fetch_add_explicit(&site->accepted, 1, memory_order_relaxed);
+		count_one(&c->accepted, site->shared);
 		return SITE_VERDICT_ACCEPT;
 	}
 	if (mode & MODE_REJECT) {
-		atomic_fetch_add_explicit(&site->rejected, 1, memory_order_relaxed);
+		count_one(&c->rejected, site->shared);
 		return SITE_VERDICT_REJECT;
 	}
-	atomic_fetch_add_explicit(&site->dropped, 1, memory_order_relaxed);
+	count_one(&c->dropped, site->shared);
 	return SITE_VERDICT_DROP;
+}
+
+enum site_verdict site_decide(struct site *site)
+{
+	return site_decide_on(site, 0);
 }
 
 void site_get_counters(const struct site *site, struct site_counters *out)
 {
-	out->accepted = atomic_load_explicit(&site->accepted, memory_order_relaxed);
-	out->dropped = atomic_load_explicit(&site->dropped, memory_order_relaxed);
-	out->rejected = atomic_load_explicit(&site->rejected, memory_order_relaxed);
+	out->accepted = atomic_load_explicit(&site->carried.accepted, memory_order_relaxed);
+	out->dropped = atomic_load_explicit(&site->carried.dropped, memory_order_relaxed);
+	out->rejected = atomic_load_explicit(&site->carried.rejected, memory_order_relaxed);
+	for (size_t s = 0; s < site->n_slots; s++) {
+		const struct site_count *c = &site->counts[s * site->stride];
+		out->accepted += atomic_load_explicit(&c->accepted, memory_order_relaxed);
+		out->dropped += atomic_load_explicit(&c->dropped, memory_order_relaxed);
+		out->rejected += atomic_load_explicit(&c->rejected, memory_order_relaxed);
+	}
 }
 
 const char *site_source_name(enum site_source source)

@@ -5,7 +5,8 @@
  * the packet workers read it without locks; a reload builds a new one and
  * swaps the pointer. What does change at run time (a manual override, the
  * counters) lives in atomics inside each site, so a toggle from the control
- * socket is seen by the very next SYN on every queue. */
+ * socket is seen by the very next SYN on every queue. The counters are
+ * kept per worker (one slot per queue) and summed when read. */
 #ifndef GK_SITES_H
 #define GK_SITES_H
 
@@ -48,7 +49,11 @@ enum site_source site_source(const struct site *site);
 void site_set_override(struct site *site, enum site_state state, enum site_action action);
 void site_clear_override(struct site *site);
 
-/* The verdict for a new connection to SITE; counts it. */
+/* The verdict for a new connection to SITE; counts it in counter slot
+ * SLOT. Each slot has one writer at a time: worker i uses slot i (the table
+ * has one slot per configured queue). */
+enum site_verdict site_decide_on(struct site *site, unsigned slot);
+/* site_decide_on(SITE, 0), for single-threaded callers. */
 enum site_verdict site_decide(struct site *site);
 void site_get_counters(const struct site *site, struct site_counters *out);
 

@@ -9,6 +9,8 @@ packages=(
 	libnetfilter-queue-dev libmnl-dev libyaml-dev libnftables-dev libssl-dev
 	# unit tests
 	libcmocka-dev
+	# fuzzing (tests/fuzz): clang's libFuzzer and its sanitizer runtimes
+	clang libclang-rt-14-dev
 	# kernel-side tools: iptables-nft/-legacy for the xt backend, nft and ip for tests
 	nftables iptables iproute2
 	# test certificates

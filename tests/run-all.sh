@@ -1,9 +1,16 @@
 #!/bin/bash
 # The whole test suite: install dependencies, build with warnings as errors,
-# run the unit tests and the end-to-end tests (root: namespaces, NFQUEUE).
-# The last line is "N passed, N failed".
+# run the unit tests and the end-to-end tests (root: namespaces, NFQUEUE);
+# then the same unit and e2e tests against an ASan+UBSan build, where any
+# sanitizer report (leaks at exit included) fails; then each fuzz target
+# for FUZZ_SECONDS. The last line is "N passed, N failed", summed over all
+# phases (a fuzz target counts as one test).
 #
 #   tests/run-all.sh [--no-deps] [BUILDDIR]
+#
+# Environment: SANITIZERS=0 skips the ASan+UBSan phase, FUZZ_SECONDS=0 the
+# fuzzing (default 60 s per target); ASAN_BUILDDIR (build-asan) and
+# FUZZ_BUILDDIR (build-fuzz) name their build dirs.
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
@@ -13,6 +20,10 @@ if [ "${1:-}" = "--no-deps" ]; then
 	shift
 fi
 builddir=${1:-build-test}
+asan_builddir=${ASAN_BUILDDIR:-build-asan}
+fuzz_seconds=${FUZZ_SECONDS:-60}
+
+passed=0 failed=0 skipped=0
 
 if [ "$deps" = 1 ]; then
 	bash tests/install-deps.sh >/tmp/gatekeeper-deps.$$.log 2>&1 || {
@@ -23,28 +34,113 @@ if [ "$deps" = 1 ]; then
 	rm -f /tmp/gatekeeper-deps.$$.log
 fi
 
-if [ ! -d "$builddir" ]; then
-	meson setup "$builddir" --werror >/dev/null || { echo "0 passed, 1 failed"; exit 1; }
-fi
-if ! ninja -C "$builddir"; then
-	echo "0 passed, 1 failed"
-	exit 1
+# count FILE WORD: N of the last "WORD: N" line meson test printed.
+count() { sed -n "s/^$2:[[:space:]]*\([0-9][0-9]*\)[[:space:]]*\$/\1/p" "$1" | tail -n1; }
+
+# tally_meson BUILDDIR STATUS: adds the "Ok: N", "Fail: N", ... lines that
+# `meson test` printed (saved in BUILDDIR/test-summary.txt) to the totals.
+tally_meson() {
+	local sum=$1/test-summary.txt status=$2 ok fail timeout unexpected skip f
+	ok=$(count "$sum" Ok); fail=$(count "$sum" Fail); timeout=$(count "$sum" Timeout)
+	unexpected=$(count "$sum" "Unexpected Pass"); skip=$(count "$sum" Skipped)
+	f=$(( ${fail:-0} + ${timeout:-0} + ${unexpected:-0} ))
+	if [ "$status" != 0 ] && [ "$f" = 0 ]; then
+		f=1
+	fi
+	passed=$((passed + ${ok:-0}))
+	failed=$((failed + f))
+	skipped=$((skipped + ${skip:-0}))
+}
+
+# The normal build (warnings are errors) and every meson test. Returns 1
+# when the build fails: then nothing else is worth running.
+main_phase() {
+	if [ ! -d "$builddir" ]; then
+		meson setup "$builddir" --werror >/dev/null || { failed=$((failed + 1)); return 1; }
+	fi
+	if ! ninja -C "$builddir"; then
+		failed=$((failed + 1))
+		return 1
+	fi
+	meson test -C "$builddir" --print-errorlogs --num-processes 1 | tee "$builddir/test-summary.txt"
+	tally_meson "$builddir" "${PIPESTATUS[0]}"
+}
+
+# The unit and e2e suites again, built with ASan+UBSan (gcc). Every report
+# is fatal (the process aborts) and is also written to a file, so one from
+# a daemon whose exit status a test ignores, or from a leak found at exit,
+# still fails the phase: each report file counts as one failure.
+sanitizer_phase() {
+	local reports="$asan_builddir/sanitizer-reports" status n
+	# no --werror: sanitizer instrumentation makes gcc warn spuriously, and
+	# the normal build above already enforces the warnings
+	if [ ! -d "$asan_builddir" ]; then
+		meson setup "$asan_builddir" -Db_sanitize=address,undefined -Db_lundef=false \
+			>/dev/null || { failed=$((failed + 1)); return 1; }
+	fi
+	if ! ninja -C "$asan_builddir"; then
+		failed=$((failed + 1))
+		return 1
+	fi
+	rm -rf "$reports"
+	mkdir -p "$reports"
+	chmod 1777 "$reports" # the daemon may drop to config 'user:'
+	(
+		export ASAN_OPTIONS="halt_on_error=1:abort_on_error=1:detect_leaks=1:log_path=$PWD/$reports/asan"
+		export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$PWD/$reports/ubsan"
+		meson test -C "$asan_builddir" --suite unit --suite e2e --print-errorlogs \
+			--num-processes 1 --timeout-multiplier 2
+	) | tee "$asan_builddir/test-summary.txt"
+	status=${PIPESTATUS[0]}
+	tally_meson "$asan_builddir" "$status"
+	n=$(find "$reports" -type f | wc -l)
+	if [ "$n" != 0 ]; then
+		echo "sanitizers: $n report(s) in $reports:"
+		find "$reports" -type f -exec sh -c 'echo "---- $1"; cat "$1"' _ {} \;
+		failed=$((failed + n))
+	else
+		echo "sanitizers: no reports"
+	fi
+}
+
+# Each libFuzzer target for FUZZ_SECONDS on a copy of its corpus.
+fuzz_phase() {
+	local out="/tmp/gatekeeper-fuzz.$$.log" last p f
+	bash tests/fuzz/run.sh "$fuzz_seconds" | tee "$out"
+	last=$(tail -n1 "$out")
+	rm -f "$out"
+	p=$(sed -n 's/^\([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed$/\1/p' <<<"$last")
+	f=$(sed -n 's/^\([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed$/\2/p' <<<"$last")
+	if [ -z "$p" ]; then
+		failed=$((failed + 1))
+		return 1
+	fi
+	passed=$((passed + p))
+	failed=$((failed + f))
+}
+
+# phase_time NAME FUNCTION: runs it and says how long it took.
+phase_time() {
+	local name=$1 start=$SECONDS rc
+	shift
+	"$@"
+	rc=$?
+	echo "phase $name: $((SECONDS - start)) s"
+	return $rc
+}
+
+if phase_time main main_phase; then
+	if [ "${SANITIZERS:-1}" != 0 ]; then
+		phase_time sanitizers sanitizer_phase
+	fi
+	if [ "$fuzz_seconds" != 0 ]; then
+		phase_time fuzz fuzz_phase
+	fi
 fi
 
-meson test -C "$builddir" --print-errorlogs --num-processes 1 | tee "$builddir/test-summary.txt"
-status=${PIPESTATUS[0]}
-
-# meson prints "Ok: N", "Fail: N", "Timeout: N", ... at the end.
-count() { sed -n "s/^$1:[[:space:]]*\([0-9][0-9]*\)[[:space:]]*\$/\1/p" "$builddir/test-summary.txt" | tail -n1; }
-ok=$(count Ok); fail=$(count Fail); timeout=$(count Timeout); unexpected=$(count "Unexpected Pass")
-skipped=$(count Skipped)
-failed=$(( ${fail:-0} + ${timeout:-0} + ${unexpected:-0} ))
-if [ "$status" != 0 ] && [ "$failed" = 0 ]; then
-	failed=1
-fi
-if [ "${skipped:-0}" != 0 ]; then
-	echo "${ok:-0} passed, $failed failed, ${skipped} skipped"
+if [ "$skipped" != 0 ]; then
+	echo "$passed passed, $failed failed, $skipped skipped"
 else
-	echo "${ok:-0} passed, $failed failed"
+	echo "$passed passed, $failed failed"
 fi
 [ "$failed" = 0 ]

@@ -15,6 +15,9 @@
 #
 # Environment: GATEKEEPERD, TLS_SERVER, TLS_PROBE (paths to the binaries),
 # SRCDIR (tests/e2e in the source tree). E2E_KEEP=1 keeps the temp dir.
+# E2E_BACKEND: the configs' backend (default auto). E2E_EXPECT_BACKEND
+# (nft, xt-nft or xt-legacy): the backend the daemon must report in its
+# "ready:" line, else the test fails (tests/qemu/README.md).
 
 set -u
 
@@ -314,6 +317,7 @@ write_config() {
 	cat >"$file" <<-EOF
 		# written by tests/e2e/lib.sh
 		hook: $hook
+		backend: ${E2E_BACKEND:-auto}
 		control:
 		  socket: $TMP/control.sock
 		state_file: $TMP/state
@@ -345,7 +349,11 @@ start_daemon() {
 	ip netns exec "$ns" "$GATEKEEPERD" -c "$config" >"$DAEMON_LOG" 2>&1 &
 	DAEMON_PID=$!
 	for ((i = 0; i < WAIT_TIMEOUT * 20; i++)); do
-		grep -q 'ready:' "$DAEMON_LOG" && { log "daemon: $(grep -m1 'ready:' "$DAEMON_LOG")"; return 0; }
+		if grep -q 'ready:' "$DAEMON_LOG"; then
+			log "daemon: $(grep -m1 'ready:' "$DAEMON_LOG")"
+			check_backend
+			return 0
+		fi
 		pid_alive "$DAEMON_PID" || break
 		sleep 0.05
 	done
@@ -360,6 +368,20 @@ start_daemon() {
 	DAEMON_PID=""
 	show_daemon_log
 	die "daemon exited with status $status before it was ready"
+}
+
+# The "ready:" line names rules_backend_name() of the backend in use.
+check_backend() {
+	local want
+	case ${E2E_EXPECT_BACKEND:-} in
+	'') return 0 ;;
+	nft) want='backend nft,' ;;
+	xt-nft) want='backend xt (iptables-nft),' ;;
+	xt-legacy) want='backend xt (iptables-legacy),' ;;
+	*) die "E2E_EXPECT_BACKEND=$E2E_EXPECT_BACKEND: want nft, xt-nft or xt-legacy" ;;
+	esac
+	grep -m1 'ready:' "$DAEMON_LOG" | grep -qF "$want" ||
+		die "the daemon did not choose backend $E2E_EXPECT_BACKEND (E2E_EXPECT_BACKEND)"
 }
 
 # stop_daemon [SIG]: SIGTERM (or SIG) and wait; succeeds if it exited 0.
@@ -402,9 +424,23 @@ counter_at_least() {
 	[[ -n $n ]] && ((n >= $3))
 }
 
+# The xtables flavour whose tools show the daemon's xt rules.
+xt_flavour() {
+	[[ ${E2E_EXPECT_BACKEND:-} == xt-legacy || ${E2E_BACKEND:-} == xt-legacy ]] &&
+		echo legacy || echo nft
+}
+
 # The daemon's rules in NS, as `nft list ruleset` shows them (nft native
-# table inet gatekeeper, or xtables chains GATEKEEPER via iptables-nft).
-ruleset() { in_ns "$1" nft list ruleset; }
+# table inet gatekeeper, or xtables chains GATEKEEPER via iptables-nft);
+# with iptables-legacy, which nft cannot see, also iptables-legacy-save's
+# output without its dated comments and packet counters.
+ruleset() {
+	in_ns "$1" nft list ruleset
+	if [[ $(xt_flavour) == legacy ]]; then
+		in_ns "$1" iptables-legacy-save | sed -E '/^#/d; s/ \[[0-9]+:[0-9]+\]$//'
+		in_ns "$1" ip6tables-legacy-save | sed -E '/^#/d; s/ \[[0-9]+:[0-9]+\]$//'
+	fi
+}
 
 no_daemon_rules() {
 	local rules
@@ -418,10 +454,13 @@ no_daemon_rules() {
 
 queue_rule_count() { ruleset "$1" | grep -c queue; }
 
-# The ruleset without what changes by itself (packet counters), for
-# comparing two moments.
+# The ruleset's lines without what changes by itself (packet counters) and
+# sorted (a chain deleted and re-created is listed in another order), for
+# comparing two moments: a duplicated or a missing rule still shows.
 ruleset_shape() {
-	ruleset "$1" 2>/dev/null | sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/; /packets [0-9]+ bytes [0-9]+/d'
+	ruleset "$1" 2>/dev/null |
+		sed -E 's/counter packets [0-9]+ bytes [0-9]+/counter/; /packets [0-9]+ bytes [0-9]+/d; /^\s*$/d' |
+		sort
 }
 
 # rules_as_expected NS HOOK: NS holds the daemon's rules for HOOK and
@@ -495,7 +534,7 @@ xt_rules_as_expected() {
 		fi
 	done <<<"$tables"
 	for fam in 4 6; do
-		save=$(in_ns "$ns" "$([[ $fam == 6 ]] && echo ip6tables || echo iptables)-nft-save")
+		save=$(in_ns "$ns" "$([[ $fam == 6 ]] && echo ip6tables || echo iptables)-$(xt_flavour)-save")
 		echo "--- IPv$fam"
 		grep -E '^(\*|:|-A)' <<<"$save"
 		if [[ $(grep -c -- '-j GATEKEEPER' <<<"$save") != 1 ]] ||
@@ -524,7 +563,7 @@ xt_rules_as_expected() {
 # "ok - DESC" or "not ok - DESC" and counts; CMD's output is shown as
 # "#" lines either way, so a log tells what was seen.
 check() {
-	local desc=$1 out="$TMP/check.out" status
+	local desc=$1 out="$TMP/check-output" status
 	shift
 	"$@" >"$out" 2>&1
 	status=$?

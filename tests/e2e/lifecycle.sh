@@ -15,24 +15,24 @@ readonly HOOK=prerouting
 readonly PROBE_MS=3000
 
 # run_daemon_once NAME ARGS...: the daemon in the foreground in the gw
-# namespace (bounded); output to $TMP/NAME.out, status to $TMP/NAME.status.
+# namespace (bounded); output to $TMP/run.NAME.out, status to $TMP/run.NAME.status.
 run_daemon_once() {
 	local name=$1
 	shift
-	timeout 20 ip netns exec "$NS_GW" "$GATEKEEPERD" "$@" >"$TMP/$name.out" 2>&1
-	echo $? >"$TMP/$name.status"
-	log "gatekeeperd $* -> status $(cat "$TMP/$name.status")"
-	sed 's/^/#   | /' "$TMP/$name.out"
+	timeout 20 ip netns exec "$NS_GW" "$GATEKEEPERD" "$@" >"$TMP/run.$name.out" 2>&1
+	echo $? >"$TMP/run.$name.status"
+	log "gatekeeperd $* -> status $(cat "$TMP/run.$name.status")"
+	sed 's/^/#   | /' "$TMP/run.$name.out"
 }
 
 status_is() { # NAME WANT
-	echo "status $(cat "$TMP/$1.status"), want $2"
-	[[ $(cat "$TMP/$1.status") == "$2" ]]
+	echo "status $(cat "$TMP/run.$1.status"), want $2"
+	[[ $(cat "$TMP/run.$1.status") == "$2" ]]
 }
 
 status_nonzero() {
-	echo "status $(cat "$TMP/$1.status"), want non-zero"
-	[[ $(cat "$TMP/$1.status") != 0 ]]
+	echo "status $(cat "$TMP/run.$1.status"), want non-zero"
+	[[ $(cat "$TMP/run.$1.status") != 0 ]]
 }
 
 nothing_created() {
@@ -47,14 +47,14 @@ nothing_created() {
 # error_at NAME FILE LINE: the output has a "FILE:LINE:COL: " message.
 error_at() {
 	local name=$1 file=$2 line=$3
-	grep -E "^$file:$line:[0-9]+: ." "$TMP/$name.out" && return 0
+	grep -E "^$file:$line:[0-9]+: ." "$TMP/run.$name.out" && return 0
 	echo "no message of the form $file:$line:COL: in the output"
 	return 1
 }
 
 error_count() { # NAME WANT: number of FILE:LINE:COL messages
 	local n
-	n=$(grep -cE "^$TMP/[^:]+:[0-9]+:[0-9]+: " "$TMP/$1.out")
+	n=$(grep -cE "^$TMP/[^:]+:[0-9]+:[0-9]+: " "$TMP/run.$1.out")
 	echo "$n FILE:LINE:COL message(s), want $2"
 	[[ $n == "$2" ]]
 }
@@ -143,6 +143,7 @@ crash_and_restart() {
 	check "SIGUSR1 prints the counters, daemon keeps running" sigusr1_prints_counters
 	check "SIGTERM: daemon exits 0" stop_daemon
 	check "clean stop leaves no rule" no_daemon_rules "$NS_GW"
+	check "clean stop removes the control socket" negate test -e "$TMP/control.sock"
 }
 
 main() {

@@ -1,0 +1,471 @@
+/* control: the commands behind the socket: parsing a request, running it
+ * against the engine, and the text and JSON replies. */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "control.h"
+#include "control_internal.h"
+#include "engine.h"
+#include "gk_build.h"
+#include "log.h"
+#include "protocol.h"
+#include "queue.h"
+#include "rules.h"
+#include "state.h"
+
+#define MAX_WORDS 4
+
+struct command {
+	const char *name;
+	enum control_command command;
+	size_t min_args, max_args;
+	bool changes_state;
+	const char *usage;
+};
+
+static const struct command commands[] = {
+	{PROTOCOL_CMD_HELLO, CONTROL_CMD_HELLO, 0, 0, false, "hello"},
+	{PROTOCOL_CMD_STATUS, CONTROL_CMD_STATUS, 0, 1, false, "status [json]"},
+	{PROTOCOL_CMD_STATS, CONTROL_CMD_STATS, 0, 1, false, "stats [json]"},
+	{PROTOCOL_CMD_OFFLINE, CONTROL_CMD_OFFLINE, 1, 2, true, "offline SITE [drop|reject]"},
+	{PROTOCOL_CMD_ONLINE, CONTROL_CMD_ONLINE, 1, 1, true, "online SITE"},
+	{PROTOCOL_CMD_RESET, CONTROL_CMD_RESET, 1, 1, true, "reset SITE"},
+	{PROTOCOL_CMD_RELOAD, CONTROL_CMD_RELOAD, 0, 0, true, "reload"},
+};
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static const struct command *command_of(enum control_command command)
+{
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		if (commands[i].command == command)
+			return &commands[i];
+	return NULL;
+}
+
+bool control_request_changes_state(const struct control_request *req)
+{
+	const struct command *cmd = command_of(req->command);
+
+	return !cmd || cmd->changes_state; /* an unknown one is treated as a change */
+}
+
+int control_parse_request(char *line, struct control_request *req, char *err, size_t err_len)
+{
+	char *words[MAX_WORDS + 1], *save = NULL;
+	const struct command *cmd = NULL;
+	size_t n = 0, args;
+
+	memset(req, 0, sizeof(*req));
+	for (char *w = strtok_r(line, " \t", &save); w && n <= MAX_WORDS;
+	     w = strtok_r(NULL, " \t", &save))
+		words[n++] = w;
+	if (n == 0) {
+		snprintf(err, err_len, "empty request; commands: hello, status, stats, offline, "
+			 "online, reset, reload");
+		return -1;
+	}
+	for (size_t i = 0; i < N_COMMANDS && !cmd; i++)
+		if (strcmp(words[0], commands[i].name) == 0)
+			cmd = &commands[i];
+	if (!cmd) {
+		snprintf(err, err_len, "unknown command '%.32s'; commands: hello, status, stats, "
+			 "offline, online, reset, reload", words[0]);
+		return -1;
+	}
+	args = n - 1;
+	if (args < cmd->min_args || args > cmd->max_args) {
+		snprintf(err, err_len, "usage: %s", cmd->usage);
+		return -1;
+	}
+	req->command = cmd->command;
+	switch (cmd->command) {
+	case CONTROL_CMD_STATUS:
+	case CONTROL_CMD_STATS:
+		if (args == 1 && strcmp(words[1], PROTOCOL_ARG_JSON) != 0) {
+			snprintf(err, err_len, "usage: %s", cmd->usage);
+			return -1;
+		}
+		req->json = args == 1;
+		break;
+	case CONTROL_CMD_OFFLINE:
+		if (args == 2) {
+			if (config_parse_action(words[2], &req->action) < 0) {
+				snprintf(err, err_len, "unknown action '%.32s'; usage: %s", words[2],
+					 cmd->usage);
+				return -1;
+			}
+			req->has_action = true;
+		}
+		/* fall through */
+	case CONTROL_CMD_ONLINE:
+	case CONTROL_CMD_RESET:
+		req->site = words[1];
+		break;
+	case CONTROL_CMD_HELLO:
+	case CONTROL_CMD_RELOAD:
+		break;
+	}
+	return 0;
+}
+
+/* ---- replies ---- */
+
+void control_reply(struct strbuf *out, const char *code, const struct strbuf *body)
+{
+	if (strbuf_failed(body)) {
+		static const char msg[] = "out of memory, or the reply is too large\n";
+		strbuf_printf(out, "ERR %s %zu\n%s", PROTOCOL_ERR_FAILED, sizeof(msg) - 1, msg);
+		return;
+	}
+	if (code)
+		strbuf_printf(out, "ERR %s %zu\n", code, body->len);
+	else
+		strbuf_printf(out, "OK %zu\n", body->len);
+	strbuf_append(out, body->data ? body->data : "", body->len);
+}
+
+void control_reply_error(struct strbuf *out, const char *code, const char *fmt, ...)
+{
+	char text[1024];
+	struct strbuf body;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	strbuf_init(&body, 0);
+	strbuf_printf(&body, "%s\n", text);
+	control_reply(out, code, &body);
+	strbuf_free(&body);
+}
+
+/* ---- status and stats ---- */
+
+static void status_text(const struct sites *sites, struct strbuf *b)
+{
+	for (size_t i = 0; i < sites_count(sites); i++) {
+		const struct site *site = sites_at(sites, i);
+		const struct config_site *cs = site_config(site);
+		struct site_counters c;
+		char addr[64];
+
+		site_get_counters(site, &c);
+		strbuf_printf(b, "%s: %s, from %s", site_name(site), config_state_name(site_state(site)),
+			      site_source_name(site_source(site)));
+		if (site_source(site) == SITE_SOURCE_RUNTIME)
+			strbuf_printf(b, " (config: %s, %s)", config_state_name(cs->state),
+				      config_action_name(cs->action));
+		strbuf_printf(b, "\n  action     %s\n  addresses ", config_action_name(site_action(site)));
+		for (size_t a = 0; a < cs->n_addresses; a++)
+			strbuf_printf(b, " %s", config_addr_str(&cs->addresses[a], addr, sizeof(addr)));
+		strbuf_puts(b, "\n  ports     ");
+		for (size_t p = 0; p < cs->n_ports; p++)
+			strbuf_printf(b, " %u", (unsigned)cs->ports[p]);
+		strbuf_printf(b, "\n  counters   accepted %" PRIu64 " dropped %" PRIu64 " rejected %" PRIu64 "\n",
+			      c.accepted, c.dropped, c.rejected);
+	}
+	if (sites_count(sites) == 0)
+		strbuf_puts(b, "no sites configured\n");
+}
+
+static void status_json(const struct sites *sites, struct strbuf *b)
+{
+	strbuf_printf(b, "{\"protocol\":%d,\"sites\":[", PROTOCOL_VERSION);
+	for (size_t i = 0; i < sites_count(sites); i++) {
+		const struct site *site = sites_at(sites, i);
+		const struct config_site *cs = site_config(site);
+		struct site_counters c;
+		char addr[64];
+
+		site_get_counters(site, &c);
+		strbuf_puts(b, i ? ",{\"name\":" : "{\"name\":");
+		strbuf_json_string(b, site_name(site));
+		strbuf_printf(b, ",\"state\":\"%s\",\"action\":\"%s\",\"source\":\"%s\","
+			      "\"config_state\":\"%s\",\"config_action\":\"%s\",\"addresses\":[",
+			      config_state_name(site_state(site)), config_action_name(site_action(site)),
+			      site_source_name(site_source(site)), config_state_name(cs->state),
+			      config_action_name(cs->action));
+		for (size_t a = 0; a < cs->n_addresses; a++) {
+			strbuf_puts(b, a ? "," : "");
+			strbuf_json_string(b, config_addr_str(&cs->addresses[a], addr, sizeof(addr)));
+		}
+		strbuf_puts(b, "],\"ports\":[");
+		for (size_t p = 0; p < cs->n_ports; p++)
+			strbuf_printf(b, "%s%u", p ? "," : "", (unsigned)cs->ports[p]);
+		strbuf_printf(b, "],\"counters\":{\"accepted\":%" PRIu64 ",\"dropped\":%" PRIu64
+			      ",\"rejected\":%" PRIu64 "}}", c.accepted, c.dropped, c.rejected);
+	}
+	strbuf_puts(b, "]}\n");
+}
+
+struct figures {
+	uint64_t uptime_s;
+	size_t n_sites, offline, runtime;
+	struct site_counters total;
+	struct workers_stats workers;
+};
+
+static void gather(const struct control *ctl, struct figures *f)
+{
+	const struct sites *sites = engine_sites(ctl->engine);
+
+	memset(f, 0, sizeof(*f));
+	f->uptime_s = (control_now_ms() - ctl->started_ms) / 1000u;
+	f->n_sites = sites_count(sites);
+	for (size_t i = 0; i < f->n_sites; i++) {
+		const struct site *site = sites_at(sites, i);
+		struct site_counters c;
+
+		site_get_counters(site, &c);
+		f->total.accepted += c.accepted;
+		f->total.dropped += c.dropped;
+		f->total.rejected += c.rejected;
+		f->offline += site_state(site) == SITE_OFFLINE;
+		f->runtime += site_source(site) == SITE_SOURCE_RUNTIME;
+	}
+	engine_get_stats(ctl->engine, &f->workers);
+}
+
+static void stats_text(const struct control *ctl, struct strbuf *b)
+{
+	const struct config *cfg = engine_config(ctl->engine);
+	const struct workers_stats *w;
+	struct figures f;
+
+	gather(ctl, &f);
+	w = &f.workers;
+	strbuf_printf(b, "gatekeeperd %s, protocol %d\n", GK_VERSION, PROTOCOL_VERSION);
+	strbuf_printf(b, "uptime         %" PRIu64 " s\n", f.uptime_s);
+	strbuf_printf(b, "backend        %s\n", rules_backend_name(engine_backend(ctl->engine)));
+	strbuf_printf(b, "hook           %s\n", config_hook_name(cfg->hook));
+	strbuf_printf(b, "config         %s\n", ctl->config_path);
+	strbuf_printf(b, "state file     %s\n", cfg->state_file);
+	strbuf_printf(b, "sites          %zu (%zu offline, %zu run-time overrides)\n", f.n_sites,
+		      f.offline, f.runtime);
+	strbuf_printf(b, "verdicts       accepted %" PRIu64 " dropped %" PRIu64 " rejected %" PRIu64 "\n",
+		      f.total.accepted, f.total.dropped, f.total.rejected);
+	strbuf_printf(b, "packets        %" PRIu64 " (unmanaged %" PRIu64 ", not SYN %" PRIu64
+		      ", malformed %" PRIu64 ")\n", w->packets, w->unmanaged, w->not_syn, w->malformed);
+	strbuf_printf(b, "RSTs           sent %" PRIu64 ", failed %" PRIu64 "\n", w->rst_sent, w->rst_failed);
+	strbuf_printf(b, "errors         recv %" PRIu64 ", verdict %" PRIu64 "\n", w->recv_errors,
+		      w->verdict_errors);
+	for (unsigned q = cfg->queue.num; q < (unsigned)cfg->queue.num + cfg->queue.count; q++) {
+		struct queue_kernel_stats k;
+
+		if (queue_read_kernel_stats((uint16_t)q, &k) < 0)
+			strbuf_printf(b, "queue %-8u not listed by the kernel\n", q);
+		else
+			strbuf_printf(b, "queue %-8u queued %" PRIu64 ", kernel dropped %" PRIu64
+				      ", user dropped %" PRIu64 ", portid %" PRIu32 "\n", q,
+				      k.queue_total, k.queue_dropped, k.user_dropped, k.peer_portid);
+	}
+}
+
+static void stats_json(const struct control *ctl, struct strbuf *b)
+{
+	const struct config *cfg = engine_config(ctl->engine);
+	const struct workers_stats *w;
+	struct figures f;
+
+	gather(ctl, &f);
+	w = &f.workers;
+	strbuf_printf(b, "{\"protocol\":%d,\"version\":", PROTOCOL_VERSION);
+	strbuf_json_string(b, GK_VERSION);
+	strbuf_printf(b, ",\"uptime_seconds\":%" PRIu64 ",\"backend\":", f.uptime_s);
+	strbuf_json_string(b, rules_backend_name(engine_backend(ctl->engine)));
+	strbuf_puts(b, ",\"hook\":");
+	strbuf_json_string(b, config_hook_name(cfg->hook));
+	strbuf_puts(b, ",\"config\":");
+	strbuf_json_string(b, ctl->config_path);
+	strbuf_puts(b, ",\"state_file\":");
+	strbuf_json_string(b, cfg->state_file);
+	strbuf_printf(b, ",\"sites\":{\"total\":%zu,\"offline\":%zu,\"runtime\":%zu,"
+		      "\"accepted\":%" PRIu64 ",\"dropped\":%" PRIu64 ",\"rejected\":%" PRIu64 "}",
+		      f.n_sites, f.offline, f.runtime, f.total.accepted, f.total.dropped,
+		      f.total.rejected);
+	strbuf_printf(b, ",\"workers\":{\"packets\":%" PRIu64 ",\"malformed\":%" PRIu64
+		      ",\"not_syn\":%" PRIu64 ",\"unmanaged\":%" PRIu64 ",\"rst_sent\":%" PRIu64
+		      ",\"rst_failed\":%" PRIu64 ",\"recv_errors\":%" PRIu64
+		      ",\"verdict_errors\":%" PRIu64 "},\"queues\":[",
+		      w->packets, w->malformed, w->not_syn, w->unmanaged, w->rst_sent, w->rst_failed,
+		      w->recv_errors, w->verdict_errors);
+	for (unsigned q = cfg->queue.num; q < (unsigned)cfg->queue.num + cfg->queue.count; q++) {
+		struct queue_kernel_stats k;
+
+		strbuf_printf(b, "%s{\"num\":%u,", q == cfg->queue.num ? "" : ",", q);
+		if (queue_read_kernel_stats((uint16_t)q, &k) < 0)
+			strbuf_puts(b, "\"listed\":false}");
+		else
+			strbuf_printf(b, "\"listed\":true,\"queue_total\":%" PRIu64
+				      ",\"queue_dropped\":%" PRIu64 ",\"user_dropped\":%" PRIu64
+				      ",\"peer_portid\":%" PRIu32 "}",
+				      k.queue_total, k.queue_dropped, k.user_dropped, k.peer_portid);
+	}
+	strbuf_puts(b, "]}\n");
+}
+
+/* ---- changes ---- */
+
+/* Saves the override set as it will be after the change, and only then
+ * applies the change: a failed save leaves the live state untouched. */
+static const char *change_site(struct control *ctl, const struct control_peer *peer,
+			       const struct control_request *req, struct strbuf *b)
+{
+	struct sites *sites = engine_sites(ctl->engine);
+	const char *path = engine_config(ctl->engine)->state_file;
+	struct site *site = sites_find(sites, req->site);
+	enum site_state was_state, state = SITE_ONLINE;
+	enum site_action was_action, action;
+	enum site_source was_source;
+	struct state_set set = {0};
+	const char *code = NULL;
+	char err[512];
+
+	if (!site) {
+		strbuf_printf(b, "no site '%s' in the running config; `gatekeeperctl status` lists them\n",
+			      req->site);
+		return PROTOCOL_ERR_UNKNOWN_SITE;
+	}
+	was_state = site_state(site);
+	was_action = site_action(site);
+	was_source = site_source(site);
+	action = site_config(site)->action; /* what offline means for this site unless told */
+	if (req->command == CONTROL_CMD_OFFLINE) {
+		state = SITE_OFFLINE;
+		if (req->has_action)
+			action = req->action;
+	}
+	if (state_collect(sites, &set) < 0 ||
+	    (req->command == CONTROL_CMD_RESET ? (state_set_remove(&set, req->site), 0)
+					       : state_set_put(&set, req->site, state, action)) < 0) {
+		strbuf_puts(b, "out of memory; nothing changed\n");
+		code = PROTOCOL_ERR_FAILED;
+		goto out;
+	}
+	if (state_save(path, &set, err, sizeof(err)) < 0) {
+		log_error("site %s: %s requested by uid %u pid %d not done: %s", req->site,
+			  command_of(req->command)->name, (unsigned)peer->uid, (int)peer->pid, err);
+		strbuf_printf(b, "%s\nnothing changed: the change is refused when it could not be "
+			      "kept across a restart; fix the state file's directory and try again\n", err);
+		code = PROTOCOL_ERR_FAILED;
+		goto out;
+	}
+	if (req->command == CONTROL_CMD_RESET)
+		site_clear_override(site);
+	else
+		site_set_override(site, state, action);
+	log_info("site %s: %s (%s, from %s) by uid %u pid %d; was %s (%s, from %s)", req->site,
+		 config_state_name(site_state(site)), config_action_name(site_action(site)),
+		 site_source_name(site_source(site)), (unsigned)peer->uid, (int)peer->pid,
+		 config_state_name(was_state), config_action_name(was_action),
+		 site_source_name(was_source));
+	strbuf_printf(b, "%s: %s (%s), from %s\n", req->site, config_state_name(site_state(site)),
+		      config_action_name(site_action(site)), site_source_name(site_source(site)));
+out:
+	state_set_clear(&set);
+	return code;
+}
+
+/* The reload of `gatekeeperctl reload` and SIGHUP. Writes what the caller
+ * should see to B; returns NULL or the error code. */
+static const char *reload(struct control *ctl, const char *who, struct strbuf *b)
+{
+	struct config_errors errors = {0};
+	struct state_set set = {0};
+	const char *code = NULL;
+	char err[512];
+
+	log_info("reloading %s (%s)", ctl->config_path, who);
+	if (engine_reload(ctl->engine, ctl->config_path, &errors) < 0) {
+		for (size_t i = 0; i < errors.count; i++) {
+			log_error("%s", errors.messages[i]);
+			strbuf_printf(b, "%s\n", errors.messages[i]);
+		}
+		if (errors.count == 0)
+			strbuf_puts(b, "the kernel refused the new rules (the daemon's log says why)\n");
+		log_error("reload failed: still running the previous config");
+		strbuf_printf(b, "reload refused: gatekeeperd keeps running the previous config. Fix "
+			      "the above (`gatekeeperd --check -c %s` shows the same) and reload again\n",
+			      ctl->config_path);
+		code = errors.count ? PROTOCOL_ERR_CONFIG : PROTOCOL_ERR_FAILED;
+		goto out;
+	}
+	control_apply_group(ctl);
+	/* overrides of removed sites are gone from the table: drop them from
+	 * the file too (a failure here loses nothing: the old file still
+	 * describes every surviving override) */
+	snprintf(err, sizeof(err), "out of memory");
+	if (state_collect(engine_sites(ctl->engine), &set) < 0 ||
+	    state_save(engine_config(ctl->engine)->state_file, &set, err, sizeof(err)) < 0) {
+		log_warn("after reload: state file not rewritten: %s", err);
+		strbuf_printf(b, "warning: the state file was not rewritten: %s\n", err);
+	}
+	log_info("reloaded: %zu sites", sites_count(engine_sites(ctl->engine)));
+	strbuf_printf(b, "reloaded %s: %zu sites\n", ctl->config_path,
+		      sites_count(engine_sites(ctl->engine)));
+out:
+	config_errors_clear(&errors);
+	state_set_clear(&set);
+	return code;
+}
+
+int control_reload(struct control *ctl, const char *trigger)
+{
+	struct strbuf b;
+	const char *code;
+
+	strbuf_init(&b, 0);
+	code = reload(ctl, trigger, &b);
+	strbuf_free(&b);
+	return code ? -1 : 0;
+}
+
+void control_execute(struct control *ctl, const struct control_peer *peer, char *line,
+		     struct strbuf *out)
+{
+	struct control_request req;
+	struct strbuf body;
+	const char *code = NULL;
+	char err[256], who[64];
+
+	if (control_parse_request(line, &req, err, sizeof(err)) < 0) {
+		control_reply_error(out, PROTOCOL_ERR_USAGE, "%s", err);
+		return;
+	}
+	if (control_request_changes_state(&req) && !peer->privileged) {
+		log_info("control: '%s' refused to uid %u pid %d (not root, not in control.group)",
+			 command_of(req.command)->name, (unsigned)peer->uid, (int)peer->pid);
+		control_reply_error(out, PROTOCOL_ERR_PERMISSION,
+				    "permission denied: '%s' changes state and needs root or a member "
+				    "of the control group (config control.group); uid %u may only read",
+				    command_of(req.command)->name, (unsigned)peer->uid);
+		return;
+	}
+	strbuf_init(&body, PROTOCOL_MAX_BODY);
+	switch (req.command) {
+	case CONTROL_CMD_HELLO:
+		strbuf_printf(&body, "protocol %d\ndaemon %s\n", PROTOCOL_VERSION, GK_VERSION);
+		break;
+	case CONTROL_CMD_STATUS:
+		(req.json ? status_json : status_text)(engine_sites(ctl->engine), &body);
+		break;
+	case CONTROL_CMD_STATS:
+		(req.json ? stats_json : stats_text)(ctl, &body);
+		break;
+	case CONTROL_CMD_OFFLINE:
+	case CONTROL_CMD_ONLINE:
+	case CONTROL_CMD_RESET:
+		code = change_site(ctl, peer, &req, &body);
+		break;
+	case CONTROL_CMD_RELOAD:
+		snprintf(who, sizeof(who), "asked by uid %u pid %d", (unsigned)peer->uid, (int)peer->pid);
+		code = reload(ctl, who, &body);
+		break;
+	}
+	control_reply(out, code, &body);
+	strbuf_free(&body);
+}

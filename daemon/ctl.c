@@ -1,0 +1,356 @@
+/* gatekeeperctl: the command line client of gatekeeperd's control socket.
+ * Shares only protocol.h with the daemon. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gk_build.h"
+#include "protocol.h"
+
+/* Stable exit codes, documented in --help. */
+enum { EXIT_DONE = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
+
+/* A reload runs iptables-restore or nft: give it time before giving up. */
+#define REPLY_TIMEOUT_S 60
+#define BUSY_RETRY_MS 5000
+
+struct subcommand {
+	const char *name;
+	const char *args;
+	const char *description;
+	/* Writes the request line for ARGV (after the subcommand) into REQ;
+	 * 0, or -1 after printing a usage message. */
+	int (*build)(const struct subcommand *cmd, int argc, char **argv, char *req, size_t len);
+};
+
+static const char *socket_path = PROTOCOL_DEFAULT_SOCKET;
+
+__attribute__((format(printf, 2, 3))) static int usage_error(const struct subcommand *cmd,
+							      const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "gatekeeperctl: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nusage: gatekeeperctl %s %s\n", cmd->name, cmd->args);
+	return -1;
+}
+
+/* Site names as the config allows them; anything else could never match,
+ * and a space or newline would smuggle a second request into the line. */
+static bool site_name_valid(const char *name)
+{
+	size_t len = strlen(name);
+
+	return len > 0 && len <= 64 &&
+	       strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == len;
+}
+
+static int build_read(const struct subcommand *cmd, int argc, char **argv, char *req, size_t len)
+{
+	bool json = false;
+
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0)
+			json = true;
+		else
+			return usage_error(cmd, "unexpected argument '%s'", argv[i]);
+	}
+	snprintf(req, len, "%s%s\n", cmd->name, json ? " " PROTOCOL_ARG_JSON : "");
+	return 0;
+}
+
+static int build_site(const struct subcommand *cmd, int argc, char **argv, char *req, size_t len)
+{
+	const char *site = NULL, *action = NULL;
+
+	for (int i = 0; i < argc; i++) {
+		bool is_offline = strcmp(cmd->name, PROTOCOL_CMD_OFFLINE) == 0;
+
+		if (is_offline && (strcmp(argv[i], "--action") == 0 || strcmp(argv[i], "-a") == 0)) {
+			if (++i == argc)
+				return usage_error(cmd, "%s needs drop or reject", argv[i - 1]);
+			action = argv[i];
+		} else if (is_offline && strncmp(argv[i], "--action=", 9) == 0) {
+			action = argv[i] + 9;
+		} else if (argv[i][0] == '-' || site) {
+			return usage_error(cmd, "unexpected argument '%s'", argv[i]);
+		} else {
+			site = argv[i];
+		}
+	}
+	if (!site)
+		return usage_error(cmd, "%s: which site?", cmd->name);
+	if (!site_name_valid(site))
+		return usage_error(cmd, "'%s' is not a site name (A-Z a-z 0-9 . _ -, at most 64)", site);
+	if (action && strcmp(action, "drop") != 0 && strcmp(action, "reject") != 0)
+		return usage_error(cmd, "unknown action '%s': drop or reject", action);
+	snprintf(req, len, "%s %s%s%s\n", cmd->name, site, action ? " " : "", action ? action : "");
+	return 0;
+}
+
+static int build_plain(const struct subcommand *cmd, int argc, char **argv, char *req, size_t len)
+{
+	if (argc > 0)
+		return usage_error(cmd, "unexpected argument '%s'", argv[0]);
+	snprintf(req, len, "%s\n", cmd->name);
+	return 0;
+}
+
+static const struct subcommand subcommands[] = {
+	{"status", "[--json]", "every site: state, action, where the state comes from, addresses, ports, counters", build_read},
+	{"stats", "[--json]", "daemon-wide figures: uptime, backend, packets, kernel queue drops", build_read},
+	{"offline", "SITE [--action drop|reject]", "take SITE offline (action default: the site's in the config)", build_site},
+	{"online", "SITE", "bring SITE online", build_site},
+	{"reset", "SITE", "give SITE back the state of the config file", build_site},
+	{"reload", "", "re-read the config file; prints its errors if it is refused", build_plain},
+};
+#define N_SUBCOMMANDS (sizeof(subcommands) / sizeof(subcommands[0]))
+
+static void usage(FILE *out)
+{
+	fprintf(out, "Usage: gatekeeperctl [-s SOCKET] COMMAND [ARGS]\n"
+		     "Asks the running gatekeeperd about its sites, or changes them.\n\nCommands:\n");
+	for (size_t i = 0; i < N_SUBCOMMANDS; i++) {
+		char left[64];
+		snprintf(left, sizeof(left), "%s %s", subcommands[i].name, subcommands[i].args);
+		fprintf(out, "  %-36s %s\n", left, subcommands[i].description);
+	}
+	fprintf(out, "\nOptions:\n"
+		     "  -s, --socket SOCKET  the daemon's control socket (default %s)\n"
+		     "  -h, --help           this text\n"
+		     "  -V, --version        print the version\n\n"
+		     "Changes (offline, online, reset, reload) need root or the group of the\n"
+		     "config's control.group; status and stats only access to the socket.\n\n"
+		     "Exit status: 0 done, 1 refused or failed, 2 usage, 3 daemon not reachable.\n",
+		PROTOCOL_DEFAULT_SOCKET);
+}
+
+/* ---- talking to the daemon ---- */
+
+static int connect_daemon(void)
+{
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	struct timeval tv = {.tv_sec = REPLY_TIMEOUT_S};
+	int fd;
+
+	if (strlen(socket_path) >= sizeof(addr.sun_path)) {
+		fprintf(stderr, "gatekeeperctl: socket path %s is too long\n", socket_path);
+		exit(EXIT_USAGE);
+	}
+	memcpy(addr.sun_path, socket_path, strlen(socket_path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		perror("gatekeeperctl: socket");
+		exit(EXIT_REFUSED);
+	}
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) == 0)
+		return fd;
+	if (errno == EACCES || errno == EPERM) {
+		fprintf(stderr, "gatekeeperctl: %s: %s\nRun as root, or as a member of the "
+			"group that owns the socket (config control.group).\n",
+			socket_path, strerror(errno));
+		exit(EXIT_REFUSED);
+	}
+	fprintf(stderr, "gatekeeperctl: cannot reach gatekeeperd at %s: %s\n"
+		"Is it running (systemctl status gatekeeperd)? -s SOCKET names another socket.\n",
+		socket_path, strerror(errno));
+	exit(EXIT_UNREACHABLE);
+}
+
+static void die_io(const char *what)
+{
+	if (errno == EAGAIN || errno == EWOULDBLOCK)
+		fprintf(stderr, "gatekeeperctl: gatekeeperd did not answer within %d s (%s)\n",
+			REPLY_TIMEOUT_S, what);
+	else if (errno == 0)
+		fprintf(stderr, "gatekeeperctl: gatekeeperd closed the connection (%s)\n", what);
+	else
+		fprintf(stderr, "gatekeeperctl: %s: %s\n", what, strerror(errno));
+	exit(EXIT_UNREACHABLE);
+}
+
+static void send_all(int fd, const char *data, size_t len)
+{
+	while (len) {
+		ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			die_io("sending the request");
+		data += n;
+		len -= (size_t)n;
+	}
+}
+
+/* Reads one reply; the body is malloc'ed and NUL-terminated. */
+static char *read_reply(int fd, struct protocol_reply_header *hdr)
+{
+	char line[PROTOCOL_MAX_HEADER];
+	size_t len = 0, got = 0;
+	char *body;
+
+	/* byte by byte: the header is short, and nothing after it is consumed */
+	for (;;) {
+		ssize_t n = recv(fd, line + len, 1, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = 0;
+			die_io("reading the reply");
+		}
+		if (line[len] == '\n')
+			break;
+		if (++len == sizeof(line))
+			break;
+	}
+	line[len < sizeof(line) ? len : sizeof(line) - 1] = '\0';
+	if (len == sizeof(line) || protocol_parse_reply_header(line, hdr) < 0) {
+		fprintf(stderr, "gatekeeperctl: not a gatekeeperd reply: '%.40s'\n", line);
+		exit(EXIT_UNREACHABLE);
+	}
+	body = malloc(hdr->len + 1);
+	if (!body) {
+		fprintf(stderr, "gatekeeperctl: out of memory for a %zu byte reply\n", hdr->len);
+		exit(EXIT_REFUSED);
+	}
+	while (got < hdr->len) {
+		ssize_t n = recv(fd, body + got, hdr->len - got, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (n == 0)
+				errno = 0;
+			die_io("reading the reply");
+		}
+		got += (size_t)n;
+	}
+	body[got] = '\0';
+	return body;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+/* Connects and checks the protocol version; a daemon with every client
+ * slot taken is asked again for a few seconds. */
+static int open_session(void)
+{
+	for (long waited = 0;; waited += 100) {
+		struct protocol_reply_header hdr;
+		int fd = connect_daemon();
+		char *body;
+		int version = 0;
+
+		send_all(fd, PROTOCOL_CMD_HELLO "\n", sizeof(PROTOCOL_CMD_HELLO));
+		body = read_reply(fd, &hdr);
+		if (!hdr.ok && strcmp(hdr.code, PROTOCOL_ERR_BUSY) == 0 && waited < BUSY_RETRY_MS) {
+			free(body);
+			close(fd);
+			sleep_ms(100);
+			continue;
+		}
+		if (!hdr.ok) {
+			fprintf(stderr, "gatekeeperctl: gatekeeperd refused the connection: %s", body);
+			exit(strcmp(hdr.code, PROTOCOL_ERR_BUSY) == 0 ? EXIT_UNREACHABLE : EXIT_REFUSED);
+		}
+		if (sscanf(body, "protocol %d", &version) != 1 || version != PROTOCOL_VERSION) {
+			fprintf(stderr, "gatekeeperctl: gatekeeperd speaks protocol %d, this gatekeeperctl "
+				"speaks %d: use the gatekeeperctl installed with the daemon\n",
+				version, PROTOCOL_VERSION);
+			exit(EXIT_REFUSED);
+		}
+		free(body);
+		return fd;
+	}
+}
+
+static int exit_code_of(const struct protocol_reply_header *hdr)
+{
+	if (hdr->ok)
+		return EXIT_DONE;
+	if (strcmp(hdr->code, PROTOCOL_ERR_USAGE) == 0)
+		return EXIT_USAGE;
+	if (strcmp(hdr->code, PROTOCOL_ERR_BUSY) == 0 || strcmp(hdr->code, PROTOCOL_ERR_TIMEOUT) == 0)
+		return EXIT_UNREACHABLE;
+	return EXIT_REFUSED;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"socket", required_argument, NULL, 's'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	const struct subcommand *cmd = NULL;
+	struct protocol_reply_header hdr;
+	char request[PROTOCOL_MAX_LINE];
+	char *body;
+	int c, fd, rc;
+
+	/* '+': options end at the subcommand, whose own options it parses */
+	while ((c = getopt_long(argc, argv, "+s:hV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 's': socket_path = optarg; break;
+		case 'h': usage(stdout); return EXIT_DONE;
+		case 'V': printf("gatekeeperctl %s (protocol %d)\n", GK_VERSION, PROTOCOL_VERSION); return EXIT_DONE;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind == argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[optind], "help") == 0) {
+		usage(stdout);
+		return EXIT_DONE;
+	}
+	for (size_t i = 0; i < N_SUBCOMMANDS && !cmd; i++)
+		if (strcmp(argv[optind], subcommands[i].name) == 0)
+			cmd = &subcommands[i];
+	if (!cmd) {
+		fprintf(stderr, "gatekeeperctl: unknown command '%s'; gatekeeperctl --help lists them\n",
+			argv[optind]);
+		return EXIT_USAGE;
+	}
+	if (cmd->build(cmd, argc - optind - 1, argv + optind + 1, request, sizeof(request)) < 0)
+		return EXIT_USAGE;
+
+	fd = open_session();
+	send_all(fd, request, strlen(request));
+	body = read_reply(fd, &hdr);
+	close(fd);
+	rc = exit_code_of(&hdr);
+	if (hdr.ok) {
+		fputs(body, stdout);
+	} else {
+		fprintf(stderr, "gatekeeperctl: %s", body);
+		if (hdr.len == 0 || body[hdr.len - 1] != '\n')
+			fputc('\n', stderr);
+	}
+	free(body);
+	if (fflush(stdout) != 0) {
+		perror("gatekeeperctl: stdout");
+		return EXIT_REFUSED;
+	}
+	return rc;
+}

@@ -1,0 +1,705 @@
+/* Unit tests for control: request parsing (every command, garbage), and
+ * the protocol end to end against the real server code: over socketpair()
+ * (with made-up peer credentials, for the permission checks) and over the
+ * real listening socket (framing, limits, busy, timeouts, stale files).
+ *
+ * The engine is faked here: this file defines the engine_* functions the
+ * control module calls, so the linker never pulls engine.o (and with it
+ * the queues and kernel rules) out of the core library. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+#include "control.h"
+#include "engine.h"
+#include "protocol.h"
+#include "state.h"
+
+/* ---- the fake engine ---- */
+
+struct engine {
+	struct config *cfg;
+	struct sites *sites;
+};
+
+const struct config *engine_config(const struct engine *engine)
+{
+	return engine->cfg;
+}
+
+struct sites *engine_sites(const struct engine *engine)
+{
+	return engine->sites;
+}
+
+enum rules_backend engine_backend(const struct engine *engine)
+{
+	(void)engine;
+	return RULES_BACKEND_EXTERNAL;
+}
+
+void engine_get_stats(const struct engine *engine, struct workers_stats *out)
+{
+	(void)engine;
+	memset(out, 0, sizeof(*out));
+	out->packets = 42;
+}
+
+int engine_reload(struct engine *engine, const char *path, struct config_errors *errors)
+{
+	struct config *cfg = config_load(path, errors);
+	struct sites *sites;
+
+	if (!cfg)
+		return -1;
+	sites = sites_create(cfg);
+	assert_non_null(sites);
+	sites_carry_over_overrides(sites, engine->sites);
+	sites_free(engine->sites);
+	config_free(engine->cfg);
+	engine->cfg = cfg;
+	engine->sites = sites;
+	return 0;
+}
+
+/* ---- fixtures ---- */
+
+struct fixture {
+	char dir[128];
+	char config_path[160], socket_path[160], state_path[160];
+	struct engine engine;
+	struct control *ctl;
+};
+
+static void write_config(struct fixture *f, const char *extra_site)
+{
+	FILE *out = fopen(f->config_path, "w");
+
+	assert_non_null(out);
+	fprintf(out,
+		"control:\n  socket: %s\n"
+		"state_file: %s\n"
+		"sites:\n"
+		"  - name: shop\n    addresses: [198.51.100.10, \"2001:db8:2::10\"]\n"
+		"    ports: [443, 8443]\n    state: online\n"
+		"  - name: blog\n    addresses: [198.51.100.11]\n    ports: [443]\n"
+		"    state: offline\n    action: reject\n"
+		"%s",
+		f->socket_path, f->state_path, extra_site ? extra_site : "");
+	assert_int_equal(fclose(out), 0);
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct config_errors errors = {0};
+	const char *tmp = getenv("TMPDIR");
+
+	snprintf(f->dir, sizeof(f->dir), "%s/gk-test-control.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(f->dir))
+		return -1;
+	snprintf(f->config_path, sizeof(f->config_path), "%s/gk.yaml", f->dir);
+	snprintf(f->socket_path, sizeof(f->socket_path), "%s/run/control.sock", f->dir);
+	snprintf(f->state_path, sizeof(f->state_path), "%s/lib/state", f->dir);
+	write_config(f, NULL);
+	f->engine.cfg = config_load(f->config_path, &errors);
+	for (size_t i = 0; i < errors.count; i++)
+		print_error("%s\n", errors.messages[i]);
+	if (!f->engine.cfg)
+		return -1;
+	f->engine.sites = sites_create(f->engine.cfg);
+	f->ctl = control_start(&f->engine, f->config_path);
+	if (!f->ctl)
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[200];
+
+	control_stop(f->ctl);
+	sites_free(f->engine.sites);
+	config_free(f->engine.cfg);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	free(f);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+/* ---- talking to it ---- */
+
+static const struct control_peer root_peer = {.uid = 0, .gid = 0, .pid = 1, .privileged = true};
+static const struct control_peer user_peer = {.uid = 1234, .gid = 1234, .pid = 2, .privileged = false};
+
+/* One end served by the control module as PEER; returns the other end. */
+static int attach(struct fixture *f, const struct control_peer *peer)
+{
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(control_adopt(f->ctl, sv[0], peer), 0);
+	assert_int_equal(fcntl(sv[1], F_SETFL, O_NONBLOCK), 0);
+	return sv[1];
+}
+
+static int connect_socket(struct fixture *f)
+{
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	strcpy(addr.sun_path, f->socket_path);
+	assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+	assert_int_equal(fcntl(fd, F_SETFL, O_NONBLOCK), 0);
+	return fd;
+}
+
+/* Lets the server run once: what main()'s loop does. */
+static void pump(struct fixture *f, int max_ms)
+{
+	struct pollfd pfd = {.fd = control_fd(f->ctl), .events = POLLIN};
+	int timeout = control_timeout_ms(f->ctl);
+
+	poll(&pfd, 1, timeout < 0 || timeout > max_ms ? max_ms : timeout);
+	control_dispatch(f->ctl);
+}
+
+static void send_text(int fd, const char *text, size_t len)
+{
+	assert_int_equal(send(fd, text, len, MSG_NOSIGNAL), (ssize_t)len);
+}
+
+/* Reads N bytes into BUF, serving the control module while it waits. */
+static bool read_exact(struct fixture *f, int fd, char *buf, size_t n)
+{
+	size_t got = 0;
+
+	for (int idle = 0; got < n && idle < 400;) {
+		ssize_t r = recv(fd, buf + got, n - got, 0);
+
+		if (r == 0 || (r < 0 && errno != EAGAIN))
+			return false;
+		if (r > 0) {
+			got += (size_t)r;
+			continue;
+		}
+		pump(f, 5);
+		idle++;
+	}
+	return got == n;
+}
+
+/* Reads one whole reply, serving the control module meanwhile. The body
+ * is returned NUL-terminated; NULL when the server closed first. */
+static char *reply(struct fixture *f, int fd, struct protocol_reply_header *hdr)
+{
+	char line[PROTOCOL_MAX_HEADER];
+	size_t len = 0;
+	char *body;
+
+	/* byte by byte, so a pipelined reply after this one stays queued */
+	for (;;) {
+		if (!read_exact(f, fd, line + len, 1))
+			return NULL;
+		if (line[len] == '\n')
+			break;
+		assert_true(++len < sizeof(line));
+	}
+	line[len] = '\0';
+	assert_int_equal(protocol_parse_reply_header(line, hdr), 0);
+	body = malloc(hdr->len + 1);
+	assert_true(read_exact(f, fd, body, hdr->len));
+	body[hdr->len] = '\0';
+	return body;
+}
+
+/* Sends REQUEST, expects an "OK" or "ERR CODE" reply whose body contains
+ * WANT; returns the body. */
+static char *ask(struct fixture *f, int fd, const char *request, const char *code, const char *want)
+{
+	struct protocol_reply_header hdr;
+	char *body;
+
+	send_text(fd, request, strlen(request));
+	body = reply(f, fd, &hdr);
+	assert_non_null(body);
+	if (!code)
+		assert_true(hdr.ok);
+	else
+		assert_string_equal(hdr.code, code);
+	if (want && !strstr(body, want))
+		fail_msg("reply to '%s' lacks '%s':\n%s", request, want, body);
+	return body;
+}
+
+static void ask_free(struct fixture *f, int fd, const char *request, const char *code,
+		     const char *want)
+{
+	free(ask(f, fd, request, code, want));
+}
+
+/* The server has closed FD (after any reply). */
+static void assert_closed(struct fixture *f, int fd)
+{
+	char buf[256];
+
+	for (int i = 0; i < 200; i++) {
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		if (n == 0 || (n < 0 && errno == ECONNRESET))
+			return;
+		pump(f, 5);
+	}
+	fail_msg("connection still open");
+}
+
+static char *state_file_text(struct fixture *f)
+{
+	FILE *in = fopen(f->state_path, "r");
+	char *buf = calloc(1, 4096);
+
+	if (in) {
+		size_t n = fread(buf, 1, 4095, in);
+		buf[n] = '\0';
+		fclose(in);
+	}
+	return buf;
+}
+
+/* ---- parsing ---- */
+
+static void test_parse_every_command(void **unused)
+{
+	struct control_request req;
+	char err[256], line[128];
+
+	(void)unused;
+#define PARSE(text) (strcpy(line, text), control_parse_request(line, &req, err, sizeof(err)))
+	assert_int_equal(PARSE("hello"), 0);
+	assert_int_equal(req.command, CONTROL_CMD_HELLO);
+	assert_false(control_request_changes_state(&req));
+	assert_int_equal(PARSE("status"), 0);
+	assert_int_equal(req.command, CONTROL_CMD_STATUS);
+	assert_false(req.json);
+	assert_int_equal(PARSE("status json"), 0);
+	assert_true(req.json);
+	assert_int_equal(PARSE("  stats \t json  "), 0);
+	assert_int_equal(req.command, CONTROL_CMD_STATS);
+	assert_true(req.json);
+	assert_int_equal(PARSE("offline blog"), 0);
+	assert_int_equal(req.command, CONTROL_CMD_OFFLINE);
+	assert_string_equal(req.site, "blog");
+	assert_false(req.has_action);
+	assert_true(control_request_changes_state(&req));
+	assert_int_equal(PARSE("offline blog reject"), 0);
+	assert_true(req.has_action);
+	assert_int_equal(req.action, SITE_ACTION_REJECT);
+	assert_int_equal(PARSE("online shop"), 0);
+	assert_int_equal(req.command, CONTROL_CMD_ONLINE);
+	assert_int_equal(PARSE("reset shop"), 0);
+	assert_int_equal(req.command, CONTROL_CMD_RESET);
+	assert_int_equal(PARSE("reload"), 0);
+	assert_int_equal(req.command, CONTROL_CMD_RELOAD);
+	assert_true(control_request_changes_state(&req));
+}
+
+static void test_parse_refusals(void **unused)
+{
+	static const char *const bad[] = {
+		"", "   ", "\t", "HELLO", "hello there", "status xml", "status json json",
+		"stats --json", "offline", "offline blog sideways", "offline blog drop now",
+		"online", "online a b", "reset", "reload now", "quit", "statusjson",
+	};
+	struct control_request req;
+	char err[256], line[128];
+
+	(void)unused;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		strcpy(line, bad[i]);
+		if (control_parse_request(line, &req, err, sizeof(err)) != -1)
+			fail_msg("'%s' was accepted", bad[i]);
+		assert_true(strlen(err) > 0);
+	}
+	strcpy(line, "status xml");
+	control_parse_request(line, &req, err, sizeof(err));
+	assert_string_equal(err, "usage: status [json]");
+}
+
+static void test_peer_in_group(void **unused)
+{
+	const gid_t groups[] = {10, 20, 30};
+
+	(void)unused;
+	assert_true(control_peer_in_group(5, 5, NULL, 0));
+	assert_true(control_peer_in_group(30, 5, groups, 3));
+	assert_false(control_peer_in_group(40, 5, groups, 3));
+	assert_false(control_peer_in_group(40, 5, NULL, 0));
+}
+
+/* Through a buffer, as a reader parses it (and so that the compiler does
+ * not second-guess the inlined parser on string literals). */
+static int parse_header(const char *text, struct protocol_reply_header *h)
+{
+	char line[PROTOCOL_MAX_HEADER];
+
+	snprintf(line, sizeof(line), "%s", text);
+	return protocol_parse_reply_header(line, h);
+}
+
+static void test_reply_header(void **unused)
+{
+	struct protocol_reply_header h;
+
+	(void)unused;
+	assert_int_equal(parse_header("OK 0", &h), 0);
+	assert_true(h.ok);
+	assert_int_equal(parse_header("ERR unknown-site 17", &h), 0);
+	assert_false(h.ok);
+	assert_string_equal(h.code, "unknown-site");
+	assert_int_equal(h.len, 17);
+	assert_int_equal(parse_header("OK", &h), -1);
+	assert_int_equal(parse_header("OK -1", &h), -1);
+	assert_int_equal(parse_header("OK 12x", &h), -1);
+	assert_int_equal(parse_header("OK 99999999999999999999", &h), -1);
+	assert_int_equal(parse_header("OK 67108865", &h), -1);
+	assert_int_equal(parse_header("ERR  5", &h), -1);
+	assert_int_equal(parse_header("ERR x", &h), -1);
+	assert_int_equal(parse_header("ERR abcdefghijklmnopqrstuvwxyz 5", &h), -1);
+}
+
+/* ---- the protocol ---- */
+
+static void test_hello_status_stats(void **state)
+{
+	struct fixture *f = *state;
+	int fd = attach(f, &user_peer);
+	char *body;
+
+	ask_free(f, fd, "hello\n", NULL, "protocol 1\n");
+	body = ask(f, fd, "status\n", NULL, "shop: online, from config\n");
+	assert_non_null(strstr(body, "blog: offline, from config\n  action     reject\n"));
+	assert_non_null(strstr(body, "  addresses  198.51.100.10 2001:db8:2::10\n  ports      443 8443\n"));
+	free(body);
+	ask_free(f, fd, "status json\n", NULL,
+		 "{\"name\":\"shop\",\"state\":\"online\",\"action\":\"drop\",\"source\":\"config\","
+		 "\"config_state\":\"online\",\"config_action\":\"drop\","
+		 "\"addresses\":[\"198.51.100.10\",\"2001:db8:2::10\"],\"ports\":[443,8443],"
+		 "\"counters\":{\"accepted\":0,\"dropped\":0,\"rejected\":0}}");
+	ask_free(f, fd, "stats\n", NULL, "packets        42 ");
+	body = ask(f, fd, "stats json\n", NULL, "\"workers\":{\"packets\":42,");
+	assert_non_null(strstr(body, "\"sites\":{\"total\":2,\"offline\":1,\"runtime\":0,"));
+	assert_non_null(strstr(body, "\"queues\":[{\"num\":0,"));
+	free(body);
+	close(fd);
+}
+
+static void test_changes_and_state_file(void **state)
+{
+	struct fixture *f = *state;
+	struct site *shop = sites_find(f->engine.sites, "shop");
+	int fd = attach(f, &root_peer);
+	char *text;
+
+	ask_free(f, fd, "offline shop\n", NULL, "shop: offline (drop), from runtime\n");
+	assert_int_equal(site_state(shop), SITE_OFFLINE);
+	assert_int_equal(site_action(shop), SITE_ACTION_DROP); /* the config's action */
+	text = state_file_text(f);
+	assert_non_null(strstr(text, "gatekeeper-state 1\n"));
+	assert_non_null(strstr(text, "\nshop offline drop\n"));
+	free(text);
+
+	ask_free(f, fd, "offline shop reject\n", NULL, "shop: offline (reject)");
+	assert_int_equal(site_action(shop), SITE_ACTION_REJECT);
+	ask_free(f, fd, "online blog\n", NULL, "blog: online (reject), from runtime");
+	ask_free(f, fd, "status\n", NULL, "blog: online, from runtime (config: offline, reject)");
+	text = state_file_text(f);
+	assert_non_null(strstr(text, "\nshop offline reject\n"));
+	assert_non_null(strstr(text, "\nblog online reject\n"));
+	free(text);
+
+	ask_free(f, fd, "reset shop\n", NULL, "shop: online (drop), from config");
+	assert_int_equal(site_source(shop), SITE_SOURCE_CONFIG);
+	text = state_file_text(f);
+	assert_null(strstr(text, "shop"));
+	free(text);
+
+	ask_free(f, fd, "offline nosuch\n", PROTOCOL_ERR_UNKNOWN_SITE, "no site 'nosuch'");
+	ask_free(f, fd, "offline shop sideways\n", PROTOCOL_ERR_USAGE, "unknown action");
+	close(fd);
+}
+
+static void test_read_only_peer(void **state)
+{
+	struct fixture *f = *state;
+	struct site *blog = sites_find(f->engine.sites, "blog");
+	int fd = attach(f, &user_peer);
+
+	ask_free(f, fd, "online blog\n", PROTOCOL_ERR_PERMISSION, "permission denied");
+	ask_free(f, fd, "offline blog drop\n", PROTOCOL_ERR_PERMISSION, "uid 1234 may only read");
+	ask_free(f, fd, "reset blog\n", PROTOCOL_ERR_PERMISSION, NULL);
+	ask_free(f, fd, "reload\n", PROTOCOL_ERR_PERMISSION, NULL);
+	assert_int_equal(site_state(blog), SITE_OFFLINE);
+	assert_int_equal(site_source(blog), SITE_SOURCE_CONFIG);
+	assert_int_equal(access(f->state_path, F_OK), -1);
+	/* the connection is still good */
+	ask_free(f, fd, "hello\n", NULL, "protocol 1");
+	close(fd);
+}
+
+/* The change is refused, and nothing changes, when it cannot be saved. */
+static void test_save_failure_changes_nothing(void **state)
+{
+	struct fixture *f = *state;
+	struct site *shop = sites_find(f->engine.sites, "shop");
+	char lib[200];
+	int fd = attach(f, &root_peer);
+
+	/* the state file's directory is a regular file */
+	snprintf(lib, sizeof(lib), "%s/lib", f->dir);
+	close(open(lib, O_CREAT | O_WRONLY, 0600));
+	ask_free(f, fd, "offline shop\n", PROTOCOL_ERR_FAILED, "nothing changed");
+	assert_int_equal(site_state(shop), SITE_ONLINE);
+	assert_int_equal(site_source(shop), SITE_SOURCE_CONFIG);
+	unlink(lib);
+	close(fd);
+}
+
+static void test_reload(void **state)
+{
+	struct fixture *f = *state;
+	int fd = attach(f, &root_peer);
+	char *body, *text;
+	FILE *out;
+
+	ask_free(f, fd, "offline shop\n", NULL, NULL);
+	ask_free(f, fd, "offline blog\n", NULL, NULL);
+	/* wiki appears, blog goes: shop's override stays, blog's leaves the file */
+	write_config(f, "  - name: wiki\n    addresses: [198.51.100.12]\n    ports: [443]\n");
+	out = fopen(f->config_path, "r+");
+	assert_non_null(out);
+	fclose(out);
+	{
+		/* drop blog by rewriting the file without it */
+		char cmd[400];
+		snprintf(cmd, sizeof(cmd), "sed -i '/name: blog/,/action: reject/d' '%s'", f->config_path);
+		assert_int_equal(system(cmd), 0);
+	}
+	ask_free(f, fd, "reload\n", NULL, "2 sites");
+	assert_non_null(sites_find(f->engine.sites, "wiki"));
+	assert_null(sites_find(f->engine.sites, "blog"));
+	assert_int_equal(site_state(sites_find(f->engine.sites, "shop")), SITE_OFFLINE);
+	text = state_file_text(f);
+	assert_non_null(strstr(text, "shop offline"));
+	assert_null(strstr(text, "blog"));
+	free(text);
+
+	/* a broken config: FILE:LINE:COL back to the caller, old config kept */
+	out = fopen(f->config_path, "a");
+	fputs("  - name: bad\n    adresses: [198.51.100.13]\n", out);
+	fclose(out);
+	body = ask(f, fd, "reload\n", PROTOCOL_ERR_CONFIG, "reload refused");
+	assert_non_null(strstr(body, f->config_path));
+	assert_non_null(strstr(body, ":13:5: "));
+	free(body);
+	assert_non_null(sites_find(f->engine.sites, "wiki"));
+	ask_free(f, fd, "status\n", NULL, "wiki: online");
+	close(fd);
+}
+
+static void test_framing(void **state)
+{
+	struct fixture *f = *state;
+	struct protocol_reply_header hdr;
+	int fd = attach(f, &user_peer);
+	char *body;
+
+	/* a request in pieces, and CRLF */
+	send_text(fd, "hel", 3);
+	pump(f, 5);
+	send_text(fd, "lo\r", 3);
+	pump(f, 5);
+	ask_free(f, fd, "\n", NULL, "protocol 1");
+	/* several in one write: answered in order */
+	send_text(fd, "hello\nstatus json\nnope\n", 23);
+	body = reply(f, fd, &hdr);
+	assert_true(hdr.ok);
+	assert_non_null(strstr(body, "protocol 1"));
+	free(body);
+	body = reply(f, fd, &hdr);
+	assert_true(hdr.ok);
+	assert_int_equal(body[0], '{');
+	free(body);
+	body = reply(f, fd, &hdr);
+	assert_string_equal(hdr.code, PROTOCOL_ERR_USAGE);
+	free(body);
+	/* an empty line is a usage error, not a reason to hang up */
+	ask_free(f, fd, "\n", PROTOCOL_ERR_USAGE, "empty request");
+	ask_free(f, fd, "hello\n", NULL, NULL);
+	close(fd);
+}
+
+static void test_garbage_drops_only_that_client(void **state)
+{
+	struct fixture *f = *state;
+	int good = attach(f, &user_peer), bin = attach(f, &user_peer), big = attach(f, &user_peer);
+	char junk[PROTOCOL_MAX_LINE + 10];
+
+	ask_free(f, bin, "hel\x01lo\n", PROTOCOL_ERR_MALFORMED, "byte 0x01 at offset 3");
+	assert_closed(f, bin);
+	memset(junk, 'a', sizeof(junk));
+	send_text(big, junk, sizeof(junk));
+	ask_free(f, big, "", PROTOCOL_ERR_MALFORMED, "longer than 4096 bytes");
+	assert_closed(f, big);
+	/* exactly the limit, newline included, is fine */
+	memset(junk, ' ', PROTOCOL_MAX_LINE);
+	memcpy(junk, "hello", 5);
+	junk[PROTOCOL_MAX_LINE - 1] = '\n';
+	junk[PROTOCOL_MAX_LINE] = '\0';
+	ask_free(f, good, junk, NULL, "protocol 1");
+	close(good);
+	close(bin);
+	close(big);
+}
+
+/* A client that sends requests but never reads gets no more replies
+ * queued than one, and does not slow anyone else down. */
+static void test_client_that_does_not_read(void **state)
+{
+	struct fixture *f = *state;
+	int lazy = attach(f, &user_peer), other = attach(f, &user_peer);
+	char requests[PROTOCOL_MAX_LINE];
+
+	for (size_t i = 0; i + 12 <= sizeof(requests); i += 12)
+		memcpy(requests + i, "status json\n", 12);
+	/* more than the socket buffers hold, written as far as it goes */
+	for (int i = 0; i < 200; i++) {
+		(void)!send(lazy, requests, sizeof(requests) / 12 * 12, MSG_NOSIGNAL | MSG_DONTWAIT);
+		pump(f, 0);
+	}
+	ask_free(f, other, "hello\n", NULL, "protocol 1");
+	close(lazy);
+	for (int i = 0; i < 10; i++)
+		pump(f, 1);
+	close(other);
+}
+
+static void test_idle_timeout(void **state)
+{
+	struct fixture *f = *state;
+	struct protocol_reply_header hdr;
+	int fd;
+	char *body;
+
+	control_set_idle_timeout(f->ctl, 50);
+	fd = attach(f, &user_peer);
+	send_text(fd, "hel", 3); /* a request that never ends */
+	body = reply(f, fd, &hdr);
+	assert_non_null(body);
+	assert_string_equal(hdr.code, PROTOCOL_ERR_TIMEOUT);
+	free(body);
+	assert_closed(f, fd);
+	close(fd);
+}
+
+static void test_real_socket_and_busy(void **state)
+{
+	struct fixture *f = *state;
+	struct protocol_reply_header hdr;
+	struct stat st;
+	int fds[CONTROL_MAX_CLIENTS + 1];
+	char *body;
+
+	assert_int_equal(stat(f->socket_path, &st), 0);
+	assert_true(S_ISSOCK(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, CONTROL_SOCKET_MODE);
+	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++) {
+		fds[i] = connect_socket(f);
+		if (i == 0)
+			/* we are who the kernel says: root may change state here */
+			ask_free(f, fds[0], "reset shop\n", getuid() == 0 ? NULL : PROTOCOL_ERR_PERMISSION,
+				 NULL);
+	}
+	for (int i = 0; i < 20; i++)
+		pump(f, 1);
+	fds[CONTROL_MAX_CLIENTS] = connect_socket(f);
+	body = reply(f, fds[CONTROL_MAX_CLIENTS], &hdr);
+	assert_non_null(body);
+	assert_string_equal(hdr.code, PROTOCOL_ERR_BUSY);
+	free(body);
+	assert_closed(f, fds[CONTROL_MAX_CLIENTS]);
+	/* the others are still served */
+	ask_free(f, fds[CONTROL_MAX_CLIENTS - 1], "hello\n", NULL, "protocol 1");
+	for (int i = 0; i <= CONTROL_MAX_CLIENTS; i++)
+		close(fds[i]);
+}
+
+static void test_socket_path_checks(void **state)
+{
+	struct fixture *f = *state;
+	struct control *second;
+	int fd;
+
+	/* a live daemon's socket is not taken over */
+	assert_null(control_start(&f->engine, f->config_path));
+	control_stop(f->ctl);
+	f->ctl = NULL;
+	/* the file is removed at stop */
+	assert_int_equal(access(f->socket_path, F_OK), -1);
+
+	/* a stale socket (nobody listening) is replaced */
+	{
+		struct sockaddr_un addr = {.sun_family = AF_UNIX};
+		strcpy(addr.sun_path, f->socket_path);
+		fd = socket(AF_UNIX, SOCK_STREAM, 0);
+		assert_int_equal(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+		close(fd);
+	}
+	second = control_start(&f->engine, f->config_path);
+	assert_non_null(second);
+	control_stop(second);
+
+	/* anything else is left alone, and start is refused */
+	close(open(f->socket_path, O_CREAT | O_WRONLY, 0600));
+	assert_null(control_start(&f->engine, f->config_path));
+	assert_int_equal(access(f->socket_path, F_OK), 0);
+	unlink(f->socket_path);
+	f->ctl = control_start(&f->engine, f->config_path);
+	assert_non_null(f->ctl);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_every_command),
+		cmocka_unit_test(test_parse_refusals),
+		cmocka_unit_test(test_peer_in_group),
+		cmocka_unit_test(test_reply_header),
+		cmocka_unit_test_setup_teardown(test_hello_status_stats, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_changes_and_state_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_read_only_peer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_save_failure_changes_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reload, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_framing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_garbage_drops_only_that_client, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_client_that_does_not_read, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_real_socket_and_busy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_socket_path_checks, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
