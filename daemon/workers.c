@@ -3,13 +3,11 @@
 #include <errno.h>
 #include <netinet/in.h> /* before linux/netfilter.h, which pulls in linux/in.h */
 #include <linux/netfilter.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,11 +18,20 @@
 
 /* Idle workers wake this often, so the heartbeat shows a live loop. */
 #define WORKER_IDLE_MS 1000
+/* The socket buffer holds this much per packet the kernel may queue
+ * (queue.maxlen): a queued SYN's message takes about 1 KiB of buffer
+ * (truesize), so a full queue fits and the limit that bites is maxlen,
+ * which the kernel counts as queue_dropped. Memory is only used while
+ * packets wait. */
+#define WORKER_RCVBUF_PER_PACKET 2048
+#define WORKER_RCVBUF_MIN (8 * 1024 * 1024)
+#define WORKER_RCVBUF_MAX (1024 * 1024 * 1024)
 
 struct worker {
 	struct workers *owner;
 	struct queue *queue;
 	pthread_t thread;
+	unsigned slot; /* this worker's counter slot in every site table */
 	bool started;
 	int raw4, raw6; /* for the RSTs of rejected SYNs */
 	_Atomic uint64_t active_gen; /* generation in use, 0 while idle */
@@ -37,7 +44,7 @@ struct worker {
 struct workers {
 	_Atomic(struct sites *) sites;
 	_Atomic uint64_t gen;
-	int stop_fd;
+	atomic_bool stopping;
 	size_t count;
 	struct worker *workers;
 };
@@ -45,7 +52,9 @@ struct workers {
 static uint64_t now_seconds(void)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	/* the coarse clock is read from the vDSO without touching the TSC:
+	 * cheap enough for every round of the packet loop */
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
 	return (uint64_t)ts.tv_sec;
 }
 
@@ -92,7 +101,7 @@ static int decide(struct worker *w, const struct sites *sites, const struct queu
 		bump(&w->unmanaged);
 		return NF_ACCEPT;
 	}
-	switch (site_decide(site)) {
+	switch (site_decide_on(site, w->slot)) {
 	case SITE_VERDICT_ACCEPT:
 		return NF_ACCEPT;
 	case SITE_VERDICT_REJECT:
@@ -126,28 +135,38 @@ static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	struct queue_packet pkts[QUEUE_BATCH];
-	struct pollfd fds[2] = {
-		{.fd = queue_fd(w->queue), .events = POLLIN},
-		{.fd = w->owner->stop_fd, .events = POLLIN},
-	};
 
 	for (;;) {
-		int n = queue_recv_batch(w->queue, pkts);
+		/* one syscall sleeps and receives: no poll() before each batch */
+		int n = queue_recv_batch(w->queue, pkts, true);
 
+		if (atomic_load_explicit(&w->owner->stopping, memory_order_relaxed))
+			break;
 		atomic_store_explicit(&w->heartbeat, now_seconds(), memory_order_relaxed);
 		if (n > 0) {
 			worker_batch(w, pkts, n);
 			continue;
 		}
-		if (n < 0)
+		if (n < 0) {
 			bump(&w->recv_errors);
-		/* only poll when the queue is empty: under load, recv never waits */
-		if (poll(fds, 2, WORKER_IDLE_MS) < 0 && errno != EINTR)
-			break;
-		if (fds[1].revents)
-			break;
+			/* a socket that keeps failing must not spin the core */
+			struct timespec pause = {.tv_nsec = 10 * 1000 * 1000};
+			nanosleep(&pause, NULL);
+		}
 	}
 	return NULL;
+}
+
+/* Room in the socket buffer for a full queue (see WORKER_RCVBUF_PER_PACKET). */
+static int worker_rcvbuf(uint32_t maxlen)
+{
+	uint64_t bytes = (uint64_t)maxlen * WORKER_RCVBUF_PER_PACKET;
+
+	if (bytes < WORKER_RCVBUF_MIN)
+		bytes = WORKER_RCVBUF_MIN;
+	if (bytes > WORKER_RCVBUF_MAX)
+		bytes = WORKER_RCVBUF_MAX;
+	return (int)bytes;
 }
 
 static int worker_open(struct worker *w, const struct config *cfg, uint16_t num)
@@ -156,7 +175,8 @@ static int worker_open(struct worker *w, const struct config *cfg, uint16_t num)
 		.num = num,
 		.fail_open = cfg->queue.fail_open,
 		.maxlen = cfg->queue.maxlen,
-		.rcvbuf = 8 * 1024 * 1024,
+		.rcvbuf = worker_rcvbuf(cfg->queue.maxlen),
+		.idle_ms = WORKER_IDLE_MS,
 	};
 
 	w->raw4 = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
@@ -177,15 +197,16 @@ struct workers *workers_start(const struct config *cfg, struct sites *sites)
 		return NULL;
 	atomic_init(&ws->sites, sites);
 	atomic_init(&ws->gen, 1);
+	atomic_init(&ws->stopping, false);
 	ws->count = cfg->queue.count ? cfg->queue.count : 1;
-	ws->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	ws->workers = calloc(ws->count, sizeof(*ws->workers));
-	if (ws->stop_fd < 0 || !ws->workers) {
+	if (!ws->workers) {
 		log_error_errno("workers");
 		goto fail;
 	}
 	for (size_t i = 0; i < ws->count; i++) {
 		ws->workers[i].owner = ws;
+		ws->workers[i].slot = (unsigned)i;
 		ws->workers[i].raw4 = ws->workers[i].raw6 = -1;
 		atomic_init(&ws->workers[i].heartbeat, now_seconds());
 	}
@@ -208,12 +229,16 @@ fail:
 
 void workers_stop(struct workers *ws)
 {
-	uint64_t one = 1;
-
 	if (!ws)
 		return;
-	if (ws->stop_fd >= 0 && write(ws->stop_fd, &one, sizeof(one)) < 0)
-		log_warn_errno("cannot wake the workers");
+	atomic_store(&ws->stopping, true);
+	for (size_t i = 0; ws->workers && i < ws->count; i++) {
+		struct worker *w = &ws->workers[i];
+		/* if the wake-up is lost (buffer full), packets or the idle
+		 * timeout end the wait just the same */
+		if (w->started && queue_wake(w->queue) < 0)
+			log_warn_errno("cannot wake the worker of queue %u", queue_num(w->queue));
+	}
 	for (size_t i = 0; ws->workers && i < ws->count; i++) {
 		struct worker *w = &ws->workers[i];
 		if (w->started)
@@ -224,8 +249,6 @@ void workers_stop(struct workers *ws)
 		if (w->raw6 >= 0)
 			close(w->raw6);
 	}
-	if (ws->stop_fd >= 0)
-		close(ws->stop_fd);
 	free(ws->workers);
 	free(ws);
 }
