@@ -459,11 +459,37 @@ static void parse_control_group(struct config_parser *p, yaml_node_t *node, void
 	parse_optional_name(p, node, "control.group", &cfg->control.group);
 }
 
+/* An octal mode such as 0660 or 660, as chmod takes it. Read/write for the
+ * owner is required: the daemon itself must be able to replace the file. */
+static void parse_control_mode(struct config_parser *p, yaml_node_t *node, void *target)
+{
+	struct config *cfg = target;
+	const char *text;
+	unsigned long v = 0;
+	size_t len;
+
+	if (!config_expect_kind(p, node, YAML_SCALAR_NODE, "control.mode"))
+		return;
+	text = config_scalar(node);
+	len = strlen(text);
+	for (size_t i = 0; i < len; i++)
+		v = (text[i] >= '0' && text[i] <= '7') ? v * 8 + (unsigned long)(text[i] - '0')
+						       : ~0ul;
+	if (len < 3 || len > 4 || config_scalar_has_nul(node) || v > 0777 ||
+	    (v & 0600) != 0600) {
+		config_report(p, node, "control.mode: '%s' is not a socket mode (octal, like 0660, "
+			      "with read and write for the owner)", config_show(node).text);
+		return;
+	}
+	cfg->control.mode = (uint32_t)v;
+}
+
 static void parse_control(struct config_parser *p, yaml_node_t *node, void *target)
 {
 	static const struct config_key_rule rules[] = {
 		{ "socket", parse_control_socket },
 		{ "group", parse_control_group },
+		{ "mode", parse_control_mode },
 	};
 	yaml_node_t *seen[CONFIG_ARRAY_SIZE(rules)] = { 0 };
 
@@ -538,6 +564,7 @@ static int set_defaults(struct config *cfg, const char *name)
 	cfg->queue.count = 1;
 	cfg->queue.fail_open = true;
 	cfg->queue.maxlen = DEFAULT_QUEUE_MAXLEN;
+	cfg->control.mode = CONFIG_DEFAULT_SOCKET_MODE;
 	cfg->path = strdup(name);
 	return cfg->path ? 0 : -1;
 }

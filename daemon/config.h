@@ -12,6 +12,7 @@
 
 #define CONFIG_DEFAULT_PATH "/etc/gatekeeper/gatekeeper.yaml"
 #define CONFIG_DEFAULT_SOCKET "/run/gatekeeper/control.sock"
+#define CONFIG_DEFAULT_SOCKET_MODE 0660u
 #define CONFIG_DEFAULT_STATE_FILE "/var/lib/gatekeeper/state"
 /* Larger files are refused before parsing: a config is hand-written and a
  * runaway file must not eat the daemon's memory during a reload. */
@@ -63,6 +64,7 @@ struct config {
 	struct {
 		char *socket;
 		char *group; /* NULL: root only may change state */
+		uint32_t mode; /* permission bits of the socket file */
 	} control;
 	char *state_file;
 	char *user; /* NULL: keep the user we were started as */

@@ -453,7 +453,7 @@ void control_apply_group(struct control *ctl)
 	ctl->have_group = true;
 	ctl->group_gid = gid;
 	if (chown(ctl->socket_path, (uid_t)-1, gid) < 0 ||
-	    chmod(ctl->socket_path, CONTROL_SOCKET_MODE) < 0)
+	    chmod(ctl->socket_path, (mode_t)engine_config(ctl->engine)->control.mode) < 0)
 		log_warn_errno("control: cannot give %s to group '%s'", ctl->socket_path, name);
 }
 
@@ -552,7 +552,7 @@ static int open_socket(struct control *ctl)
 		ctl->socket_ino = st.st_ino;
 	}
 	control_apply_group(ctl);
-	if (chmod(ctl->socket_path, CONTROL_SOCKET_MODE) < 0) {
+	if (chmod(ctl->socket_path, (mode_t)engine_config(ctl->engine)->control.mode) < 0) {
 		log_error_errno("control.socket: chmod %s", ctl->socket_path);
 		return -1;
 	}
@@ -593,7 +593,8 @@ struct control *control_start(struct engine *engine, const char *config_path)
 	}
 	if (open_socket(ctl) < 0)
 		goto fail;
-	log_info("control socket %s (mode %04o, group %s)", ctl->socket_path, CONTROL_SOCKET_MODE,
+	log_info("control socket %s (mode %04o, group %s)", ctl->socket_path,
+		 (unsigned)engine_config(engine)->control.mode,
 		 ctl->have_group ? engine_config(engine)->control.group : "root only");
 	return ctl;
 fail:

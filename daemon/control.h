@@ -26,7 +26,6 @@
 /* ... of which read-only peers may hold at most all but these */
 #define CONTROL_RESERVED_PRIVILEGED 8
 #define CONTROL_IDLE_TIMEOUT_MS 30000
-#define CONTROL_SOCKET_MODE 0660
 #define CONTROL_DIR_MODE 0755
 
 struct control;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "state.h"
 
 struct engine {
 	struct config *cfg;
@@ -30,6 +31,8 @@ struct engine *engine_start(struct config *cfg, enum rules_backend backend)
 		log_error("out of memory building the site table");
 		goto fail;
 	}
+	/* overrides apply before the first SYN is decided, not just after */
+	state_restore(cfg->state_file, engine->sites);
 	engine->workers = workers_start(cfg, engine->sites);
 	if (!engine->workers)
 		goto fail;

@@ -16,7 +16,8 @@
 
 struct engine;
 
-/* Takes ownership of CFG. Binds the queues first, then installs the rules,
+/* Takes ownership of CFG. Applies the run-time overrides saved in the
+ * state file, binds the queues, then installs the rules,
  * so a rule never points at a queue nobody serves. NULL on failure, with
  * nothing left installed. */
 struct engine *engine_start(struct config *cfg, enum rules_backend backend);

@@ -16,7 +16,6 @@
 #include "gk_build.h"
 #include "log.h"
 #include "rules.h"
-#include "state.h"
 
 struct options {
 	const char *config_path;
@@ -208,7 +207,6 @@ int main(int argc, char **argv)
 	engine = engine_start(cfg, backend);
 	if (!engine)
 		goto out;
-	state_restore(engine_config(engine)->state_file, engine_sites(engine));
 	control = control_start(engine, opts.config_path);
 	if (!control)
 		goto out;

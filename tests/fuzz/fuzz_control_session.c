@@ -175,7 +175,9 @@ static bool drain(int fd, char **buf, size_t *len, size_t *cap)
 			*len += (size_t)n;
 			continue;
 		}
-		if (n == 0)
+		/* ECONNRESET: the server closed with our bytes unread (after a
+		 * malformed line); what it sent before was still delivered */
+		if (n == 0 || (n < 0 && errno == ECONNRESET))
 			return false;
 		CHECK(errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
 		return true;

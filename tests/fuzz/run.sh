@@ -17,7 +17,12 @@ cd "$(dirname "$0")/../.."
 seconds=${1:-60}
 builddir=${FUZZ_BUILDDIR:-build-fuzz}
 jobs=${FUZZ_JOBS:-$(nproc)}
-targets=(packet config control state)
+targets=(packet config control control_session state)
+# Per target: its dictionary, and options beyond the common ones (a
+# session must be able to send more than one 4 KiB request line).
+declare -A dicts=([config]=config.dict [control]=control.dict
+	[control_session]=control.dict [state]=state.dict)
+declare -A options=([control_session]=-max_len=12000)
 
 if ! [[ $seconds =~ ^[0-9]+$ ]] || [ "$seconds" = 0 ]; then
 	echo "usage: $0 [SECONDS]" >&2
@@ -32,12 +37,14 @@ give_up() {
 
 if [ ! -f "$builddir/build.ninja" ]; then
 	# no werror here: clang warns about things gcc (the werror build) does not
+	setup_log=$(mktemp /tmp/gatekeeper-fuzz-setup.XXXXXX)
 	CC=clang meson setup "$builddir" -Dfuzz=true -Dtests=false \
-		-Db_sanitize=address,undefined -Db_lundef=false >"$builddir.setup.log" 2>&1 || {
-		cat "$builddir.setup.log"
+		-Db_sanitize=address,undefined -Db_lundef=false >"$setup_log" 2>&1 || {
+		cat "$setup_log"
+		rm -f "$setup_log"
 		give_up "cannot configure $builddir (needs clang and libclang-rt-14-dev)"
 	}
-	rm -f "$builddir.setup.log"
+	rm -f "$setup_log"
 fi
 ninja -C "$builddir" >"$builddir/fuzz-build.log" 2>&1 || {
 	cat "$builddir/fuzz-build.log"
@@ -60,14 +67,15 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 # run_target NAME: fuzzes NAME; its output goes to $work/NAME.log.
 run_target() {
-	local t=$1 dict=() rc
-	[ -f "tests/fuzz/$t.dict" ] && dict=(-dict="tests/fuzz/$t.dict")
+	local t=$1 extra=() rc
+	[ -n "${dicts[$t]:-}" ] && extra+=(-dict="tests/fuzz/${dicts[$t]}")
+	[ -n "${options[$t]:-}" ] && extra+=("${options[$t]}")
 	cp -r "tests/fuzz/corpus/$t" "$work/$t"
 	# -timeout: one input running 10 s is a hang, i.e. a bug; the outer
 	# timeout only guards against libFuzzer itself getting stuck.
 	timeout $((seconds * 2 + 120)) "$builddir/tests/fuzz/fuzz_$t" \
 		-max_total_time="$seconds" -timeout=10 -print_final_stats=1 \
-		-artifact_prefix="$artifacts/$t-" "${dict[@]}" "$work/$t" >"$work/$t.log" 2>&1
+		-artifact_prefix="$artifacts/$t-" "${extra[@]}" "$work/$t" >"$work/$t.log" 2>&1
 	rc=$?
 	echo "$rc" >"$work/$t.rc"
 }
@@ -96,7 +104,7 @@ for t in "${targets[@]}"; do
 	if [ "$rc" != 0 ] || grep -qE '^==[0-9]+==ERROR|runtime error:|^SUMMARY: ' "$log"; then
 		result="FAILED (exit $rc)"
 	fi
-	printf 'fuzz %-8s %11s executions  corpus %3s seeds -> %-13s %ss  %s\n' \
+	printf 'fuzz %-15s %11s executions  corpus %3s seeds -> %-13s %ss  %s\n' \
 		"$t" "${execs:-?}" "$(seeds "$t")" "${size:-?}" "$seconds" "$result"
 	if [ "$result" = ok ]; then
 		passed=$((passed + 1))

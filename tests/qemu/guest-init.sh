@@ -34,8 +34,9 @@ cmd=$(arg cmd)
 cwd=$(arg cwd)
 
 echo "gk-vm: kernel $(uname -r), running in ${cwd}: ${cmd}"
-(cd "$cwd" && exec bash -c "$cmd") </dev/null
-status=$?
+# through a pipe, as in CI: the console is a tty and would get progress bars
+(cd "$cwd" && exec bash -c "$cmd") </dev/null 2>&1 | cat
+status=${PIPESTATUS[0]}
 echo "$status" >/run/gk-out/status
 echo "gk-vm: exit status $status"
 poweroff_now

@@ -328,7 +328,7 @@ static void test_unknown_keys(void **state)
 		"control, state_file, user, sites)",
 		"conf.yaml:4:9: queue: unknown key 'nm' (expected one of: num, count, "
 		"fail_open, maxlen)",
-		"conf.yaml:5:11: control: unknown key 'sock' (expected one of: socket, group)",
+		"conf.yaml:5:11: control: unknown key 'sock' (expected one of: socket, group, mode)",
 		"conf.yaml:8:5: site: unknown key 'adresses' (expected one of: name, "
 		"addresses, ports, state, action)",
 		"conf.yaml:7:5: site: missing required key 'addresses'", NULL);
@@ -500,6 +500,35 @@ static void test_bad_queue_and_paths(void **state)
 		"conf.yaml:2:11: control.socket: the path is 133 bytes, longer than the 107 a "
 		"unix socket allows",
 		NULL);
+	assert_errors(
+		"control: {mode: 0400}\n"
+		"sites: [{name: a, addresses: [192.0.2.1]}]\n",
+		"conf.yaml:1:17: control.mode: '0400' is not a socket mode (octal, like 0660, "
+		"with read and write for the owner)",
+		NULL);
+	assert_errors(
+		"control: {mode: 0689}\n"
+		"sites: [{name: a, addresses: [192.0.2.1]}]\n",
+		"conf.yaml:1:17: control.mode: '0689' is not a socket mode (octal, like 0660, "
+		"with read and write for the owner)",
+		NULL);
+}
+
+static void test_control_mode(void **state)
+{
+	static const char text[] = "control: {mode: 0666}\n"
+				   "sites: [{name: a, addresses: [192.0.2.1]}]\n";
+	struct config_errors errors = { 0 };
+	struct config *cfg = config_parse("conf.yaml", text, strlen(text), &errors);
+
+	(void)state;
+	assert_non_null(cfg);
+	assert_int_equal(cfg->control.mode, 0666);
+	config_free(cfg);
+	cfg = config_parse("conf.yaml", text + 22, strlen(text + 22), &errors);
+	assert_non_null(cfg);
+	assert_int_equal(cfg->control.mode, CONFIG_DEFAULT_SOCKET_MODE);
+	config_free(cfg);
 }
 
 static void test_missing_required(void **state)
@@ -892,6 +921,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_bad_ports),
 		cmocka_unit_test(test_bad_enums_and_names),
 		cmocka_unit_test(test_bad_queue_and_paths),
+		cmocka_unit_test(test_control_mode),
 		cmocka_unit_test(test_missing_required),
 		cmocka_unit_test(test_duplicate_keys_and_names),
 		cmocka_unit_test(test_address_port_claimed_twice),

@@ -625,7 +625,7 @@ static void test_real_socket_and_busy(void **state)
 
 	assert_int_equal(stat(f->socket_path, &st), 0);
 	assert_true(S_ISSOCK(st.st_mode));
-	assert_int_equal(st.st_mode & 0777, CONTROL_SOCKET_MODE);
+	assert_int_equal(st.st_mode & 0777, CONFIG_DEFAULT_SOCKET_MODE);
 	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++) {
 		fds[i] = connect_socket(f);
 		if (i == 0)
