@@ -12,6 +12,7 @@
 #include "engine.h"
 #include "gk_build.h"
 #include "log.h"
+#include "notify.h"
 #include "protocol.h"
 #include "queue.h"
 #include "rules.h"
@@ -380,6 +381,7 @@ static const char *reload(struct control *ctl, const char *who, struct strbuf *b
 	char err[512];
 
 	log_info("reloading %s (%s)", ctl->config_path, who);
+	notify_reloading();
 	if (engine_reload(ctl->engine, ctl->config_path, &errors) < 0) {
 		for (size_t i = 0; i < errors.count; i++) {
 			log_error("%s", errors.messages[i]);
@@ -408,6 +410,8 @@ static const char *reload(struct control *ctl, const char *who, struct strbuf *b
 	strbuf_printf(b, "reloaded %s: %zu sites\n", ctl->config_path,
 		      sites_count(engine_sites(ctl->engine)));
 out:
+	/* READY again whether or not it took: the daemon serves either way */
+	notify_reloaded();
 	config_errors_clear(&errors);
 	state_set_clear(&set);
 	return code;

@@ -152,6 +152,16 @@ const struct workers *engine_workers(const struct engine *engine)
 	return engine->workers;
 }
 
+void engine_summary(const struct engine *engine, char *buf, size_t len)
+{
+	size_t n = sites_count(engine->sites), online = 0;
+
+	for (size_t i = 0; i < n; i++)
+		online += site_state(sites_at(engine->sites, i)) == SITE_ONLINE;
+	snprintf(buf, len, "%zu site%s (%zu online, %zu offline), backend %s", n,
+		 n == 1 ? "" : "s", online, n - online, rules_backend_name(engine->backend));
+}
+
 void engine_log_counters(const struct engine *engine)
 {
 	struct workers_stats stats;

@@ -35,6 +35,10 @@ enum rules_backend engine_backend(const struct engine *engine);
 void engine_get_stats(const struct engine *engine, struct workers_stats *out);
 const struct workers *engine_workers(const struct engine *engine);
 
+/* "3 sites (1 online, 2 offline), backend xt (iptables-nft)": for the
+ * ready line and systemd's STATUS=. */
+void engine_summary(const struct engine *engine, char *buf, size_t len);
+
 /* One line per site with its state and counters, then the totals. */
 void engine_log_counters(const struct engine *engine);
 

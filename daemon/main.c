@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -15,11 +16,15 @@
 #include "engine.h"
 #include "gk_build.h"
 #include "log.h"
+#include "notify.h"
+#include "privileges.h"
 #include "rules.h"
 
 struct options {
 	const char *config_path;
+	const char *user; /* -u: overrides the config's user */
 	bool check;
+	bool quiet;
 	bool verbose;
 	bool print_rules;
 };
@@ -27,13 +32,15 @@ struct options {
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"Usage: gatekeeperd [-c FILE] [--check] [-v]\n"
+		"Usage: gatekeeperd [-c FILE] [-u USER] [--check [--quiet]] [-v]\n"
 		"Decides every TCP SYN to a managed site through NFQUEUE: accept (online),\n"
 		"drop or reject (offline). Runs in the foreground.\n\n"
 		"  -c, --config FILE  configuration (default %s)\n"
 		"      --check        validate the config, probe the kernel, say which\n"
 		"                     backend would be used; change nothing\n"
 		"      --print-rules  with --check: also print the rules it would load\n"
+		"  -q, --quiet        with --check: print only problems\n"
+		"  -u, --user USER    run as USER once set up (default: config 'user')\n"
 		"  -v, --verbose      debug logging\n"
 		"  -V, --version      print the version\n"
 		"  -h, --help         this text\n",
@@ -46,6 +53,8 @@ static int parse_options(int argc, char **argv, struct options *opts)
 		{"config", required_argument, NULL, 'c'},
 		{"check", no_argument, NULL, 'C'},
 		{"print-rules", no_argument, NULL, 'P'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"user", required_argument, NULL, 'u'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
@@ -54,11 +63,13 @@ static int parse_options(int argc, char **argv, struct options *opts)
 	int c;
 
 	opts->config_path = CONFIG_DEFAULT_PATH;
-	while ((c = getopt_long(argc, argv, "c:vVh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:qu:vVh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c': opts->config_path = optarg; break;
 		case 'C': opts->check = true; break;
 		case 'P': opts->print_rules = true; break;
+		case 'q': opts->quiet = true; break;
+		case 'u': opts->user = optarg; break;
 		case 'v': opts->verbose = true; break;
 		case 'V': printf("gatekeeperd %s\n", GK_VERSION); exit(0);
 		case 'h': usage(stdout); exit(0);
@@ -95,11 +106,14 @@ static int choose_backend(const struct config *cfg, enum rules_backend *backend,
 	return 0;
 }
 
-static int run_check(const struct config *cfg, bool print_rules)
+static int run_check(const struct config *cfg, const struct options *opts)
 {
 	enum rules_backend backend;
-	int rc = choose_backend(cfg, &backend, true);
+	int rc = choose_backend(cfg, &backend, !opts->quiet);
+	bool print_rules = opts->print_rules;
 
+	if (opts->quiet)
+		return rc < 0 ? 1 : 0;
 	printf("config %s: ok, %zu site%s, hook %s\n", cfg->path, cfg->n_sites,
 	       cfg->n_sites == 1 ? "" : "s", config_hook_name(cfg->hook));
 	if (rc < 0)
@@ -122,9 +136,49 @@ static int run_check(const struct config *cfg, bool print_rules)
 	return 0;
 }
 
+static uint64_t monotonic_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* The systemd watchdog is fed only while every packet worker goes round
+ * its loop (they beat at least once a second even when idle): a worker
+ * stuck in the kernel or in a bug gets the daemon restarted. */
+static void watchdog_tick(const struct engine *engine, uint64_t interval_usec)
+{
+	static uint64_t next_ping;
+	uint64_t now = monotonic_usec(), beat_age_usec;
+
+	if (interval_usec == 0 || now < next_ping)
+		return;
+	next_ping = now + interval_usec / 4;
+	beat_age_usec = now - workers_oldest_heartbeat(engine_workers(engine)) * 1000000u;
+	if (beat_age_usec < interval_usec / 2)
+		notify_watchdog();
+	else
+		log_warn("a packet worker has not gone round its loop for %llu s: "
+			 "withholding the watchdog ping", (unsigned long long)(beat_age_usec / 1000000u));
+}
+
+static int poll_timeout_ms(struct control *control, uint64_t watchdog_usec)
+{
+	int timeout = control_timeout_ms(control);
+	int wd = watchdog_usec ? (int)(watchdog_usec / 4000u) + 1 : -1;
+
+	if (wd >= 0 && (timeout < 0 || wd < timeout))
+		timeout = wd;
+	return timeout;
+}
+
 /* Serves signals and the control socket until SIGTERM or SIGINT. */
 static int serve(struct engine *engine, struct control *control, int sigfd)
 {
+	uint64_t watchdog_usec = notify_watchdog_usec();
+	char status[256];
+
 	for (;;) {
 		struct signalfd_siginfo si;
 		struct pollfd pfd[2] = {
@@ -132,7 +186,7 @@ static int serve(struct engine *engine, struct control *control, int sigfd)
 			{.fd = control_fd(control), .events = POLLIN},
 		};
 
-		if (poll(pfd, 2, control_timeout_ms(control)) < 0) {
+		if (poll(pfd, 2, poll_timeout_ms(control, watchdog_usec)) < 0) {
 			if (errno == EINTR)
 				continue;
 			log_error_errno("poll");
@@ -140,6 +194,9 @@ static int serve(struct engine *engine, struct control *control, int sigfd)
 		}
 		/* also on a timeout: it ends clients past their deadline */
 		control_dispatch(control);
+		watchdog_tick(engine, watchdog_usec);
+		engine_summary(engine, status, sizeof(status));
+		notify_status(status);
 		if (!(pfd[0].revents & POLLIN) || read(sigfd, &si, sizeof(si)) != sizeof(si))
 			continue;
 		switch (si.ssi_signo) {
@@ -157,6 +214,51 @@ static int serve(struct engine *engine, struct control *control, int sigfd)
 	}
 }
 
+/* Blocked before any thread starts, so only the signalfd sees them. */
+static int signals_open(void)
+{
+	sigset_t mask;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	return signalfd(-1, &mask, SFD_CLOEXEC);
+}
+
+/* After leaving root: say now, not at the first toggle, if the state file
+ * cannot be written. */
+static void check_state_dir(const char *state_file)
+{
+	char dir[4096];
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", state_file);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		return;
+	*(slash == dir ? slash + 1 : slash) = '\0';
+	if (access(dir, W_OK) < 0)
+		log_warn_errno("state_file: directory %s is not writable: run-time toggles will "
+			       "fail (create it for this user, e.g. systemd-tmpfiles --create)", dir);
+}
+
+static int drop_privileges(const struct options *opts, const struct engine *engine)
+{
+	const struct config *cfg = engine_config(engine);
+	const char *user = opts->user ? opts->user : cfg->user;
+
+	if (!user)
+		return 0;
+	if (privileges_drop(user, engine_backend(engine) == RULES_BACKEND_XT_LEGACY) < 0)
+		return -1;
+	check_state_dir(cfg->state_file);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct options opts = {0};
@@ -165,7 +267,7 @@ int main(int argc, char **argv)
 	struct engine *engine = NULL;
 	struct control *control = NULL;
 	enum rules_backend backend;
-	sigset_t mask;
+	char status[256];
 	int sigfd = -1, rc = 1;
 
 	if (parse_options(argc, argv, &opts) < 0)
@@ -178,7 +280,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (opts.check) {
-		rc = run_check(cfg, opts.print_rules);
+		rc = run_check(cfg, &opts);
 		config_free(cfg);
 		return rc;
 	}
@@ -188,16 +290,7 @@ int main(int argc, char **argv)
 	}
 	log_info("backend %s (config: %s), hook %s", rules_backend_name(backend),
 		 config_backend_name(cfg->backend), config_hook_name(cfg->hook));
-
-	/* blocked before any thread starts, so only the signalfd sees them */
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	sigaddset(&mask, SIGUSR1);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	sigfd = signalfd(-1, &mask, SFD_CLOEXEC);
+	sigfd = signals_open();
 	if (sigfd < 0) {
 		log_error_errno("signalfd");
 		config_free(cfg);
@@ -208,15 +301,17 @@ int main(int argc, char **argv)
 	if (!engine)
 		goto out;
 	control = control_start(engine, opts.config_path);
-	if (!control)
+	if (!control || drop_privileges(&opts, engine) < 0)
 		goto out;
-	log_info("ready: %zu sites, backend %s, hook %s, queue %u..%u",
-		 sites_count(engine_sites(engine)), rules_backend_name(backend),
+	engine_summary(engine, status, sizeof(status));
+	log_info("ready: %s, hook %s, queue %u..%u", status,
 		 config_hook_name(engine_config(engine)->hook), engine_config(engine)->queue.num,
 		 engine_config(engine)->queue.num + engine_config(engine)->queue.count - 1);
+	notify_ready(status);
 
 	if (serve(engine, control, sigfd) == 0)
 		rc = 0;
+	notify_stopping();
 	engine_log_counters(engine);
 out:
 	control_stop(control);

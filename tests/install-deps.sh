@@ -7,6 +7,7 @@ packages=(
 	gcc meson ninja-build pkg-config
 	# libraries the daemon links
 	libnetfilter-queue-dev libmnl-dev libyaml-dev libnftables-dev libssl-dev
+	libsystemd-dev libcap-ng-dev
 	# unit tests
 	libcmocka-dev
 	# fuzzing (tests/fuzz): clang's libFuzzer and its sanitizer runtimes
