@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -347,8 +348,8 @@ void config_walk_mapping(struct config_parser *p, const yaml_node_t *map, const 
 			 const struct config_key_rule *rules, size_t n_rules, void *target,
 			 yaml_node_t **seen)
 {
-	const char *keys[8];
-	char expected[128];
+	const char *keys[16];
+	char expected[256];
 	size_t i, k;
 
 	for (yaml_node_pair_t *pair = map->data.mapping.pairs.start;
@@ -498,6 +499,63 @@ static void parse_control(struct config_parser *p, yaml_node_t *node, void *targ
 				    seen);
 }
 
+/* ---- metrics ---- */
+
+/* "127.0.0.1:9468" or "[2001:db8::1]:9468". */
+static void parse_metrics_listen(struct config_parser *p, yaml_node_t *node, void *target)
+{
+	struct config *cfg = target;
+	char host[64];
+	const char *text, *colon;
+	size_t host_len;
+	char *end;
+	unsigned long port;
+
+	if (!config_expect_kind(p, node, YAML_SCALAR_NODE, "metrics.listen"))
+		return;
+	text = config_scalar(node);
+	colon = strrchr(text, ':');
+	if (config_scalar_has_nul(node) || !colon || colon == text)
+		goto bad;
+	host_len = (size_t)(colon - text);
+	if (text[0] == '[') {
+		if (host_len < 3 || text[host_len - 1] != ']')
+			goto bad;
+		text++;
+		host_len -= 2;
+	}
+	if (host_len >= sizeof(host))
+		goto bad;
+	memcpy(host, text, host_len);
+	host[host_len] = '\0';
+	if (config_parse_addr(host, &cfg->metrics.addr) < 0 ||
+	    (cfg->metrics.addr.family == AF_INET6 && config_scalar(node)[0] != '['))
+		goto bad;
+	if (colon[1] < '1' || colon[1] > '9')
+		goto bad;
+	port = strtoul(colon + 1, &end, 10);
+	if (*end || port > UINT16_MAX)
+		goto bad;
+	cfg->metrics.port = (uint16_t)port;
+	cfg->metrics.enabled = true;
+	return;
+bad:
+	config_report(p, node, "metrics.listen: '%s' is not ADDRESS:PORT (127.0.0.1:9468, "
+		      "[::1]:9468)", config_show(node).text);
+}
+
+static void parse_metrics(struct config_parser *p, yaml_node_t *node, void *target)
+{
+	static const struct config_key_rule rules[] = {
+		{ "listen", parse_metrics_listen },
+	};
+	yaml_node_t *seen[CONFIG_ARRAY_SIZE(rules)] = { 0 };
+
+	if (config_expect_kind(p, node, YAML_MAPPING_NODE, "metrics"))
+		config_walk_mapping(p, node, "metrics: ", rules, CONFIG_ARRAY_SIZE(rules), target,
+				    seen);
+}
+
 /* ---- top-level scalars ---- */
 
 static void parse_hook(struct config_parser *p, yaml_node_t *node, void *target)
@@ -543,6 +601,7 @@ enum {
 	ROOT_STATE_FILE,
 	ROOT_USER,
 	ROOT_SITES,
+	ROOT_METRICS,
 	ROOT_KEYS
 };
 
@@ -554,6 +613,7 @@ static const struct config_key_rule root_rules[] = {
 	[ROOT_STATE_FILE] = { "state_file", parse_state_file },
 	[ROOT_USER] = { "user", parse_user },
 	[ROOT_SITES] = { "sites", config_parse_sites },
+	[ROOT_METRICS] = { "metrics", parse_metrics },
 };
 
 static int set_defaults(struct config *cfg, const char *name)
@@ -815,6 +875,7 @@ void config_free(struct config *cfg)
 		free(cfg->sites[i].name);
 		free(cfg->sites[i].addresses);
 		free(cfg->sites[i].ports);
+		config_check_free(cfg->sites[i].check);
 	}
 	free(cfg->sites);
 	free(cfg->path);

@@ -40,6 +40,25 @@ struct config_addr {
 	uint8_t bytes[16];
 };
 
+enum config_check_type { CONFIG_CHECK_TLS, CONFIG_CHECK_HTTPS };
+
+/* A site's health check (config_check.c). Durations in milliseconds. */
+struct config_check {
+	enum config_check_type type;
+	uint32_t interval_ms, timeout_ms;
+	unsigned rise, fall;
+	uint16_t port;            /* default: the site's first port */
+	struct config_addr *addresses; /* which of the site's addresses; NULL: all */
+	size_t n_addresses;
+	char *sni;                /* TLS server name; NULL: none (or host if set) */
+	char *ca_file;            /* NULL: the certificate is not verified */
+	char *verify_name;        /* with ca_file: the name the certificate must carry */
+	char *method, *path, *host; /* https; host NULL: the probed address */
+	uint16_t *expect_status;  /* https; default [200] */
+	size_t n_expect_status;
+	char *expect_body;        /* https: a substring the body must contain */
+};
+
 struct config_site {
 	char *name;
 	struct config_addr *addresses;
@@ -49,6 +68,8 @@ struct config_site {
 	enum site_state state;
 	enum site_action action;
 	unsigned line; /* where the site starts, for later messages */
+	bool state_auto;            /* state: auto: the check decides (state is the start) */
+	struct config_check *check; /* NULL: none */
 };
 
 struct config {
@@ -68,6 +89,11 @@ struct config {
 	} control;
 	char *state_file;
 	char *user; /* NULL: keep the user we were started as */
+	struct {
+		bool enabled; /* metrics.listen given */
+		struct config_addr addr;
+		uint16_t port;
+	} metrics;
 	struct config_site *sites;
 	size_t n_sites;
 };
@@ -95,6 +121,11 @@ const char *config_action_name(enum site_action action);
 /* Returns 0 and sets *OUT, or -1 for an unknown word. */
 int config_parse_state(const char *word, enum site_state *out);
 int config_parse_action(const char *word, enum site_action *out);
+
+/* "500ms", "1s", "2m" -> milliseconds; 0, or -1 when it is not one. */
+int config_parse_duration(const char *text, uint32_t *out_ms);
+const char *config_check_type_name(enum config_check_type type);
+void config_check_free(struct config_check *check);
 
 /* "198.51.100.10" / "2001:db8::1" -> struct config_addr; 0 or -1. */
 int config_parse_addr(const char *text, struct config_addr *out);

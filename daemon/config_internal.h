@@ -75,6 +75,13 @@ void config_walk_mapping(struct config_parser *p, const yaml_node_t *map, const 
 /* NAMES[VALUE], or "?" for a value out of range. */
 const char *config_word_name(const char *const *names, size_t n, int value);
 
+/* A site's "check:" block (config_check.c) into SITE->check, and what
+ * can only be checked once every key of the site is known. */
+void config_parse_check(struct config_parser *p, yaml_node_t *node, struct config_site *site);
+void config_check_finish(struct config_parser *p, const yaml_node_t *site_node,
+			 const yaml_node_t *check_node, const yaml_node_t *state_node,
+			 struct config_site *site);
+
 /* The rule for the top-level "sites" key; TARGET is the struct config. */
 void config_parse_sites(struct config_parser *p, yaml_node_t *node, void *target);
 

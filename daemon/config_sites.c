@@ -228,13 +228,22 @@ static void parse_site_ports(struct config_parser *p, yaml_node_t *node, void *t
 	}
 }
 
+/* "auto" is a config word only: the check decides, starting online. */
 static void parse_site_state(struct config_parser *p, yaml_node_t *node, void *target)
 {
+	static const char *const words[] = { "online", "offline", "auto" };
 	struct config_site *site = ((struct site_target *)target)->site;
 	int v;
 
-	if (config_parse_word(p, node, "state", state_names, CONFIG_ARRAY_SIZE(state_names), &v))
-		site->state = (enum site_state)v;
+	if (!config_parse_word(p, node, "state", words, CONFIG_ARRAY_SIZE(words), &v))
+		return;
+	site->state_auto = v == 2;
+	site->state = v == 1 ? SITE_OFFLINE : SITE_ONLINE;
+}
+
+static void parse_site_check(struct config_parser *p, yaml_node_t *node, void *target)
+{
+	config_parse_check(p, node, ((struct site_target *)target)->site);
 }
 
 static void parse_site_action(struct config_parser *p, yaml_node_t *node, void *target)
@@ -246,7 +255,7 @@ static void parse_site_action(struct config_parser *p, yaml_node_t *node, void *
 		site->action = (enum site_action)v;
 }
 
-enum { SITE_NAME, SITE_ADDRESSES, SITE_PORTS, SITE_STATE, SITE_ACTION, SITE_KEYS };
+enum { SITE_NAME, SITE_ADDRESSES, SITE_PORTS, SITE_STATE, SITE_ACTION, SITE_CHECK, SITE_KEYS };
 
 static void parse_site(struct config_parser *p, yaml_node_t *node, struct config_site *site,
 		       struct config_site_marks *marks)
@@ -257,6 +266,7 @@ static void parse_site(struct config_parser *p, yaml_node_t *node, struct config
 		[SITE_PORTS] = { "ports", parse_site_ports },
 		[SITE_STATE] = { "state", parse_site_state },
 		[SITE_ACTION] = { "action", parse_site_action },
+		[SITE_CHECK] = { "check", parse_site_check },
 	};
 	struct site_target target = { site, marks };
 	yaml_node_t *seen[SITE_KEYS] = { 0 };
@@ -276,6 +286,7 @@ static void parse_site(struct config_parser *p, yaml_node_t *node, struct config
 		site->ports[0] = DEFAULT_PORT;
 		site->n_ports = 1;
 	}
+	config_check_finish(p, node, seen[SITE_CHECK], seen[SITE_STATE], site);
 }
 
 static int name_entry_cmp(const void *a, const void *b)

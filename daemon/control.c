@@ -440,6 +440,7 @@ static int resolve_group(const char *name, gid_t *out)
 void control_apply_group(struct control *ctl)
 {
 	const char *name = engine_config(ctl->engine)->control.group;
+	struct stat st;
 	gid_t gid;
 
 	ctl->have_group = false;
@@ -452,9 +453,15 @@ void control_apply_group(struct control *ctl)
 	}
 	ctl->have_group = true;
 	ctl->group_gid = gid;
-	if (chown(ctl->socket_path, (uid_t)-1, gid) < 0 ||
-	    chmod(ctl->socket_path, (mode_t)engine_config(ctl->engine)->control.mode) < 0)
+	/* skip chown when the group is already right: under the unit's
+	 * syscall filter chown is refused, and there it always is right */
+	if ((stat(ctl->socket_path, &st) < 0 || st.st_gid != gid) &&
+	    chown(ctl->socket_path, (uid_t)-1, gid) < 0) {
 		log_warn_errno("control: cannot give %s to group '%s'", ctl->socket_path, name);
+		return;
+	}
+	if (chmod(ctl->socket_path, (mode_t)engine_config(ctl->engine)->control.mode) < 0)
+		log_warn_errno("control: cannot set the mode of %s", ctl->socket_path);
 }
 
 /* Makes PATH's directory if it is missing (not its parents: those are

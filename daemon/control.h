@@ -4,7 +4,7 @@
  * control.group). Every peer is identified once, at accept, by
  * SO_PEERCRED and SO_PEERGROUPS: uid 0 and members of control.group may
  * change state (offline, online, reset, reload); anyone else who can open
- * the socket may only read (hello, status, stats).
+ * the socket may only read (hello, status, stats, metrics).
  *
  * Everything runs on the main thread from one epoll fd that main() polls,
  * non-blocking, with a bounded input line and one pending reply per
@@ -76,6 +76,7 @@ enum control_command {
 	CONTROL_CMD_ONLINE,
 	CONTROL_CMD_RESET,
 	CONTROL_CMD_RELOAD,
+	CONTROL_CMD_METRICS,
 };
 
 struct control_request {

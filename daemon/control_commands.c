@@ -6,12 +6,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "control.h"
 #include "control_internal.h"
 #include "engine.h"
 #include "gk_build.h"
+#include "health.h"
 #include "log.h"
+#include "metrics.h"
 #include "notify.h"
 #include "protocol.h"
 #include "queue.h"
@@ -36,6 +39,7 @@ static const struct command commands[] = {
 	{PROTOCOL_CMD_ONLINE, CONTROL_CMD_ONLINE, 1, 1, true, "online SITE"},
 	{PROTOCOL_CMD_RESET, CONTROL_CMD_RESET, 1, 1, true, "reset SITE"},
 	{PROTOCOL_CMD_RELOAD, CONTROL_CMD_RELOAD, 0, 0, true, "reload"},
+	{PROTOCOL_CMD_METRICS, CONTROL_CMD_METRICS, 0, 0, false, "metrics"},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -65,8 +69,8 @@ int control_parse_request(char *line, struct control_request *req, char *err, si
 	     w = strtok_r(NULL, " \t", &save))
 		words[n++] = w;
 	if (n == 0) {
-		snprintf(err, err_len, "empty request; commands: hello, status, stats, offline, "
-			 "online, reset, reload");
+		snprintf(err, err_len, "empty request; commands: hello, status, stats, metrics, "
+			 "offline, online, reset, reload");
 		return -1;
 	}
 	for (size_t i = 0; i < N_COMMANDS && !cmd; i++)
@@ -74,7 +78,7 @@ int control_parse_request(char *line, struct control_request *req, char *err, si
 			cmd = &commands[i];
 	if (!cmd) {
 		snprintf(err, err_len, "unknown command '%.32s'; commands: hello, status, stats, "
-			 "offline, online, reset, reload", words[0]);
+			 "metrics, offline, online, reset, reload", words[0]);
 		return -1;
 	}
 	args = n - 1;
@@ -108,6 +112,7 @@ int control_parse_request(char *line, struct control_request *req, char *err, si
 		break;
 	case CONTROL_CMD_HELLO:
 	case CONTROL_CMD_RELOAD:
+	case CONTROL_CMD_METRICS:
 		break;
 	}
 	return 0;
@@ -146,8 +151,66 @@ void control_reply_error(struct strbuf *out, const char *code, const char *fmt, 
 
 /* ---- status and stats ---- */
 
-static void status_text(const struct sites *sites, struct strbuf *b)
+/* Where SITE's state comes from: an override, its check, or the config. */
+static const char *source_word(const struct site *site)
 {
+	if (site_source(site) == SITE_SOURCE_RUNTIME)
+		return site_source_name(SITE_SOURCE_RUNTIME);
+	return site_config(site)->state_auto ? "check" : site_source_name(SITE_SOURCE_CONFIG);
+}
+
+static const char *config_state_word(const struct config_site *cs)
+{
+	return cs->state_auto ? "auto" : config_state_name(cs->state);
+}
+
+/* The health targets of site NAME. They follow the config's site order,
+ * as the table does, so one cursor walks them along with the sites. */
+static size_t site_targets(const struct health *h, size_t *cursor, const char *name,
+			   size_t *first)
+{
+	*first = *cursor;
+	while (*cursor < health_count(h) && strcmp(health_at(h, *cursor)->site, name) == 0)
+		(*cursor)++;
+	return *cursor - *first;
+}
+
+static void check_text(const struct health *h, size_t first, size_t n, struct strbuf *b)
+{
+	const struct health_target_info *t0 = health_at(h, first);
+	const struct config_check *check = t0->check;
+	int64_t now = (int64_t)time(NULL);
+	char addr[64];
+
+	strbuf_printf(b, "  check      %s", config_check_type_name(check->type));
+	if (check->type == CONFIG_CHECK_HTTPS)
+		strbuf_printf(b, " %s %s", check->method, check->path);
+	strbuf_printf(b, " every %ums, timeout %ums, rise %u, fall %u: %s\n", check->interval_ms,
+		      check->timeout_ms, check->rise, check->fall,
+		      health_state_name(health_site_state(h, t0->site)));
+	for (size_t i = first; i < first + n; i++) {
+		const struct health_target_info *t = health_at(h, i);
+
+		strbuf_printf(b, "    %s port %u: %s", config_addr_str(&t->addr, addr, sizeof(addr)),
+			      t->port, health_state_name(t->state));
+		if (t->have_result)
+			strbuf_printf(b, ", last %s: %s, %" PRIu64 " ms, %" PRId64 " s ago (%" PRIu64
+				      " passed, %" PRIu64 " failed)",
+				      t->last_ok ? "passed" : "failed", t->reason,
+				      t->latency_us / 1000u, now - t->last_time, t->successes,
+				      t->failures);
+		strbuf_puts(b, "\n");
+		if (t->cert.present)
+			strbuf_printf(b, "      certificate %s, issuer %s, expires in %" PRId64
+				      " days\n", t->cert.subject, t->cert.issuer,
+				      (t->cert.not_after - now) / 86400);
+	}
+}
+
+static void status_text(const struct sites *sites, const struct health *health, struct strbuf *b)
+{
+	size_t cursor = 0;
+
 	for (size_t i = 0; i < sites_count(sites); i++) {
 		const struct site *site = sites_at(sites, i);
 		const struct config_site *cs = site_config(site);
@@ -155,10 +218,12 @@ static void status_text(const struct sites *sites, struct strbuf *b)
 		char addr[64];
 
 		site_get_counters(site, &c);
+		size_t first, n_targets;
+
 		strbuf_printf(b, "%s: %s, from %s", site_name(site), config_state_name(site_state(site)),
-			      site_source_name(site_source(site)));
+			      source_word(site));
 		if (site_source(site) == SITE_SOURCE_RUNTIME)
-			strbuf_printf(b, " (config: %s, %s)", config_state_name(cs->state),
+			strbuf_printf(b, " (config: %s, %s)", config_state_word(cs),
 				      config_action_name(cs->action));
 		strbuf_printf(b, "\n  action     %s\n  addresses ", config_action_name(site_action(site)));
 		for (size_t a = 0; a < cs->n_addresses; a++)
@@ -168,19 +233,65 @@ static void status_text(const struct sites *sites, struct strbuf *b)
 			strbuf_printf(b, " %u", (unsigned)cs->ports[p]);
 		strbuf_printf(b, "\n  counters   accepted %" PRIu64 " dropped %" PRIu64 " rejected %" PRIu64 "\n",
 			      c.accepted, c.dropped, c.rejected);
+		n_targets = site_targets(health, &cursor, site_name(site), &first);
+		if (n_targets)
+			check_text(health, first, n_targets, b);
 	}
 	if (sites_count(sites) == 0)
 		strbuf_puts(b, "no sites configured\n");
 }
 
-static void status_json(const struct sites *sites, struct strbuf *b)
+static void check_json(const struct health *h, size_t first, size_t n, struct strbuf *b)
 {
+	const struct health_target_info *t0 = health_at(h, first);
+	char addr[64];
+
+	strbuf_printf(b, ",\"check\":{\"type\":\"%s\",\"state\":\"%s\",\"interval_ms\":%u,"
+		      "\"timeout_ms\":%u,\"rise\":%u,\"fall\":%u,\"addresses\":[",
+		      config_check_type_name(t0->check->type),
+		      health_state_name(health_site_state(h, t0->site)), t0->check->interval_ms,
+		      t0->check->timeout_ms, t0->check->rise, t0->check->fall);
+	for (size_t i = first; i < first + n; i++) {
+		const struct health_target_info *t = health_at(h, i);
+
+		strbuf_puts(b, i > first ? ",{\"address\":" : "{\"address\":");
+		strbuf_json_string(b, config_addr_str(&t->addr, addr, sizeof(addr)));
+		strbuf_printf(b, ",\"port\":%u,\"state\":\"%s\",\"successes\":%" PRIu64
+			      ",\"failures\":%" PRIu64, t->port, health_state_name(t->state),
+			      t->successes, t->failures);
+		if (t->have_result) {
+			strbuf_printf(b, ",\"last_result\":\"%s\",\"reason\":",
+				      t->last_ok ? "success" : "failure");
+			strbuf_json_string(b, t->reason);
+			strbuf_printf(b, ",\"latency_ms\":%" PRIu64 ".%03" PRIu64
+				      ",\"checked_at\":%" PRId64, t->latency_us / 1000u,
+				      t->latency_us % 1000u, t->last_time);
+		}
+		if (t->cert.present) {
+			strbuf_puts(b, ",\"certificate\":{\"subject\":");
+			strbuf_json_string(b, t->cert.subject);
+			strbuf_puts(b, ",\"issuer\":");
+			strbuf_json_string(b, t->cert.issuer);
+			strbuf_printf(b, ",\"not_after\":%" PRId64 ",\"days_left\":%" PRId64 "}",
+				      t->cert.not_after,
+				      (t->cert.not_after - (int64_t)time(NULL)) / 86400);
+		}
+		strbuf_puts(b, "}");
+	}
+	strbuf_puts(b, "]}");
+}
+
+static void status_json(const struct sites *sites, const struct health *health, struct strbuf *b)
+{
+	size_t cursor = 0;
+
 	strbuf_printf(b, "{\"protocol\":%d,\"sites\":[", PROTOCOL_VERSION);
 	for (size_t i = 0; i < sites_count(sites); i++) {
 		const struct site *site = sites_at(sites, i);
 		const struct config_site *cs = site_config(site);
 		struct site_counters c;
 		char addr[64];
+		size_t first, n_targets;
 
 		site_get_counters(site, &c);
 		strbuf_puts(b, i ? ",{\"name\":" : "{\"name\":");
@@ -188,8 +299,7 @@ static void status_json(const struct sites *sites, struct strbuf *b)
 		strbuf_printf(b, ",\"state\":\"%s\",\"action\":\"%s\",\"source\":\"%s\","
 			      "\"config_state\":\"%s\",\"config_action\":\"%s\",\"addresses\":[",
 			      config_state_name(site_state(site)), config_action_name(site_action(site)),
-			      site_source_name(site_source(site)), config_state_name(cs->state),
-			      config_action_name(cs->action));
+			      source_word(site), config_state_word(cs), config_action_name(cs->action));
 		for (size_t a = 0; a < cs->n_addresses; a++) {
 			strbuf_puts(b, a ? "," : "");
 			strbuf_json_string(b, config_addr_str(&cs->addresses[a], addr, sizeof(addr)));
@@ -198,7 +308,11 @@ static void status_json(const struct sites *sites, struct strbuf *b)
 		for (size_t p = 0; p < cs->n_ports; p++)
 			strbuf_printf(b, "%s%u", p ? "," : "", (unsigned)cs->ports[p]);
 		strbuf_printf(b, "],\"counters\":{\"accepted\":%" PRIu64 ",\"dropped\":%" PRIu64
-			      ",\"rejected\":%" PRIu64 "}}", c.accepted, c.dropped, c.rejected);
+			      ",\"rejected\":%" PRIu64 "}", c.accepted, c.dropped, c.rejected);
+		n_targets = site_targets(health, &cursor, site_name(site), &first);
+		if (n_targets)
+			check_json(health, first, n_targets, b);
+		strbuf_puts(b, "}");
 	}
 	strbuf_puts(b, "]}\n");
 }
@@ -355,9 +469,11 @@ static const char *change_site(struct control *ctl, const struct control_peer *p
 		code = PROTOCOL_ERR_FAILED;
 		goto out;
 	}
-	if (req->command == CONTROL_CMD_RESET)
+	if (req->command == CONTROL_CMD_RESET) {
 		site_clear_override(site);
-	else
+		/* an auto site goes back to what its check says, not to online */
+		health_apply(engine_health(ctl->engine), sites);
+	} else
 		site_set_override(site, state, action);
 	log_info("site %s: %s (%s, from %s) by uid %u pid %d; was %s (%s, from %s)", req->site,
 		 config_state_name(site_state(site)), config_action_name(site_action(site)),
@@ -455,7 +571,11 @@ void control_execute(struct control *ctl, const struct control_peer *peer, char 
 		strbuf_printf(&body, "protocol %d\ndaemon %s\n", PROTOCOL_VERSION, GK_VERSION);
 		break;
 	case CONTROL_CMD_STATUS:
-		(req.json ? status_json : status_text)(engine_sites(ctl->engine), &body);
+		(req.json ? status_json : status_text)(engine_sites(ctl->engine),
+						       engine_health(ctl->engine), &body);
+		break;
+	case CONTROL_CMD_METRICS:
+		metrics_render(ctl->engine, &body);
 		break;
 	case CONTROL_CMD_STATS:
 		(req.json ? stats_json : stats_text)(ctl, &body);

@@ -111,6 +111,7 @@ static int build_plain(const struct subcommand *cmd, int argc, char **argv, char
 static const struct subcommand subcommands[] = {
 	{"status", "[--json]", "every site: state, action, where the state comes from, addresses, ports, counters", build_read},
 	{"stats", "[--json]", "daemon-wide figures: uptime, backend, packets, kernel queue drops", build_read},
+	{"metrics", "", "every figure in the Prometheus text format (as metrics.listen serves it)", build_plain},
 	{"offline", "SITE [--action drop|reject]", "take SITE offline (action default: the site's in the config)", build_site},
 	{"online", "SITE", "bring SITE online", build_site},
 	{"reset", "SITE", "give SITE back the state of the config file", build_site},
@@ -132,7 +133,7 @@ static void usage(FILE *out)
 		     "  -h, --help           this text\n"
 		     "  -V, --version        print the version\n\n"
 		     "Changes (offline, online, reset, reload) need root or the group of the\n"
-		     "config's control.group; status and stats only access to the socket.\n\n"
+		     "config's control.group; status, stats and metrics only access to the socket.\n\n"
 		     "Exit status: 0 done, 1 refused or failed, 2 usage, 3 daemon not reachable.\n",
 		PROTOCOL_DEFAULT_SOCKET);
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "health.h"
 #include "log.h"
 #include "state.h"
 
@@ -14,6 +15,8 @@ struct engine {
 	struct workers *workers;
 	enum rules_backend backend;
 	bool rules_installed;
+	struct health *health;
+	uint64_t reloads_ok, reloads_failed;
 };
 
 struct engine *engine_start(struct config *cfg, enum rules_backend backend)
@@ -33,7 +36,10 @@ struct engine *engine_start(struct config *cfg, enum rules_backend backend)
 	}
 	/* overrides apply before the first SYN is decided, not just after */
 	state_restore(cfg->state_file, engine->sites);
-	engine->workers = workers_start(cfg, engine->sites);
+	engine->health = health_start(cfg);
+	if (!engine->health)
+		goto fail;
+	engine->workers = workers_open(cfg, engine->sites);
 	if (!engine->workers)
 		goto fail;
 	if (rules_install(backend, cfg) < 0) {
@@ -55,6 +61,7 @@ void engine_stop(struct engine *engine)
 	if (engine->rules_installed && rules_remove(engine->backend, engine->cfg) < 0)
 		log_error("could not remove every %s rule", rules_backend_name(engine->backend));
 	workers_stop(engine->workers);
+	health_stop(engine->health);
 	sites_free(engine->sites);
 	config_free(engine->cfg);
 	free(engine);
@@ -77,6 +84,10 @@ static int reload_compatible(const struct config *old, const struct config *cfg,
 		what = "queue";
 	else if (strcmp(old->control.socket, cfg->control.socket) != 0)
 		what = "control.socket";
+	else if (old->metrics.enabled != cfg->metrics.enabled ||
+		 old->metrics.port != cfg->metrics.port ||
+		 memcmp(&old->metrics.addr, &cfg->metrics.addr, sizeof(cfg->metrics.addr)) != 0)
+		what = "metrics.listen";
 	if (!what)
 		return 0;
 	if (asprintf(&msg, "%s: changing '%s' needs a restart; the running config is kept",
@@ -97,14 +108,18 @@ int engine_reload(struct engine *engine, const char *path, struct config_errors 
 	struct config *cfg = config_load(path, errors);
 	struct sites *sites, *old;
 
-	if (!cfg)
+	if (!cfg) {
+		engine->reloads_failed++;
 		return -1;
+	}
 	if (reload_compatible(engine->cfg, cfg, errors) < 0)
 		goto fail;
 	sites = sites_create(cfg);
 	if (!sites)
 		goto fail;
 	sites_carry_over_overrides(sites, engine->sites);
+	/* auto sites start from what their checks say now, not from online */
+	health_apply(engine->health, sites);
 	/* The new table goes live before the rules change: a newly managed
 	 * address is known to the workers by the time its first SYN is queued,
 	 * and a removed one is merely accepted until its rule is gone. */
@@ -118,13 +133,33 @@ int engine_reload(struct engine *engine, const char *path, struct config_errors 
 	/* no worker writes the old table any more: its counts are final */
 	sites_carry_over_counters(sites, old);
 	sites_free(old);
+	/* before the old config goes: the checks in flight point into it */
+	health_update(engine->health, cfg);
 	config_free(engine->cfg);
 	engine->cfg = cfg;
 	engine->sites = sites;
+	engine->reloads_ok++;
 	return 0;
 fail:
 	config_free(cfg);
+	engine->reloads_failed++;
 	return -1;
+}
+
+struct health *engine_health(const struct engine *engine)
+{
+	return engine->health;
+}
+
+void engine_reload_counts(const struct engine *engine, uint64_t *ok, uint64_t *failed)
+{
+	*ok = engine->reloads_ok;
+	*failed = engine->reloads_failed;
+}
+
+int engine_run(struct engine *engine)
+{
+	return workers_run(engine->workers);
 }
 
 const struct config *engine_config(const struct engine *engine)

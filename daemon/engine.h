@@ -7,6 +7,7 @@
 #ifndef GK_ENGINE_H
 #define GK_ENGINE_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "config.h"
@@ -21,6 +22,9 @@ struct engine;
  * so a rule never points at a queue nobody serves. NULL on failure, with
  * nothing left installed. */
 struct engine *engine_start(struct config *cfg, enum rules_backend backend);
+/* Starts deciding: the worker threads. Until then queued SYNs wait in
+ * the kernel. Call after the privilege drop (see workers_run). */
+int engine_run(struct engine *engine);
 /* Removes the rules, then stops the workers; frees everything. */
 void engine_stop(struct engine *engine);
 
@@ -34,6 +38,11 @@ struct sites *engine_sites(const struct engine *engine);
 enum rules_backend engine_backend(const struct engine *engine);
 void engine_get_stats(const struct engine *engine, struct workers_stats *out);
 const struct workers *engine_workers(const struct engine *engine);
+
+/* The health checks of the running config (never NULL once started). */
+struct health *engine_health(const struct engine *engine);
+/* Reloads since the start that took, and that were refused. */
+void engine_reload_counts(const struct engine *engine, uint64_t *ok, uint64_t *failed);
 
 /* "3 sites (1 online, 2 offline), backend xt (iptables-nft)": for the
  * ready line and systemd's STATUS=. */

@@ -15,7 +15,9 @@
 #include "control.h"
 #include "engine.h"
 #include "gk_build.h"
+#include "health.h"
 #include "log.h"
+#include "metrics.h"
 #include "notify.h"
 #include "privileges.h"
 #include "rules.h"
@@ -144,49 +146,66 @@ static uint64_t monotonic_usec(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+/* A healthy idle worker's heartbeat looks up to this old: it beats once a
+ * second, in whole seconds of the coarse clock. */
+#define HEARTBEAT_SLACK_USEC 2000000u
+
 /* The systemd watchdog is fed only while every packet worker goes round
  * its loop (they beat at least once a second even when idle): a worker
  * stuck in the kernel or in a bug gets the daemon restarted. */
 static void watchdog_tick(const struct engine *engine, uint64_t interval_usec)
 {
 	static uint64_t next_ping;
-	uint64_t now = monotonic_usec(), beat_age_usec;
+	uint64_t now = monotonic_usec(), beat_usec, beat_age_usec;
 
 	if (interval_usec == 0 || now < next_ping)
 		return;
 	next_ping = now + interval_usec / 4;
-	beat_age_usec = now - workers_oldest_heartbeat(engine_workers(engine)) * 1000000u;
-	if (beat_age_usec < interval_usec / 2)
+	beat_usec = workers_oldest_heartbeat(engine_workers(engine)) * 1000000u;
+	beat_age_usec = now > beat_usec ? now - beat_usec : 0;
+	if (beat_age_usec < interval_usec / 2 + HEARTBEAT_SLACK_USEC)
 		notify_watchdog();
 	else
 		log_warn("a packet worker has not gone round its loop for %llu s: "
 			 "withholding the watchdog ping", (unsigned long long)(beat_age_usec / 1000000u));
 }
 
-static int poll_timeout_ms(struct control *control, uint64_t watchdog_usec)
+static int earliest(int a, int b)
+{
+	return b >= 0 && (a < 0 || b < a) ? b : a;
+}
+
+static int poll_timeout_ms(struct control *control, const struct health *health,
+			   const struct metrics_server *metrics, uint64_t watchdog_usec)
 {
 	int timeout = control_timeout_ms(control);
 	int wd = watchdog_usec ? (int)(watchdog_usec / 4000u) + 1 : -1;
 
-	if (wd >= 0 && (timeout < 0 || wd < timeout))
-		timeout = wd;
-	return timeout;
+	timeout = earliest(timeout, health_timeout_ms(health));
+	timeout = earliest(timeout, metrics_server_timeout_ms(metrics));
+	return earliest(timeout, wd);
 }
 
-/* Serves signals and the control socket until SIGTERM or SIGINT. */
-static int serve(struct engine *engine, struct control *control, int sigfd)
+/* Serves signals, the control socket, the health checks and the metrics
+ * listener until SIGTERM or SIGINT. */
+static int serve(struct engine *engine, struct control *control, struct metrics_server *metrics,
+		 int sigfd)
 {
 	uint64_t watchdog_usec = notify_watchdog_usec();
 	char status[256];
 
 	for (;;) {
 		struct signalfd_siginfo si;
-		struct pollfd pfd[2] = {
+		/* a negative fd (no checks, no listener) is ignored by poll */
+		struct pollfd pfd[4] = {
 			{.fd = sigfd, .events = POLLIN},
 			{.fd = control_fd(control), .events = POLLIN},
+			{.fd = health_fd(engine_health(engine)), .events = POLLIN},
+			{.fd = metrics_server_fd(metrics), .events = POLLIN},
 		};
 
-		if (poll(pfd, 2, poll_timeout_ms(control, watchdog_usec)) < 0) {
+		if (poll(pfd, 4, poll_timeout_ms(control, engine_health(engine), metrics,
+						 watchdog_usec)) < 0) {
 			if (errno == EINTR)
 				continue;
 			log_error_errno("poll");
@@ -194,6 +213,8 @@ static int serve(struct engine *engine, struct control *control, int sigfd)
 		}
 		/* also on a timeout: it ends clients past their deadline */
 		control_dispatch(control);
+		health_dispatch(engine_health(engine), engine_sites(engine));
+		metrics_server_dispatch(metrics);
 		watchdog_tick(engine, watchdog_usec);
 		engine_summary(engine, status, sizeof(status));
 		notify_status(status);
@@ -266,6 +287,7 @@ int main(int argc, char **argv)
 	struct config *cfg;
 	struct engine *engine = NULL;
 	struct control *control = NULL;
+	struct metrics_server *metrics = NULL;
 	enum rules_backend backend;
 	char status[256];
 	int sigfd = -1, rc = 1;
@@ -301,7 +323,8 @@ int main(int argc, char **argv)
 	if (!engine)
 		goto out;
 	control = control_start(engine, opts.config_path);
-	if (!control || drop_privileges(&opts, engine) < 0)
+	if (!control || metrics_server_start(engine, &metrics) < 0 ||
+	    drop_privileges(&opts, engine) < 0 || engine_run(engine) < 0)
 		goto out;
 	engine_summary(engine, status, sizeof(status));
 	log_info("ready: %s, hook %s, queue %u..%u", status,
@@ -309,11 +332,12 @@ int main(int argc, char **argv)
 		 engine_config(engine)->queue.num + engine_config(engine)->queue.count - 1);
 	notify_ready(status);
 
-	if (serve(engine, control, sigfd) == 0)
+	if (serve(engine, control, metrics, sigfd) == 0)
 		rc = 0;
 	notify_stopping();
 	engine_log_counters(engine);
 out:
+	metrics_server_stop(metrics);
 	control_stop(control);
 	engine_stop(engine);
 	close(sigfd);

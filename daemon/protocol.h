@@ -35,6 +35,7 @@
 #define PROTOCOL_CMD_ONLINE "online"
 #define PROTOCOL_CMD_RESET "reset"
 #define PROTOCOL_CMD_RELOAD "reload"
+#define PROTOCOL_CMD_METRICS "metrics" /* Prometheus text exposition */
 /* The optional argument of status and stats that asks for a JSON body. */
 #define PROTOCOL_ARG_JSON "json"
 

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <libmnl/libmnl.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nfnetlink.h>
@@ -158,29 +159,36 @@ uint16_t queue_num(const struct queue *queue)
 }
 
 /* Extracts id and payload from one NFQNL_MSG_PACKET; 0 or -1. A direct
- * walk over the attributes: only two of them matter here, and the bounds
- * are checked by mnl_attr_ok() as with a full parse. */
+ * walk over the attributes with the bounds checks inline: only two of them
+ * matter here, and the walk is a good part of our own per-packet work. */
 static int queue_parse_packet(const struct nlmsghdr *nlh, struct queue_packet *pkt)
 {
 	const struct nfqnl_msg_packet_hdr *ph = NULL;
-	const struct nlattr *attr;
+	const uint8_t *p = (const uint8_t *)nlh + NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(struct nfgenmsg));
+	const uint8_t *end = (const uint8_t *)nlh + nlh->nlmsg_len;
 
 	if (NFNL_MSG_TYPE(nlh->nlmsg_type) != NFQNL_MSG_PACKET)
 		return -1;
 	pkt->data = NULL;
 	pkt->len = 0;
-	mnl_attr_for_each(attr, nlh, sizeof(struct nfgenmsg)) {
-		switch (mnl_attr_get_type(attr)) {
+	while (end - p >= (ptrdiff_t)sizeof(struct nlattr)) {
+		const struct nlattr *attr = (const struct nlattr *)p;
+		size_t len = attr->nla_len;
+
+		if (len < sizeof(*attr) || len > (size_t)(end - p))
+			return -1;
+		switch (attr->nla_type & NLA_TYPE_MASK) {
 		case NFQA_PACKET_HDR:
-			if (mnl_attr_get_payload_len(attr) < sizeof(*ph))
+			if (len - NLA_HDRLEN < sizeof(*ph))
 				return -1;
-			ph = mnl_attr_get_payload(attr);
+			ph = (const void *)(p + NLA_HDRLEN);
 			break;
 		case NFQA_PAYLOAD:
-			pkt->data = mnl_attr_get_payload(attr);
-			pkt->len = mnl_attr_get_payload_len(attr);
+			pkt->data = p + NLA_HDRLEN;
+			pkt->len = len - NLA_HDRLEN;
 			break;
 		}
+		p += NLA_ALIGN(len);
 	}
 	if (!ph)
 		return -1;
@@ -203,7 +211,10 @@ int queue_recv_batch(struct queue *queue, struct queue_packet *pkts, bool wait)
 		int len = (int)queue->msgs[i].msg_len;
 
 		/* the kernel sends one packet per datagram; walk in case it batches */
-		for (; mnl_nlmsg_ok(nlh, len); nlh = mnl_nlmsg_next(nlh, &len)) {
+		for (; len >= (int)sizeof(*nlh) && nlh->nlmsg_len >= sizeof(*nlh) &&
+		       nlh->nlmsg_len <= (unsigned)len;
+		     len -= (int)NLMSG_ALIGN(nlh->nlmsg_len),
+		     nlh = (const struct nlmsghdr *)((const uint8_t *)nlh + NLMSG_ALIGN(nlh->nlmsg_len))) {
 			if (count >= QUEUE_BATCH)
 				break;
 			if (queue_parse_packet(nlh, &pkts[count]) == 0)

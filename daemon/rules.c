@@ -97,6 +97,8 @@ static void nft_put_field(FILE *out, const struct config *cfg, const char *name,
 		nft_put_elements(out, cfg, AF_INET6);
 	else if (len == 5 && memcmp(name, "QUEUE", 5) == 0)
 		nft_put_queue(out, cfg);
+	else if (len == 10 && memcmp(name, "CHECK_MARK", 10) == 0)
+		fputs(RULES_CHECK_MARK_TEXT, out);
 }
 
 /* Writes LEN bytes of LINE with every {{FIELD}} filled in. */
@@ -255,8 +257,10 @@ char *rules_render_xt(const struct config *cfg, int family, bool with_jump)
 				continue;
 			config_addr_str(&site->addresses[a], addr, sizeof(addr));
 			for (size_t p = 0; p < site->n_ports; p++) {
-				fprintf(out, "-A %s -d %s -p tcp -m tcp --dport %u -j NFQUEUE ",
-					RULES_XT_CHAIN, addr, site->ports[p]);
+				/* the daemon's own health checks are never queued */
+				fprintf(out, "-A %s -d %s -p tcp -m tcp --dport %u -m mark ! --mark %s "
+					"-j NFQUEUE ", RULES_XT_CHAIN, addr, site->ports[p],
+					RULES_CHECK_MARK_TEXT);
 				xt_put_queue(out, cfg);
 				fputc('\n', out);
 			}

@@ -20,6 +20,10 @@
 
 #define RULES_NFT_TABLE "gatekeeper"
 #define RULES_XT_CHAIN "GATEKEEPER"
+/* The packet mark of the daemon's own health checks (SO_MARK): the
+ * queueing rules skip it, so a check from this box is never queued. */
+#define RULES_CHECK_MARK 0x676bu
+#define RULES_CHECK_MARK_TEXT "0x676b"
 
 enum rules_backend {
 	RULES_BACKEND_NFT,

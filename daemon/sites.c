@@ -369,3 +369,21 @@ const char *site_verdict_name(enum site_verdict verdict)
 	}
 	return "?";
 }
+
+/* A health check's verdict for an auto site: applied only while no
+ * run-time override is in force, in one compare-and-swap so a toggle from
+ * the control socket landing at the same moment is never overwritten. */
+bool site_set_check_state(struct site *site, enum site_state state)
+{
+	uint32_t mode = atomic_load(&site->mode);
+
+	for (;;) {
+		uint32_t want = mode_of(state, site->conf->action, false);
+
+		if (mode & MODE_RUNTIME)
+			return false;
+		if (mode == want ||
+		    atomic_compare_exchange_weak(&site->mode, &mode, want))
+			return true;
+	}
+}

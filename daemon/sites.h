@@ -10,6 +10,7 @@
 #ifndef GK_SITES_H
 #define GK_SITES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -59,5 +60,10 @@ void site_get_counters(const struct site *site, struct site_counters *out);
 
 const char *site_source_name(enum site_source source);
 const char *site_verdict_name(enum site_verdict verdict);
+
+/* Sets the effective state of SITE from its health check (state: auto),
+ * with the config's action, unless a run-time override is in force: then
+ * nothing changes and it returns false. */
+bool site_set_check_state(struct site *site, enum site_state state);
 
 #endif

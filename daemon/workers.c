@@ -189,7 +189,7 @@ static int worker_open(struct worker *w, const struct config *cfg, uint16_t num)
 	return w->queue ? 0 : -1;
 }
 
-struct workers *workers_start(const struct config *cfg, struct sites *sites)
+struct workers *workers_open(const struct config *cfg, struct sites *sites)
 {
 	struct workers *ws = calloc(1, sizeof(*ws));
 
@@ -213,18 +213,23 @@ struct workers *workers_start(const struct config *cfg, struct sites *sites)
 	for (size_t i = 0; i < ws->count; i++)
 		if (worker_open(&ws->workers[i], cfg, (uint16_t)(cfg->queue.num + i)) < 0)
 			goto fail;
-	for (size_t i = 0; i < ws->count; i++) {
-		errno = pthread_create(&ws->workers[i].thread, NULL, worker_main, &ws->workers[i]);
-		if (errno) {
-			log_error_errno("cannot start a worker thread");
-			goto fail;
-		}
-		ws->workers[i].started = true;
-	}
 	return ws;
 fail:
 	workers_stop(ws);
 	return NULL;
+}
+
+int workers_run(struct workers *ws)
+{
+	for (size_t i = 0; i < ws->count; i++) {
+		errno = pthread_create(&ws->workers[i].thread, NULL, worker_main, &ws->workers[i]);
+		if (errno) {
+			log_error_errno("cannot start a worker thread");
+			return -1;
+		}
+		ws->workers[i].started = true;
+	}
+	return 0;
 }
 
 void workers_stop(struct workers *ws)

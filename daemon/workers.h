@@ -26,9 +26,15 @@ struct workers_stats {
 	uint64_t verdict_errors;
 };
 
-/* Binds queues CFG->queue.num .. +count-1 and starts their threads. All
- * binding happens before this returns, so errors are reported at start. */
-struct workers *workers_start(const struct config *cfg, struct sites *sites);
+/* Binds queues CFG->queue.num .. +count-1 and opens the RST sockets;
+ * errors are reported here, at start. SYNs wait in the kernel's queue
+ * until workers_run() starts the threads. */
+struct workers *workers_open(const struct config *cfg, struct sites *sites);
+/* Starts one thread per queue. Called after the privilege drop: Linux
+ * capabilities are per thread, and a thread inherits its creator's, so
+ * threads started earlier would keep root's or, worse, lose CAP_NET_ADMIN
+ * when the main thread alone keeps it and every verdict is refused. */
+int workers_run(struct workers *workers);
 void workers_stop(struct workers *workers);
 
 /* Publishes SITES; returns the previous table, now unused by any worker. */

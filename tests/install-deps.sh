@@ -16,6 +16,16 @@ packages=(
 	nftables iptables iproute2
 	# test certificates
 	openssl
+	# the health/metrics e2e test: promtool (Debian ships it in prometheus,
+	# ~19 MB download) validates the metrics, curl fetches /metrics
+	prometheus curl
+	# man pages (scdoc); systemd-analyze verify/security, sysusers, tmpfiles
+	# for the install and unit tests (systemd); the probe test's modprobe
+	# check (strace); man -l for the rendered pages (man-db)
+	scdoc systemd strace man-db
+	# the e2e suite on Debian's stock kernel in qemu (tests/qemu/); that
+	# kernel package is downloaded and unpacked there, never installed
+	qemu-system-x86 busybox-static kmod
 )
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q

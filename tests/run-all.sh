@@ -8,8 +8,12 @@
 #
 #   tests/run-all.sh [--no-deps] [BUILDDIR]
 #
+# Between them, the e2e suite once more with the other xt flavours and on
+# Debian's stock kernel in qemu (tests/qemu/e2e-kernels.sh).
+#
 # Environment: SANITIZERS=0 skips the ASan+UBSan phase, FUZZ_SECONDS=0 the
-# fuzzing (default 60 s per target); ASAN_BUILDDIR (build-asan) and
+# fuzzing (default 60 s per target), GK_SKIP_VM=1 the other kernel and
+# flavours (for quick local runs; CI never sets it); ASAN_BUILDDIR (build-asan) and
 # FUZZ_BUILDDIR (build-fuzz) name their build dirs.
 set -uo pipefail
 
@@ -32,6 +36,12 @@ if [ "$deps" = 1 ]; then
 		exit 1
 	}
 	rm -f /tmp/gatekeeper-deps.$$.log
+fi
+
+# The backend `backend: auto` must pick on this kernel, found with nft and
+# iptables alone; the e2e suite fails if the daemon chose another.
+if [ -z "${E2E_EXPECT_BACKEND:-}" ] && expect=$(bash tests/qemu/kernel-offers.sh --auto 2>/dev/null); then
+	export E2E_EXPECT_BACKEND=$expect
 fi
 
 # count FILE WORD: N of the last "WORD: N" line meson test printed.
@@ -119,6 +129,23 @@ fuzz_phase() {
 	failed=$((failed + f))
 }
 
+# The e2e suite with the other xt flavours of this kernel and on Debian's
+# stock kernel in qemu, where `auto` must pick the native nft backend.
+kernels_phase() {
+	local out="/tmp/gatekeeper-kernels.$$.log" last p f
+	bash tests/qemu/e2e-kernels.sh "$builddir" 2>&1 | tee "$out"
+	last=$(tail -n1 "$out")
+	rm -f "$out"
+	p=$(sed -n 's/^\([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed$/\1/p' <<<"$last")
+	f=$(sed -n 's/^\([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed$/\2/p' <<<"$last")
+	if [ -z "$p" ]; then
+		failed=$((failed + 1))
+		return 1
+	fi
+	passed=$((passed + p))
+	failed=$((failed + f))
+}
+
 # phase_time NAME FUNCTION: runs it and says how long it took.
 phase_time() {
 	local name=$1 start=$SECONDS rc
@@ -130,6 +157,9 @@ phase_time() {
 }
 
 if phase_time main main_phase; then
+	if [ "${GK_SKIP_VM:-0}" != 1 ]; then
+		phase_time kernels kernels_phase
+	fi
 	if [ "${SANITIZERS:-1}" != 0 ]; then
 		phase_time sanitizers sanitizer_phase
 	fi

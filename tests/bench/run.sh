@@ -2,6 +2,7 @@
 # The packet-path benchmark (issue 5): one command, one table.
 #
 #   tests/bench/run.sh [--quick] [--flood-seconds S] [BUILDDIR]
+#   tests/bench/run.sh --callgrind [BUILDDIR]   user-space instructions per SYN
 #
 # BUILDDIR (default: build-bench beside this repo's meson.build) must be
 # configured with -Dbench=true:  meson setup build-bench -Dbench=true && ninja -C build-bench
@@ -27,12 +28,14 @@
 set -u
 
 QUICK=0
+CALLGRIND=0
 FLOOD_SECONDS=""
 BUILD=""
 while (($#)); do
 	case $1 in
 	--quick) QUICK=1 ;;
 	--flood-seconds) FLOOD_SECONDS=$2; shift ;;
+	--callgrind) CALLGRIND=1 ;;
 	-h | --help) sed -n '2,8p' "$0"; exit 0 ;;
 	*) BUILD=$1 ;;
 	esac
@@ -63,6 +66,11 @@ readonly PORT=443 FILLER_PORT=10000
 # the socket buffer follows from it. fail_open false: a full queue drops and
 # the kernel counts it (with fail_open true it would accept, uncounted).
 readonly MAXLEN=16384
+# synflood's thread i runs on CPU i; a one-queue decider gets CPU 1 to
+# itself (taskset). Unpinned, the scheduler tends to wake the decider on
+# the CPU whose softirq woke it, the generator's, and leaves the other idle.
+PIN="taskset -c 1"
+WRAP="" # e.g. valgrind, in --callgrind mode
 readonly TABLE="bench_$$"
 TMP=$(mktemp -d "/tmp/gkb-$$.XXXXXX") || exit 1
 CREATED_NS=()
@@ -85,7 +93,7 @@ cleanup() {
 		done
 		ip netns del "$ns" 2>/dev/null
 	done
-	rm -rf "$TMP"
+	if [[ -n ${BENCH_KEEP:-} ]]; then log "kept $TMP"; else rm -rf "$TMP"; fi
 	exit "$status"
 }
 trap cleanup EXIT
@@ -165,7 +173,7 @@ seen_count() {
 # "ID_SEQUENCE DROPPED USER_DROPPED", summed over the queues of the gw ns.
 queue_counts() {
 	in_ns "$NS_G" cat /proc/net/netfilter/nfnetlink_queue 2>/dev/null |
-		awk '{ s += $8; d += $6; u += $7 } END { printf "%d %d %d\n", s, d, u }'
+		awk '{ s += $8; d += $6; u += $7 } END { printf "%.0f %.0f %.0f\n", s, d, u }'
 }
 
 kernel_drop_count() {
@@ -179,7 +187,7 @@ kernel_drop_count() {
 # microseconds at a time between ticks is mostly not seen by them.
 cpu_ns() {
 	[[ -n ${1:-} && -d /proc/$1/task ]] || { echo 0; return; }
-	cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%d\n", s }'
+	cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'
 }
 
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
@@ -320,7 +328,7 @@ write_config() { # FILE QUEUES N_SITES
 
 # start_decider KIND [N_SITES]: sets DECIDER DECIDER_PID GEN_THREADS READY_MS
 start_decider() {
-	local kind=$1 n=${2:-10} cfg="$TMP/gk.yaml" log t0 t1
+	local kind=$1 n=${2:-10} cfg="$TMP/gk.yaml" log t0 t1 pin=$PIN
 	DECIDER=$kind DECIDER_PID="" GEN_THREADS=1 READY_MS=""
 	case $kind in
 	none) ;;
@@ -337,10 +345,10 @@ start_decider() {
 	textbook)
 		log="$TMP/textbook.log"
 		# not in_ns: a backgrounded function is a subshell, $! would be its PID
-		ip netns exec "$NS_G" "$TEXTBOOK" 0 "$OFFLINE" >"$log" 2>&1 &
+		ip netns exec "$NS_G" $PIN $WRAP "$TEXTBOOK" 0 "$OFFLINE" >"$log" 2>&1 &
 		DECIDER_PID=$!
 		PIDS+=("$DECIDER_PID")
-		wait_for 200 grep -qx ready "$log" || die "textbook did not start: $(cat "$log")"
+		wait_for 1200 grep -qx ready "$log" || die "textbook did not start: $(cat "$log")"
 		queue_rule 1
 		;;
 	gk-1q | gk-2q)
@@ -349,10 +357,11 @@ start_decider() {
 		write_config "$cfg" "$queues" "$n"
 		log="$TMP/gatekeeperd.$kind.$n.log"
 		t0=$(date +%s%N)
-		ip netns exec "$NS_G" "$GATEKEEPERD" -c "$cfg" >"$log" 2>&1 &
+		[[ $kind == gk-2q ]] && pin=""
+		ip netns exec "$NS_G" $pin $WRAP "$GATEKEEPERD" -c "$cfg" >"$log" 2>&1 &
 		DECIDER_PID=$!
 		PIDS+=("$DECIDER_PID")
-		wait_for 400 grep -q 'ready:' "$log" || die "gatekeeperd did not start: $(cat "$log")"
+		wait_for 1200 grep -q 'ready:' "$log" || die "gatekeeperd did not start: $(cat "$log")"
 		t1=$(date +%s%N)
 		READY_MS=$(((t1 - t0) / 1000000))
 		queue_rule "$queues"
@@ -363,6 +372,9 @@ start_decider() {
 
 stop_decider() {
 	remove_rules
+	if [[ -n $DECIDER_PID ]] && ! kill -0 "$DECIDER_PID" 2>/dev/null; then
+		log "$DECIDER (pid $DECIDER_PID) had died: $(tail -n 5 "$TMP"/*.log | tr '\n' ' ')"
+	fi
 	if [[ -n $DECIDER_PID ]]; then
 		kill -TERM "$DECIDER_PID" 2>/dev/null
 		wait "$DECIDER_PID" 2>/dev/null
@@ -374,7 +386,14 @@ stop_decider() {
 
 declare -A CAP NOTE CPU P50 P99 FP50 FP99 FFAIL FSLOW
 main() {
-	local started kinds=(kernel textbook gk-1q gk-2q) k common
+	local started kinds=(kernel textbook gk-1q gk-2q) k common i
+	# timings mean little on a busy machine: wait (bounded) for a quiet one
+	for ((i = 0; i < ${QUIET_WAIT:-120}; i++)); do
+		[[ $(calc "$(cut -d' ' -f1 /proc/loadavg) < 0.7") == 1 ]] && break
+		((i == 0)) && log "waiting up to ${QUIET_WAIT:-120} s for the load average to fall below 0.7"
+		sleep 1
+	done
+	LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
 	started=$(date +%s)
 	log "build $BUILD, $(nproc) CPUs, kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
 	log "mode $([[ $QUICK == 1 ]] && echo quick || echo full): trial ${TRIAL}s, $LAT_N connects, flood ${FLOOD_SECONDS}s"
@@ -399,6 +418,7 @@ main() {
 
 	# CPU per SYN at one common load, below every userspace capacity
 	common=$(calc "${CAP[textbook]} * 0.8")
+	((common > 0)) || common=20000
 	for k in textbook gk-1q gk-2q; do
 		start_decider "$k"
 		trial "$common" $((TRIAL * 2))
@@ -408,7 +428,8 @@ main() {
 
 	# 10 vs 10,000 sites, the flood spread over the sites' ports
 	local n sites_rate
-	sites_rate=$(calc "${CAP[textbook]} * 0.8")
+	sites_rate=$(calc "${CAP[gk-1q]} * 0.5")
+	((sites_rate > 0)) || sites_rate=20000
 	for n in 10 10000; do
 		start_decider gk-1q "$n"
 		trial "$sites_rate" $((TRIAL * 2)) $((n - 2))
@@ -433,12 +454,41 @@ main() {
 		$(($(date +%s) - started))
 }
 
+# Instructions per decided SYN in user space, textbook vs gk-1q, counted by
+# callgrind (repeatable where timings are not): each decider runs twice,
+# with N and with 3N SYNs at a rate it keeps up with under valgrind; the
+# difference divided by the extra SYNs leaves start-up and shut-down out.
+callgrind_main() {
+	local k n=20000 rate=4000 runs i ir decided out
+	setup_topology
+	echo "| decider | Ir per SYN (user space) | SYNs (run 1 / run 2) |"
+	echo "|---|---|---|"
+	for k in textbook gk-1q; do
+		runs=()
+		for i in 1 3; do
+			out="$TMP/callgrind.$k.$i"
+			WRAP="valgrind --tool=callgrind --callgrind-out-file=$out"
+			start_decider "$k"
+			trial "$rate" $((n * i / rate))
+			decided=$T_DECIDED
+			stop_decider
+			ir=$(awk '/^(summary|totals):/ { print $2; exit }' "$out")
+			runs+=("$ir" "$decided")
+			log "  $k: $decided SYNs, $ir Ir"
+			[[ -n ${KEEP_PROFILE:-} ]] && cp "$out" "$KEEP_PROFILE.$k.$i"
+		done
+		echo "| $k | $(calc "(${runs[2]} - ${runs[0]}) / (${runs[3]} - ${runs[1]})") | ${runs[1]} / ${runs[3]} |"
+	done
+	WRAP=""
+}
+
 added() { calc "$1 - $2" 0; }
 
 report() {
 	local common=$1 sites_rate=$2 rss0=$3 rss1=$4 frate=$5 flood_sent=$6 flood_drops=$7 took=$8 k
 	echo
 	echo "gatekeeper packet-path benchmark — $(nproc) CPUs, kernel $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)"
+	echo "load average at start: $LOAD_AT_START (other work on the machine skews every figure)"
 	echo "mode $([[ $QUICK == 1 ]] && echo quick || echo full), ${took} s; capacity = highest offered SYN/s with 0 kernel queue drops (trials of ${TRIAL} s)"
 	echo
 	printf '| %-9s | %13s | %11s | %16s | %12s | %20s | %14s |\n' decider "capacity SYN/s" "CPU µs/SYN" \
@@ -485,4 +535,8 @@ report() {
 
 target() { printf '  %-58s %-4s (%s)\n' "$1" "$([[ $2 == 1 ]] && echo met || echo MISSED)" "$3"; }
 
-main
+if ((CALLGRIND)); then
+	callgrind_main
+else
+	main
+fi

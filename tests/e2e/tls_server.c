@@ -6,14 +6,22 @@
  *
  *   accept LOCALADDR CLIENTADDR
  *
- * Usage: tls_server PORT CERT KEY. Prints "listening" once bound. Serves one
- * connection at a time, each bounded by CONN_TIMEOUT_MS so a client that
- * never speaks cannot stall it; SIGTERM/SIGINT end it with status 0. */
+ * Usage: tls_server [--status-file FILE | --silent] PORT CERT KEY. Prints
+ * "listening" once bound. Serves one connection at a time, each bounded by
+ * CONN_TIMEOUT_MS so a client that never speaks cannot stall it;
+ * SIGTERM/SIGINT end it with status 0.
+ *
+ *   --status-file FILE  answer with the status code FILE holds ("200" or
+ *                       "404"), read anew for every request: a site that an
+ *                       operator stops and starts (the health-check tests)
+ *   --silent            accept and never say a word: no TLS, no close (up
+ *                       to SILENT_MAX connections held); a hung server */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +35,7 @@
 
 #define CONN_TIMEOUT_MS 2000
 #define REQUEST_MAX 4096
+#define SILENT_MAX 256
 
 static const char response_404[] = "HTTP/1.1 404 Not Found\r\n"
 				   "Content-Type: text/plain\r\n"
@@ -35,7 +44,31 @@ static const char response_404[] = "HTTP/1.1 404 Not Found\r\n"
 				   "\r\n"
 				   "Not Found\n";
 
+static const char response_200[] = "HTTP/1.1 200 OK\r\n"
+				   "Content-Type: text/plain\r\n"
+				   "Content-Length: 3\r\n"
+				   "Connection: close\r\n"
+				   "\r\n"
+				   "OK\n";
+
 static volatile sig_atomic_t stop_requested;
+static const char *status_file;
+static int silent_fds[SILENT_MAX];
+static size_t silent_count;
+
+/* 404 unless the status file says 200. */
+static bool answer_200(void)
+{
+	char text[16] = "";
+	FILE *f;
+
+	if (!status_file || !(f = fopen(status_file, "re")))
+		return false;
+	if (!fgets(text, sizeof(text), f))
+		text[0] = '\0';
+	fclose(f);
+	return strncmp(text, "200", 3) == 0;
+}
 
 static void on_stop_signal(int sig)
 {
@@ -133,8 +166,10 @@ static void serve_connection(SSL_CTX *ctx, int fd)
 		goto out;
 	}
 	read_request(ssl, fd, deadline);
-	if (tls_common_run(ssl, fd, deadline, TLS_COMMON_WRITE, (void *)response_404,
-			   (int)sizeof(response_404) - 1) > 0)
+	if (answer_200() ? tls_common_run(ssl, fd, deadline, TLS_COMMON_WRITE, (void *)response_200,
+					  (int)sizeof(response_200) - 1) > 0
+			 : tls_common_run(ssl, fd, deadline, TLS_COMMON_WRITE, (void *)response_404,
+					  (int)sizeof(response_404) - 1) > 0)
 		SSL_shutdown(ssl);
 out:
 	ERR_clear_error();
@@ -181,6 +216,13 @@ static void serve(SSL_CTX *ctx, int listen_fd, const sigset_t *wait_mask)
 				perror("tls_server: accept");
 			continue;
 		}
+		if (!ctx) { /* --silent: hold it, say nothing */
+			log_accept(fd);
+			if (silent_count == SILENT_MAX)
+				close(silent_fds[--silent_count]);
+			silent_fds[silent_count++] = fd;
+			continue;
+		}
 		serve_connection(ctx, fd);
 	}
 }
@@ -194,8 +236,23 @@ int main(int argc, char **argv)
 	long port;
 	char *end;
 
+	bool silent = false;
+
+	while (argc > 1 && strncmp(argv[1], "--", 2) == 0) {
+		if (strcmp(argv[1], "--silent") == 0) {
+			silent = true;
+			argv++;
+			argc--;
+		} else if (strcmp(argv[1], "--status-file") == 0 && argc > 2) {
+			status_file = argv[2];
+			argv += 2;
+			argc -= 2;
+		} else {
+			break;
+		}
+	}
 	if (argc != 4) {
-		fprintf(stderr, "usage: tls_server PORT CERT KEY\n");
+		fprintf(stderr, "usage: tls_server [--status-file FILE | --silent] PORT CERT KEY\n");
 		return 2;
 	}
 	port = strtol(argv[1], &end, 10);
@@ -207,8 +264,8 @@ int main(int argc, char **argv)
 		perror("tls_server: signals");
 		return 1;
 	}
-	ctx = tls_context(argv[2], argv[3]);
-	if (!ctx)
+	ctx = silent ? NULL : tls_context(argv[2], argv[3]);
+	if (!ctx && !silent)
 		goto cleanup;
 	listen_fd = listen_wildcard((uint16_t)port);
 	if (listen_fd < 0)
@@ -220,6 +277,8 @@ int main(int argc, char **argv)
 cleanup:
 	if (listen_fd >= 0)
 		close(listen_fd);
+	while (silent_count)
+		close(silent_fds[--silent_count]);
 	SSL_CTX_free(ctx);
 	return status;
 }

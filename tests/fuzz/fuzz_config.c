@@ -35,6 +35,30 @@ static int addr_eq(const struct config_addr *a, const struct config_addr *b)
 	return a->family == b->family && memcmp(a->bytes, b->bytes, sizeof(a->bytes)) == 0;
 }
 
+static int site_has_addr(const struct config_site *s, const struct config_addr *addr)
+{
+	for (size_t i = 0; i < s->n_addresses; i++)
+		if (addr_eq(&s->addresses[i], addr))
+			return 1;
+	return 0;
+}
+
+/* The health check (config_check.c): what health.c relies on. */
+static void check_health_check(const struct config_site *s)
+{
+	const struct config_check *c = s->check;
+
+	CHECK(!s->state_auto || c);
+	if (!c)
+		return;
+	CHECK(c->type == CONFIG_CHECK_TLS || c->type == CONFIG_CHECK_HTTPS);
+	CHECK(c->port != 0);
+	CHECK(c->timeout_ms >= 1 && c->timeout_ms < c->interval_ms);
+	CHECK(c->rise >= 1 && c->fall >= 1);
+	for (size_t i = 0; i < c->n_addresses; i++)
+		CHECK(site_has_addr(s, &c->addresses[i]));
+}
+
 /* Pairwise on purpose: slow but obviously right, unlike the sorted check in
  * config_sites.c it verifies. Inputs are at most a few KiB. */
 static void check_sites(const struct config *cfg)
@@ -49,6 +73,7 @@ static void check_sites(const struct config *cfg)
 		CHECK(s->state == SITE_ONLINE || s->state == SITE_OFFLINE);
 		CHECK(s->action == SITE_ACTION_DROP || s->action == SITE_ACTION_REJECT);
 		CHECK(s->line >= 1);
+		check_health_check(s);
 		for (size_t a = 0; a < s->n_addresses; a++) {
 			CHECK(s->addresses[a].family == AF_INET || s->addresses[a].family == AF_INET6);
 			for (size_t b = 0; b < a; b++)

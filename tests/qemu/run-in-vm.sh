@@ -125,8 +125,10 @@ build_initramfs() {
 QEMU_PID=""
 TAIL_PID=""
 TMPDIR_VM=""
+# shellcheck disable=SC2317 # run by the trap
 cleanup() {
 	local status=$?
+	set +e
 	trap - EXIT INT TERM
 	[[ -n $QEMU_PID ]] && kill -KILL "$QEMU_PID" 2>/dev/null && wait "$QEMU_PID" 2>/dev/null
 	[[ -n $TAIL_PID ]] && kill "$TAIL_PID" 2>/dev/null && wait "$TAIL_PID" 2>/dev/null
@@ -168,8 +170,8 @@ qemu-system-x86_64 \
 	-virtfs "local,path=$TMPDIR_VM/out,mount_tag=gkout,security_model=none" \
 	</dev/null >"$TMPDIR_VM/qemu.log" 2>&1 &
 QEMU_PID=$!
-# ends by itself once qemu has (tr flushes then)
-tail -n +1 -s 0.2 -f --pid="$QEMU_PID" "$console" | tr -d '\r' &
+# ends by itself once qemu has
+tail -n +1 -s 0.2 -f --pid="$QEMU_PID" "$console" | sed -u 's/\r$//' &
 TAIL_PID=$!
 
 timed_out=0

@@ -325,12 +325,12 @@ static void test_unknown_keys(void **state)
 		"  - name: a\n"
 		"    adresses: [192.0.2.1]\n",
 		"conf.yaml:3:1: unknown key 'hok' (expected one of: hook, backend, queue, "
-		"control, state_file, user, sites)",
+		"control, state_file, user, sites, metrics)",
 		"conf.yaml:4:9: queue: unknown key 'nm' (expected one of: num, count, "
 		"fail_open, maxlen)",
 		"conf.yaml:5:11: control: unknown key 'sock' (expected one of: socket, group, mode)",
 		"conf.yaml:8:5: site: unknown key 'adresses' (expected one of: name, "
-		"addresses, ports, state, action)",
+		"addresses, ports, state, action, check)",
 		"conf.yaml:7:5: site: missing required key 'addresses'", NULL);
 }
 
@@ -457,7 +457,7 @@ static void test_bad_enums_and_names(void **state)
 		"xt, external, xt-nft, xt-legacy)",
 		"conf.yaml:4:11: name: 'my shop' is not a valid site name (1-64 characters of "
 		"A-Z a-z 0-9 . _ -)",
-		"conf.yaml:6:12: state: 'up' is not valid (expected one of: online, offline)",
+		"conf.yaml:6:12: state: 'up' is not valid (expected one of: online, offline, auto)",
 		"conf.yaml:7:13: action: 'accept' is not valid (expected one of: drop, reject)",
 		"conf.yaml:8:11: name: 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...' "
 		"is not a valid site name (1-64 characters of A-Z a-z 0-9 . _ -)",
@@ -610,9 +610,9 @@ static void test_several_errors_together(void **state)
 		"conf.yaml:6:32: addresses: '300.1.1.1' is not an IPv4 or IPv6 address",
 		"conf.yaml:7:13: ports: 70000 is not a port (1-65535)",
 		"conf.yaml:8:5: site: unknown key 'colour' (expected one of: name, addresses, "
-		"ports, state, action)",
+		"ports, state, action, check)",
 		"conf.yaml:10:1: unknown key 'extra' (expected one of: hook, backend, queue, "
-		"control, state_file, user, sites)",
+		"control, state_file, user, sites, metrics)",
 		NULL);
 }
 

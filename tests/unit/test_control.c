@@ -59,6 +59,19 @@ void engine_get_stats(const struct engine *engine, struct workers_stats *out)
 	out->packets = 42;
 }
 
+struct health *engine_health(const struct engine *engine)
+{
+	(void)engine;
+	return NULL; /* no checks: the health module treats NULL as idle */
+}
+
+void engine_reload_counts(const struct engine *engine, uint64_t *ok, uint64_t *failed)
+{
+	(void)engine;
+	*ok = 3;
+	*failed = 1;
+}
+
 int engine_reload(struct engine *engine, const char *path, struct config_errors *errors)
 {
 	struct config *cfg = config_load(path, errors);
@@ -404,6 +417,16 @@ static void test_hello_status_stats(void **state)
 	assert_non_null(strstr(body, "\"sites\":{\"total\":2,\"offline\":1,\"runtime\":0,"));
 	assert_non_null(strstr(body, "\"queues\":[{\"num\":0,"));
 	free(body);
+	/* a read: anyone may ask for the metrics */
+	body = ask(f, fd, "metrics\n", NULL,
+		   "# TYPE gatekeeper_syn_verdicts_total counter\n"
+		   "gatekeeper_syn_verdicts_total{site=\"shop\",verdict=\"accept\"} 0\n");
+	assert_non_null(strstr(body, "gatekeeper_site_online{site=\"blog\"} 0\n"));
+	assert_non_null(strstr(body, "gatekeeper_site_state_source{site=\"shop\",source=\"config\"} 1\n"));
+	assert_non_null(strstr(body, "gatekeeper_packets_total 42\n"));
+	assert_non_null(strstr(body, "gatekeeper_reloads_total{result=\"failure\"} 1\n"));
+	free(body);
+	ask_free(f, fd, "metrics json\n", PROTOCOL_ERR_USAGE, "usage: metrics");
 	close(fd);
 }
 

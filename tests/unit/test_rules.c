@@ -46,8 +46,10 @@ static void test_nft_text(void **state)
 	assert_non_null(strstr(text, "elements = { 198.51.100.10 . 443, 198.51.100.10 . 8443, "
 				     "198.51.100.11 . 443 }"));
 	assert_non_null(strstr(text, "elements = { 2001:db8:2::10 . 443, 2001:db8:2::10 . 8443 }"));
-	assert_non_null(strstr(text, "@managed4 queue num 3 bypass"));
-	assert_non_null(strstr(text, "@managed6 queue num 3 bypass"));
+	assert_non_null(strstr(text, "tcp flags & (syn | ack) == syn meta mark != 0x676b ip daddr . "
+				     "tcp dport @managed4 queue num 3 bypass"));
+	assert_non_null(strstr(text, "tcp flags & (syn | ack) == syn meta mark != 0x676b ip6 daddr . "
+				     "tcp dport @managed6 queue num 3 bypass"));
 	assert_null(strstr(text, "{{"));
 	free(text);
 	config_free(cfg);
@@ -78,7 +80,7 @@ static void test_xt_text(void **state)
 	(void)state;
 	assert_non_null(strstr(v4, "*mangle\n:GATEKEEPER - [0:0]\n"));
 	assert_non_null(strstr(v4, "-A GATEKEEPER -d 198.51.100.10 -p tcp -m tcp --dport 8443 "
-				   "-j NFQUEUE --queue-num 3 --queue-bypass\n"));
+				   "-m mark ! --mark 0x676b -j NFQUEUE --queue-num 3 --queue-bypass\n"));
 	assert_non_null(strstr(v4, "-I FORWARD 1 -p tcp -m tcp --tcp-flags SYN,ACK SYN "
 				   "-j GATEKEEPER\n"));
 	assert_null(strstr(v4, "2001:db8"));

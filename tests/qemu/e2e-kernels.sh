@@ -1,0 +1,54 @@
+#!/bin/bash
+# The end-to-end suite beyond run-all.sh's plain `meson test` (which covers
+# this machine's kernel with `backend: auto`):
+#   1. this kernel again with each xt flavour it offers that auto did not
+#      already pick (iptables-nft, iptables-legacy);
+#   2. Debian's stock kernel in qemu (run-in-vm.sh), where auto must pick
+#      the native nft backend, then xt-nft and xt-legacy forced.
+# Uses an existing build, never builds. The last line is "N passed, N failed".
+#
+#   tests/qemu/e2e-kernels.sh BUILDDIR
+set -u
+
+cd "$(dirname "$0")/../.." || exit 1
+[[ -d ${1:-} ]] || { echo "usage: $0 BUILDDIR"; echo "0 passed, 1 failed"; exit 1; }
+builddir=$(realpath "$1")
+log=$(mktemp /tmp/gk-e2e-kernels.XXXXXX) || exit 1
+trap 'rm -f "$log"' EXIT
+passed=0
+failed=0
+
+# add_counts STATUS: adds the last "N passed, N failed" line of the log; a
+# run that failed without saying so counts as one failure.
+add_counts() {
+	local status=$1 line p f
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" | tail -n1)
+	p=$(sed -n 's/^\([0-9]*\) passed.*/\1/p' <<<"$line")
+	f=$(sed -n 's/.* \([0-9]*\) failed$/\1/p' <<<"$line")
+	if [[ -z $line ]] || { ((status != 0)) && ((f == 0)); }; then
+		f=$((${f:-0} + 1))
+	fi
+	passed=$((passed + ${p:-0}))
+	failed=$((failed + f))
+}
+
+auto=$(bash tests/qemu/kernel-offers.sh --auto)
+flavours=()
+for flavour in xt-nft xt-legacy; do
+	[[ $flavour != "$auto" ]] && bash tests/qemu/kernel-offers.sh "$flavour" && flavours+=("$flavour")
+done
+echo "=== this kernel ($(uname -r)): auto picks $auto; other flavours: ${flavours[*]:-none}"
+if ((${#flavours[@]})); then
+	bash tests/qemu/e2e-flavours.sh "$builddir" "${flavours[@]}" | tee "$log"
+	add_counts "${PIPESTATUS[0]}"
+fi
+
+echo "=== Debian's stock kernel in qemu (TCG)"
+# TCG runs the guest about 5-15x slower: longer readiness polls and timeouts
+bash tests/qemu/run-in-vm.sh --timeout 2400 -- \
+	env E2E_TIMEOUT_MULTIPLIER=3 WAIT_TIMEOUT=30 \
+	bash tests/qemu/e2e-flavours.sh "$builddir" auto=nft xt-nft xt-legacy 2>&1 | tee "$log"
+add_counts "${PIPESTATUS[0]}"
+
+echo "$passed passed, $failed failed"
+((failed == 0))
