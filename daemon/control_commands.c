@@ -19,6 +19,7 @@
 #include "protocol.h"
 #include "queue.h"
 #include "rules.h"
+#include "rules_watch.h"
 #include "state.h"
 
 #define MAX_WORDS 4
@@ -347,6 +348,7 @@ static void gather(const struct control *ctl, struct figures *f)
 
 static void stats_text(const struct control *ctl, struct strbuf *b)
 {
+	struct rules_watch_counts rw;
 	const struct config *cfg = engine_config(ctl->engine);
 	const struct workers_stats *w;
 	struct figures f;
@@ -368,13 +370,17 @@ static void stats_text(const struct control *ctl, struct strbuf *b)
 	strbuf_printf(b, "RSTs           sent %" PRIu64 ", failed %" PRIu64 "\n", w->rst_sent, w->rst_failed);
 	strbuf_printf(b, "errors         recv %" PRIu64 ", verdict %" PRIu64 "\n", w->recv_errors,
 		      w->verdict_errors);
+	rules_watch_get_counts(&rw);
+	strbuf_printf(b, "rules          checked %" PRIu64 " times, found removed %" PRIu64
+		      ", reinstalled %" PRIu64 ", check failures %" PRIu64 "\n",
+		      rw.checks, rw.damaged, rw.reinstalled, rw.check_failures);
 	for (unsigned q = cfg->queue.num; q < (unsigned)cfg->queue.num + cfg->queue.count; q++) {
 		struct queue_kernel_stats k;
 
 		if (queue_read_kernel_stats((uint16_t)q, &k) < 0)
 			strbuf_printf(b, "queue %-8u not listed by the kernel\n", q);
 		else
-			strbuf_printf(b, "queue %-8u queued %" PRIu64 ", kernel dropped %" PRIu64
+			strbuf_printf(b, "queue %-8u waiting %" PRIu64 ", kernel dropped %" PRIu64
 				      ", user dropped %" PRIu64 ", portid %" PRIu32 "\n", q,
 				      k.queue_total, k.queue_dropped, k.user_dropped, k.peer_portid);
 	}
@@ -382,6 +388,7 @@ static void stats_text(const struct control *ctl, struct strbuf *b)
 
 static void stats_json(const struct control *ctl, struct strbuf *b)
 {
+	struct rules_watch_counts rw;
 	const struct config *cfg = engine_config(ctl->engine);
 	const struct workers_stats *w;
 	struct figures f;
@@ -405,9 +412,13 @@ static void stats_json(const struct control *ctl, struct strbuf *b)
 	strbuf_printf(b, ",\"workers\":{\"packets\":%" PRIu64 ",\"malformed\":%" PRIu64
 		      ",\"not_syn\":%" PRIu64 ",\"unmanaged\":%" PRIu64 ",\"rst_sent\":%" PRIu64
 		      ",\"rst_failed\":%" PRIu64 ",\"recv_errors\":%" PRIu64
-		      ",\"verdict_errors\":%" PRIu64 "},\"queues\":[",
+		      ",\"verdict_errors\":%" PRIu64 "}",
 		      w->packets, w->malformed, w->not_syn, w->unmanaged, w->rst_sent, w->rst_failed,
 		      w->recv_errors, w->verdict_errors);
+	rules_watch_get_counts(&rw);
+	strbuf_printf(b, ",\"rules\":{\"checks\":%" PRIu64 ",\"removed\":%" PRIu64
+		      ",\"reinstalled\":%" PRIu64 ",\"check_failures\":%" PRIu64 "},\"queues\":[",
+		      rw.checks, rw.damaged, rw.reinstalled, rw.check_failures);
 	for (unsigned q = cfg->queue.num; q < (unsigned)cfg->queue.num + cfg->queue.count; q++) {
 		struct queue_kernel_stats k;
 

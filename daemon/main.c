@@ -21,6 +21,7 @@
 #include "notify.h"
 #include "privileges.h"
 #include "rules.h"
+#include "rules_watch.h"
 
 struct options {
 	const char *config_path;
@@ -176,9 +177,10 @@ static int earliest(int a, int b)
 }
 
 static int poll_timeout_ms(struct control *control, const struct health *health,
-			   const struct metrics_server *metrics, uint64_t watchdog_usec)
+			   const struct metrics_server *metrics, uint64_t watchdog_usec,
+			   int rules_watch_ms)
 {
-	int timeout = control_timeout_ms(control);
+	int timeout = earliest(control_timeout_ms(control), rules_watch_ms);
 	int wd = watchdog_usec ? (int)(watchdog_usec / 4000u) + 1 : -1;
 
 	timeout = earliest(timeout, health_timeout_ms(health));
@@ -192,6 +194,7 @@ static int serve(struct engine *engine, struct control *control, struct metrics_
 		 int sigfd)
 {
 	uint64_t watchdog_usec = notify_watchdog_usec();
+	int rules_watch_ms = RULES_WATCH_INTERVAL_MS;
 	char status[256];
 
 	for (;;) {
@@ -205,7 +208,7 @@ static int serve(struct engine *engine, struct control *control, struct metrics_
 		};
 
 		if (poll(pfd, 4, poll_timeout_ms(control, engine_health(engine), metrics,
-						 watchdog_usec)) < 0) {
+						 watchdog_usec, rules_watch_ms)) < 0) {
 			if (errno == EINTR)
 				continue;
 			log_error_errno("poll");
@@ -216,6 +219,8 @@ static int serve(struct engine *engine, struct control *control, struct metrics_
 		health_dispatch(engine_health(engine), engine_sites(engine));
 		metrics_server_dispatch(metrics);
 		watchdog_tick(engine, watchdog_usec);
+		/* an admin's flush or firewall reload: put our rules back */
+		rules_watch_ms = rules_watch_tick(engine_backend(engine), engine_config(engine));
 		engine_summary(engine, status, sizeof(status));
 		notify_status(status);
 		if (!(pfd[0].revents & POLLIN) || read(sigfd, &si, sizeof(si)) != sizeof(si))

@@ -20,6 +20,7 @@
 #include "health.h"
 #include "log.h"
 #include "queue.h"
+#include "rules_watch.h"
 
 #define LISTENER_TAG UINT64_MAX
 #define EVENT_BATCH 16
@@ -189,7 +190,8 @@ static void render_queues(const struct config *cfg, struct strbuf *b)
 		{ "gatekeeper_queue_length", "gauge", "Packets waiting in the queue now.",
 		  offsetof(struct queue_kernel_stats, queue_total) },
 		{ "gatekeeper_queue_kernel_dropped_total", "counter",
-		  "Packets the kernel dropped (or let pass with fail_open) because the queue was full.",
+		  "Packets the kernel dropped because the queue was full (fail_open false only: with "
+		  "fail_open true they pass, and the kernel does not count them).",
 		  offsetof(struct queue_kernel_stats, queue_dropped) },
 		{ "gatekeeper_queue_user_dropped_total", "counter",
 		  "Packets lost because the daemon's netlink socket buffer was full.",
@@ -224,6 +226,7 @@ void metrics_render(const struct engine *engine, struct strbuf *b)
 {
 	struct workers_stats w;
 	uint64_t reloads_ok, reloads_failed;
+	struct rules_watch_counts rw;
 
 	family(b, "gatekeeper_build_info", "gauge", "The daemon's version, always 1.");
 	strbuf_printf(b, "gatekeeper_build_info{version=\"%s\"} 1\n", GK_VERSION);
@@ -248,6 +251,12 @@ void metrics_render(const struct engine *engine, struct strbuf *b)
 	strbuf_printf(b, "gatekeeper_worker_errors_total{kind=\"recv\"} %" PRIu64 "\n"
 		      "gatekeeper_worker_errors_total{kind=\"verdict\"} %" PRIu64 "\n",
 		      w.recv_errors, w.verdict_errors);
+	rules_watch_get_counts(&rw);
+	counter(b, "gatekeeper_rules_reinstalled_total",
+		"Times the daemon found its rules removed or damaged behind its back and "
+		"reinstalled them.", rw.reinstalled);
+	counter(b, "gatekeeper_rules_check_failures_total",
+		"Rules checks that could not run, and reinstalls that failed.", rw.check_failures);
 	engine_reload_counts(engine, &reloads_ok, &reloads_failed);
 	family(b, "gatekeeper_reloads_total", "counter",
 	       "Config reloads (SIGHUP, gatekeeperctl reload), by result.");

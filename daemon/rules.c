@@ -546,3 +546,233 @@ int rules_remove(enum rules_backend backend, const struct config *cfg)
 	}
 	return -1;
 }
+
+/* ---- the watchdog's check --------------------------------------------------- */
+
+static size_t count_pairs(const struct config *cfg, int family)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < cfg->n_sites; i++)
+		for (size_t a = 0; a < cfg->sites[i].n_addresses; a++)
+			n += cfg->sites[i].addresses[a].family == family ? cfg->sites[i].n_ports : 0;
+	return n;
+}
+
+static bool starts_with(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+void rules_xt_scan_line(struct rules_xt_scan *scan, const char *line)
+{
+	char base[64];
+
+	if (starts_with(line, ":" RULES_XT_CHAIN " ")) {
+		scan->chain_declared = true;
+		return;
+	}
+	if (starts_with(line, "-A " RULES_XT_CHAIN " ")) {
+		if (strstr(line, " -j NFQUEUE"))
+			scan->queue_rules++;
+		else
+			scan->other_rules++;
+		return;
+	}
+	snprintf(base, sizeof(base), "-A %s ", scan->base_chain);
+	/* the jump ends its line: "-j GATEKEEPER" exactly, not a longer name */
+	if (starts_with(line, base)) {
+		size_t len = strcspn(line, "\r\n");
+		static const char jump[] = " -j " RULES_XT_CHAIN;
+		if (len >= sizeof(jump) - 1 &&
+		    memcmp(line + len - (sizeof(jump) - 1), jump, sizeof(jump) - 1) == 0)
+			scan->jumps++;
+	}
+}
+
+int rules_xt_scan_verdict(const struct rules_xt_scan *scan, size_t want, char *why, size_t why_len)
+{
+	if (!scan->chain_declared)
+		snprintf(why, why_len, "chain %s is gone", RULES_XT_CHAIN);
+	else if (scan->jumps != 1)
+		snprintf(why, why_len, "%zu jumps to %s from %s, want 1", scan->jumps, RULES_XT_CHAIN,
+			 scan->base_chain);
+	else if (scan->queue_rules != want || scan->other_rules)
+		snprintf(why, why_len, "chain %s has %zu queueing rules (want %zu) and %zu others",
+			 RULES_XT_CHAIN, scan->queue_rules, want, scan->other_rules);
+	else
+		return 0;
+	return -1;
+}
+
+/* Elements in the set block that starts at SET (nft's listing: "elements =
+ * { a . p, b . p,\n ... }"); no element contains a comma. */
+static long nft_count_elements(const char *set)
+{
+	const char *end = strstr(set, "\n\t}");
+	const char *elements = strstr(set, "elements = {");
+	long n = 1;
+
+	if (!elements || (end && elements > end))
+		return 0;
+	for (const char *p = elements; *p && *p != '}'; p++)
+		n += *p == ',';
+	return n;
+}
+
+/* Whether a line of LISTING holds both NEEDLE and "queue". */
+static bool nft_has_queue_rule(const char *listing, const char *needle)
+{
+	for (const char *p = strstr(listing, needle); p; p = strstr(p + 1, needle)) {
+		const char *bol = p, *eol = strchr(p, '\n');
+		while (bol > listing && bol[-1] != '\n')
+			bol--;
+		if (memmem(bol, eol ? (size_t)(eol - bol) : strlen(bol), " queue ", 7))
+			return true;
+	}
+	return false;
+}
+
+int rules_nft_listing_check(const char *listing, const char *hook, long want4, long want6,
+			    char *why, size_t why_len)
+{
+	const char *set4 = strstr(listing, "set managed4 {");
+	const char *set6 = strstr(listing, "set managed6 {");
+	char base[64];
+	long n4, n6;
+
+	snprintf(base, sizeof(base), "type filter hook %s ", hook);
+	if (!starts_with(listing, "table inet " RULES_NFT_TABLE " {"))
+		snprintf(why, why_len, "table inet %s is gone", RULES_NFT_TABLE);
+	else if (!set4 || !set6)
+		snprintf(why, why_len, "set managed%s is gone", set4 ? "6" : "4");
+	else if (!strstr(listing, base))
+		snprintf(why, why_len, "no base chain on hook %s", hook);
+	else if (!nft_has_queue_rule(listing, "@managed4") || !nft_has_queue_rule(listing, "@managed6"))
+		snprintf(why, why_len, "a queueing rule is gone");
+	else if (want4 >= 0 && (n4 = nft_count_elements(set4)) != want4)
+		snprintf(why, why_len, "set managed4 has %ld elements, want %ld", n4, want4);
+	else if (want6 >= 0 && (n6 = nft_count_elements(set6)) != want6)
+		snprintf(why, why_len, "set managed6 has %ld elements, want %ld", n6, want6);
+	else
+		return 0;
+	return -1;
+}
+
+static int nft_check(const struct config *cfg, char *why, size_t why_len)
+{
+	size_t n4 = count_pairs(cfg, AF_INET), n6 = count_pairs(cfg, AF_INET6);
+	bool terse = n4 + n6 > RULES_CHECK_MAX_ELEMENTS;
+	struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+	int rc;
+
+	if (!ctx) {
+		log_error("libnftables: cannot create a context");
+		return -1;
+	}
+	if (terse)
+		nft_ctx_output_set_flags(ctx, nft_ctx_output_get_flags(ctx) | NFT_CTX_OUTPUT_TERSE);
+	nft_ctx_buffer_output(ctx);
+	nft_ctx_buffer_error(ctx);
+	if (nft_run_cmd_from_buffer(ctx, "list table inet " RULES_NFT_TABLE) != 0) {
+		/* "No such file or directory": the table is gone */
+		snprintf(why, why_len, "table inet %s is gone", RULES_NFT_TABLE);
+		rc = 0;
+	} else {
+		rc = rules_nft_listing_check(nft_ctx_get_output_buffer(ctx), config_hook_name(cfg->hook),
+					     terse ? -1 : (long)n4, terse ? -1 : (long)n6, why,
+					     why_len) == 0;
+	}
+	nft_ctx_free(ctx);
+	return rc;
+}
+
+/* Runs ip[6]tables-FLAVOUR-save -t TABLE and feeds its output to SCAN.
+ * 0, or -1 if it could not run or failed. */
+static int xt_save_scan(enum rules_backend backend, int family, const char *table,
+			struct rules_xt_scan *scan)
+{
+	char name[64], path[256], *line = NULL;
+	char *argv[] = {path, "-t", (char *)table, NULL};
+	int pipefd[2], status;
+	size_t cap = 0;
+	FILE *in;
+	pid_t pid;
+
+	snprintf(name, sizeof(name), "%s-%s-save", family == AF_INET6 ? "ip6tables" : "iptables",
+		 xt_flavour(backend));
+	if (!tool_find(name, path, sizeof(path))) {
+		log_error("%s not found: install the iptables package", name);
+		return -1;
+	}
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return -1;
+	pid = fork();
+	if (pid < 0) {
+		log_error_errno("fork %s", name);
+		close(pipefd[0]);
+		close(pipefd[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		int devnull = open("/dev/null", O_RDWR);
+		dup2(devnull, STDIN_FILENO);
+		dup2(pipefd[1], STDOUT_FILENO);
+		dup2(devnull, STDERR_FILENO);
+		execv(path, argv);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	in = fdopen(pipefd[0], "r");
+	if (!in) {
+		close(pipefd[0]);
+	} else {
+		while (getline(&line, &cap, in) >= 0)
+			rules_xt_scan_line(scan, line);
+		free(line);
+		fclose(in);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	if (!in || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		log_warn("rules check: %s -t %s failed", name, table);
+		return -1;
+	}
+	return 0;
+}
+
+static int xt_check(enum rules_backend backend, const struct config *cfg, char *why, size_t why_len)
+{
+	static const int families[] = {AF_INET, AF_INET6};
+
+	for (size_t i = 0; i < 2; i++) {
+		struct rules_xt_scan scan = {.base_chain = xt_base_chain(cfg->hook)};
+		char reason[192];
+
+		if (xt_save_scan(backend, families[i], xt_table(cfg->hook), &scan) < 0)
+			return -1;
+		if (rules_xt_scan_verdict(&scan, count_pairs(cfg, families[i]), reason,
+					  sizeof(reason)) < 0) {
+			snprintf(why, why_len, "IPv%d, table %s: %s", families[i] == AF_INET6 ? 6 : 4,
+				 xt_table(cfg->hook), reason);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+int rules_check(enum rules_backend backend, const struct config *cfg, char *why, size_t why_len)
+{
+	why[0] = '\0';
+	switch (backend) {
+	case RULES_BACKEND_NFT:
+		return nft_check(cfg, why, why_len);
+	case RULES_BACKEND_XT_NFT:
+	case RULES_BACKEND_XT_LEGACY:
+		return xt_check(backend, cfg, why, why_len);
+	case RULES_BACKEND_EXTERNAL:
+		return 1;
+	}
+	return -1;
+}

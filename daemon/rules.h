@@ -58,6 +58,36 @@ int rules_update(enum rules_backend backend, const struct config *cfg);
 /* Removes what rules_install put in for CFG's hook. */
 int rules_remove(enum rules_backend backend, const struct config *cfg);
 
+/* Whether the rules rules_install put in for CFG are all still in the
+ * kernel: 1 intact, 0 damaged or gone (the reason in WHY), -1 the check
+ * itself could not run (logged). nft: one in-process listing of our table
+ * (terse above RULES_CHECK_MAX_ELEMENTS pairs: then the set elements are not
+ * counted); xt: `ip[6]tables-FLAVOUR-save -t TABLE`, run as children and
+ * read line by line. external: always 1. */
+#define RULES_CHECK_MAX_ELEMENTS 10000
+int rules_check(enum rules_backend backend, const struct config *cfg, char *why, size_t why_len);
+
+/* ---- the parsers of rules_check, pure, exposed for the unit tests ---- */
+
+/* What an ip[6]tables-save listing of one table says about our rules. */
+struct rules_xt_scan {
+	const char *base_chain; /* PREROUTING, INPUT, FORWARD */
+	size_t jumps;           /* -A BASE ... -j GATEKEEPER */
+	size_t queue_rules;     /* -A GATEKEEPER ... -j NFQUEUE */
+	size_t other_rules;     /* -A GATEKEEPER anything else */
+	bool chain_declared;    /* :GATEKEEPER */
+};
+/* Feeds one line (with or without its newline). */
+void rules_xt_scan_line(struct rules_xt_scan *scan, const char *line);
+/* Our chain is there, jumped to once from the base chain, and queues
+ * exactly WANT pairs. 0, or -1 with the reason in WHY. */
+int rules_xt_scan_verdict(const struct rules_xt_scan *scan, size_t want, char *why, size_t why_len);
+/* LISTING is `nft list table inet gatekeeper`: both sets, a base chain on
+ * HOOK with a queueing rule per set, and (when WANT4/WANT6 >= 0) that many
+ * elements in each set. 0, or -1 with the reason in WHY. */
+int rules_nft_listing_check(const char *listing, const char *hook, long want4, long want6,
+			    char *why, size_t why_len);
+
 /* The texts handed to the kernel tools; malloc'ed, NULL on failure.
  * Exposed for the unit tests and for `gatekeeperd --print-rules`. */
 char *rules_render_nft(const struct config *cfg);

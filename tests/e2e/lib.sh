@@ -424,10 +424,14 @@ counter_at_least() {
 	[[ -n $n ]] && ((n >= $3))
 }
 
-# The xtables flavour whose tools show the daemon's xt rules.
+# The xtables flavour whose tools show the daemon's xt rules: the one the
+# config forces, else the one the daemon is expected to pick.
 xt_flavour() {
-	[[ ${E2E_EXPECT_BACKEND:-} == xt-legacy || ${E2E_BACKEND:-} == xt-legacy ]] &&
-		echo legacy || echo nft
+	case ${E2E_BACKEND:-auto} in
+	xt-legacy) echo legacy ;;
+	auto) [[ ${E2E_EXPECT_BACKEND:-} == xt-legacy ]] && echo legacy || echo nft ;;
+	*) echo nft ;;
+	esac
 }
 
 # The daemon's rules in NS, as `nft list ruleset` shows them (nft native

@@ -1,0 +1,64 @@
+#include "rules_watch.h"
+
+#include <time.h>
+
+#include "log.h"
+
+static struct rules_watch_counts counts;
+static uint64_t next_check_ms;
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void check_and_repair(enum rules_backend backend, const struct config *cfg)
+{
+	char why[256];
+	int intact = rules_check(backend, cfg, why, sizeof(why));
+
+	if (intact < 0) {
+		counts.check_failures++;
+		return;
+	}
+	counts.checks++;
+	if (intact)
+		return;
+	counts.damaged++;
+	log_error("rules removed behind our back (%s): reinstalling the %s rules; SYNs to "
+		  "managed sites were not decided by gatekeeper until now", why,
+		  rules_backend_name(backend));
+	if (rules_install(backend, cfg) < 0) {
+		counts.check_failures++;
+		log_error("reinstalling the %s rules failed: retrying in %d ms",
+			  rules_backend_name(backend), RULES_WATCH_INTERVAL_MS);
+		return;
+	}
+	counts.reinstalled++;
+	log_warn("rules reinstalled (%llu time%s since the start)",
+		  (unsigned long long)counts.reinstalled, counts.reinstalled == 1 ? "" : "s");
+}
+
+int rules_watch_tick(enum rules_backend backend, const struct config *cfg)
+{
+	uint64_t now = now_ms();
+
+	if (backend == RULES_BACKEND_EXTERNAL)
+		return -1;
+	if (next_check_ms == 0)
+		next_check_ms = now + RULES_WATCH_INTERVAL_MS;
+	if (now >= next_check_ms) {
+		check_and_repair(backend, cfg);
+		now = now_ms();
+		next_check_ms = now + RULES_WATCH_INTERVAL_MS;
+	}
+	return (int)(next_check_ms - now);
+}
+
+void rules_watch_get_counts(struct rules_watch_counts *out)
+{
+	*out = counts;
+}
