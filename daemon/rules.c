@@ -492,12 +492,16 @@ static int nft_apply(const struct config *cfg)
 
 int rules_install(enum rules_backend backend, const struct config *cfg)
 {
+	bool stale4, stale6;
+
 	switch (backend) {
 	case RULES_BACKEND_NFT:
 		return nft_apply(cfg);
 	case RULES_BACKEND_XT_NFT:
 	case RULES_BACKEND_XT_LEGACY:
-		if (xt_purge(backend, AF_INET) | xt_purge(backend, AF_INET6))
+		stale4 = xt_purge(backend, AF_INET);
+		stale6 = xt_purge(backend, AF_INET6);
+		if (stale4 || stale6)
 			log_warn("removed stale %s rules left by an earlier instance",
 				 rules_backend_name(backend));
 		if (xt_apply(backend, cfg, true) < 0) {

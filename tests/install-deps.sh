@@ -14,6 +14,8 @@ packages=(
 	clang libclang-rt-14-dev
 	# kernel-side tools: iptables-nft/-legacy for the xt backend, nft and ip for tests
 	nftables iptables iproute2
+	# the control-socket abuse test (tests/e2e/ctl_abuse.py)
+	python3
 	# test certificates
 	openssl
 	# the health/metrics e2e test: promtool (Debian ships it in prometheus,

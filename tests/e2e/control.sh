@@ -63,7 +63,7 @@ first_commands() {
 	check "status lists the three sites from the config" \
 		ctl_says 0 'wiki: offline, from config' status
 	check "status --json is valid JSON" json_valid status --json
-	check "stats names the backend and the queue" ctl_says 0 '^queue 0 +queued' stats
+	check "stats names the backend and the queue" ctl_says 0 '^queue 0 +waiting' stats
 	check "stats --json is valid JSON" json_valid stats --json
 	check "unknown site: exit 1, says how to list them" \
 		ctl_says 1 "no site 'nosuch'.*status" offline nosuch

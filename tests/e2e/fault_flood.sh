@@ -28,7 +28,8 @@ flood() {
 	write_fault_config "$TMP/gk.$fail_open.yaml" "$HOOK" "$fail_open" 1024
 	start_daemon "$NS_GW" "$TMP/gk.$fail_open.yaml"
 	taskset -a -p -c 0 "$DAEMON_PID" >/dev/null || die "taskset"
-	for tid in $(ls "/proc/$DAEMON_PID/task"); do
+	for tid in "/proc/$DAEMON_PID/task/"*; do
+		tid=${tid##*/}
 		[[ $tid == "$DAEMON_PID" ]] || chrt --idle -p 0 "$tid" || die "chrt"
 	done
 	qd0=$(kernel_queue queue_dropped)

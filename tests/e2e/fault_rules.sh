@@ -61,7 +61,8 @@ flush_ruleset() {
 }
 
 firewall_reload() {
-	local tool=iptables-$(xt_flavour)-restore
+	local tool
+	tool=iptables-$(xt_flavour)-restore
 	if in_ns "$NS_GW" nft list table inet gatekeeper >/dev/null 2>&1; then
 		# nft backend: a firewall that loads its own file with "flush ruleset"
 		printf 'flush ruleset\ntable inet filter {\n chain input { type filter hook input priority 0; }\n}\n' |
