@@ -7,11 +7,11 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "gk_build.h"
 #include "log.h"
+#include "child.h"
 
 static const char nft_template[] = GK_NFT_TEMPLATE;
 
@@ -174,7 +174,7 @@ static int xt_exec(enum rules_backend backend, int family, bool restore, const c
 {
 	char name[64], path[256];
 	char *argv[16];
-	int argc = 0, status, pipefd[2] = {-1, -1};
+	int argc = 0, pipefd[2] = {-1, -1};
 	pid_t pid;
 
 	snprintf(name, sizeof(name), "%s-%s%s", family == AF_INET6 ? "ip6tables" : "iptables",
@@ -193,24 +193,18 @@ static int xt_exec(enum rules_backend backend, int family, bool restore, const c
 
 	if (input && pipe2(pipefd, O_CLOEXEC) < 0)
 		return -1;
-	pid = fork();
+	pid = child_start(path, argv, pipefd[0], -1, quiet);
+	if (input)
+		close(pipefd[0]);
 	if (pid < 0) {
-		log_error_errno("fork %s", name);
+		log_error_errno("cannot run %s", path);
+		if (input)
+			close(pipefd[1]);
 		return -1;
-	}
-	if (pid == 0) {
-		int devnull = open("/dev/null", O_RDWR);
-		dup2(input ? pipefd[0] : devnull, STDIN_FILENO);
-		dup2(devnull, STDOUT_FILENO);
-		if (quiet)
-			dup2(devnull, STDERR_FILENO);
-		execv(path, argv);
-		_exit(127);
 	}
 	if (input) {
 		size_t left = strlen(input);
 		const char *p = input;
-		close(pipefd[0]);
 		while (left > 0) {
 			ssize_t n = write(pipefd[1], p, left);
 			if (n < 0 && errno == EINTR)
@@ -222,10 +216,7 @@ static int xt_exec(enum rules_backend backend, int family, bool restore, const c
 		}
 		close(pipefd[1]);
 	}
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return -1;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	return child_wait(pid);
 }
 
 static void xt_put_queue(FILE *out, const struct config *cfg)
@@ -711,22 +702,13 @@ static int xt_save_scan(enum rules_backend backend, int family, const char *tabl
 	}
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
 		return -1;
-	pid = fork();
+	pid = child_start(path, argv, -1, pipefd[1], true);
+	close(pipefd[1]);
 	if (pid < 0) {
-		log_error_errno("fork %s", name);
+		log_error_errno("cannot run %s", path);
 		close(pipefd[0]);
-		close(pipefd[1]);
 		return -1;
 	}
-	if (pid == 0) {
-		int devnull = open("/dev/null", O_RDWR);
-		dup2(devnull, STDIN_FILENO);
-		dup2(pipefd[1], STDOUT_FILENO);
-		dup2(devnull, STDERR_FILENO);
-		execv(path, argv);
-		_exit(127);
-	}
-	close(pipefd[1]);
 	in = fdopen(pipefd[0], "r");
 	if (!in) {
 		close(pipefd[0]);
@@ -736,10 +718,8 @@ static int xt_save_scan(enum rules_backend backend, int family, const char *tabl
 		free(line);
 		fclose(in);
 	}
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
-			return -1;
-	if (!in || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+	status = child_wait(pid);
+	if (!in || status != 0) {
 		log_warn("rules check: %s -t %s failed", name, table);
 		return -1;
 	}
