@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "packet.h"
@@ -287,6 +288,33 @@ int queue_flush_verdicts(struct queue *queue)
 	queue->tx_len = 0;
 	queue->tx_count = 0;
 	return n < 0 ? -1 : 0;
+}
+
+bool queue_subsystem_present(void)
+{
+	struct queue queue = {0};
+	char buf[QUEUE_CONFIG_BUF];
+	struct nlmsghdr *nlh;
+	bool present;
+
+	if (access("/proc/net/netfilter/nfnetlink_queue", F_OK) == 0)
+		return true;
+	/* Not listed: on a modular kernel the module is loaded on first use.
+	 * PF_UNBIND is a no-op since Linux 3.8 but goes through nfnetlink,
+	 * which asks the kernel to load the subsystem; the ack says whether
+	 * it is there. */
+	queue.nl = mnl_socket_open(NETLINK_NETFILTER);
+	if (!queue.nl)
+		return false;
+	present = mnl_socket_bind(queue.nl, 0, MNL_SOCKET_AUTOPID) == 0;
+	if (present) {
+		queue.portid = mnl_socket_get_portid(queue.nl);
+		nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, 0);
+		nfq_nlmsg_cfg_put_cmd(nlh, AF_INET, NFQNL_CFG_CMD_PF_UNBIND);
+		present = queue_config(&queue, nlh) == 0;
+	}
+	mnl_socket_close(queue.nl);
+	return present;
 }
 
 int queue_read_kernel_stats(uint16_t num, struct queue_kernel_stats *out)

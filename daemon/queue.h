@@ -62,6 +62,11 @@ void queue_add_verdict(struct queue *queue, uint32_t id, int verdict);
 /* Sends the pending verdicts in one message; 0 or -1. */
 int queue_flush_verdicts(struct queue *queue);
 
+/* Whether the kernel has nfnetlink_queue, built in, loaded, or loadable
+ * on demand (asking for it through nfnetlink makes the kernel load it;
+ * we never run modprobe). Needs CAP_NET_ADMIN. */
+bool queue_subsystem_present(void);
+
 /* 0 and *OUT filled, or -1 if the queue is not listed. */
 int queue_read_kernel_stats(uint16_t num, struct queue_kernel_stats *out);
 

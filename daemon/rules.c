@@ -7,10 +7,12 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include "gk_build.h"
 #include "log.h"
+#include "queue.h"
 #include "child.h"
 
 static const char nft_template[] = GK_NFT_TEMPLATE;
@@ -346,6 +348,32 @@ static bool file_contains_line(const char *path, const char *word)
 	return found;
 }
 
+/* /proc lists only the xt targets already loaded; on a modular kernel the
+ * module list says whether the kernel can load it when a rule needs it. */
+static bool module_available(const char *name)
+{
+	static const char *const lists[] = {"modules.builtin", "modules.dep"};
+	char path[512], line[512], want[80];
+	struct utsname uts;
+	bool found = false;
+
+	if (uname(&uts) < 0)
+		return false;
+	snprintf(want, sizeof(want), "/%s.ko", name);
+	for (size_t i = 0; i < 2 && !found; i++) {
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/lib/modules/%s/%s", uts.release, lists[i]);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		while (!found && fgets(line, sizeof(line), f))
+			found = strstr(line, want) != NULL;
+		fclose(f);
+	}
+	return found;
+}
+
 static bool nft_probe_rule(const char *rule)
 {
 	char text[512];
@@ -369,8 +397,9 @@ void rules_probe(struct rules_probe *out)
 		out->nft_reject = nft_probe_rule("tcp dport 443 reject with tcp reset");
 	}
 	out->xt_nfqueue = file_contains_line("/proc/net/ip_tables_targets", "NFQUEUE") ||
-			  file_contains_line("/proc/net/ip6_tables_targets", "NFQUEUE");
-	out->nfnetlink_queue = access("/proc/net/netfilter/nfnetlink_queue", F_OK) == 0;
+			  file_contains_line("/proc/net/ip6_tables_targets", "NFQUEUE") ||
+			  module_available("xt_NFQUEUE");
+	out->nfnetlink_queue = queue_subsystem_present();
 	out->iptables_nft = tool_find("iptables-nft-restore", path, sizeof(path));
 	out->iptables_legacy = tool_find("iptables-legacy-restore", path, sizeof(path));
 }
