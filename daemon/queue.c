@@ -45,6 +45,7 @@ struct queue {
 	uint32_t run_last_id;
 	int run_verdict;
 	unsigned run_len;
+	unsigned kernel_errors; /* refused verdicts, since the last take */
 };
 
 /* Sends a config message and waits for the kernel's ack, so a refused bind
@@ -197,6 +198,23 @@ static int queue_parse_packet(const struct nlmsghdr *nlh, struct queue_packet *p
 	return 0;
 }
 
+/* Verdicts carry no ack request, so an NLMSG_ERROR that arrives is the
+ * kernel refusing one (a lost capability, an unknown packet id). */
+static bool queue_is_error(const struct nlmsghdr *nlh)
+{
+	const struct nlmsgerr *err = (const struct nlmsgerr *)NLMSG_DATA(nlh);
+
+	return nlh->nlmsg_len >= NLMSG_LENGTH(sizeof(*err)) && err->error != 0;
+}
+
+unsigned queue_take_kernel_errors(struct queue *queue)
+{
+	unsigned n = queue->kernel_errors;
+
+	queue->kernel_errors = 0;
+	return n;
+}
+
 int queue_recv_batch(struct queue *queue, struct queue_packet *pkts, bool wait)
 {
 	/* MSG_WAITFORONE: sleep until the first message (at most the socket's
@@ -220,6 +238,8 @@ int queue_recv_batch(struct queue *queue, struct queue_packet *pkts, bool wait)
 				break;
 			if (queue_parse_packet(nlh, &pkts[count]) == 0)
 				count++;
+			else if (nlh->nlmsg_type == NLMSG_ERROR && queue_is_error(nlh))
+				queue->kernel_errors++;
 		}
 	}
 	return count;

@@ -55,6 +55,10 @@ int queue_recv_batch(struct queue *queue, struct queue_packet *pkts, bool wait);
 /* Makes a queue_recv_batch() sleeping in another thread return; 0 or -1. */
 int queue_wake(struct queue *queue);
 
+/* How many verdicts the kernel refused (NLMSG_ERROR replies) since the
+ * last call; the count is reset. Same thread as queue_recv_batch. */
+unsigned queue_take_kernel_errors(struct queue *queue);
+
 /* Adds a verdict (NF_ACCEPT / NF_DROP) to the pending batch. Add them in
  * the order the packets were received: consecutive ids with the same
  * verdict go to the kernel as one batch verdict. */

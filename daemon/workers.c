@@ -139,10 +139,14 @@ static void *worker_main(void *arg)
 	for (;;) {
 		/* one syscall sleeps and receives: no poll() before each batch */
 		int n = queue_recv_batch(w->queue, pkts, true);
+		unsigned refused;
 
 		if (atomic_load_explicit(&w->owner->stopping, memory_order_relaxed))
 			break;
 		atomic_store_explicit(&w->heartbeat, now_seconds(), memory_order_relaxed);
+		refused = queue_take_kernel_errors(w->queue);
+		if (refused)
+			atomic_fetch_add_explicit(&w->verdict_errors, refused, memory_order_relaxed);
 		if (n > 0) {
 			worker_batch(w, pkts, n);
 			continue;

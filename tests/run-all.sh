@@ -113,10 +113,11 @@ sanitizer_phase() {
 	fi
 }
 
-# Each libFuzzer target for FUZZ_SECONDS on a copy of its corpus.
-fuzz_phase() {
-	local out="/tmp/gatekeeper-fuzz.$$.log" last p f
-	bash tests/fuzz/run.sh "$fuzz_seconds" | tee "$out"
+# counted_run CMD...: runs CMD (whose last line is "N passed, N failed"),
+# showing its output, and adds its counts to the totals.
+counted_run() {
+	local out="/tmp/gatekeeper-phase.$$.log" last p f
+	"$@" 2>&1 | tee "$out"
 	last=$(tail -n1 "$out")
 	rm -f "$out"
 	p=$(sed -n 's/^\([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed$/\1/p' <<<"$last")
@@ -129,22 +130,12 @@ fuzz_phase() {
 	failed=$((failed + f))
 }
 
+# Each libFuzzer target for FUZZ_SECONDS on a copy of its corpus.
+fuzz_phase() { counted_run bash tests/fuzz/run.sh "$fuzz_seconds"; }
+
 # The e2e suite with the other xt flavours of this kernel and on Debian's
 # stock kernel in qemu, where `auto` must pick the native nft backend.
-kernels_phase() {
-	local out="/tmp/gatekeeper-kernels.$$.log" last p f
-	bash tests/qemu/e2e-kernels.sh "$builddir" 2>&1 | tee "$out"
-	last=$(tail -n1 "$out")
-	rm -f "$out"
-	p=$(sed -n 's/^\([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed$/\1/p' <<<"$last")
-	f=$(sed -n 's/^\([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed$/\2/p' <<<"$last")
-	if [ -z "$p" ]; then
-		failed=$((failed + 1))
-		return 1
-	fi
-	passed=$((passed + p))
-	failed=$((failed + f))
-}
+kernels_phase() { counted_run bash tests/qemu/e2e-kernels.sh "$builddir"; }
 
 # phase_time NAME FUNCTION: runs it and says how long it took.
 phase_time() {

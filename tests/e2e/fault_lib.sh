@@ -9,7 +9,8 @@ ctl() { "$GATEKEEPERCTL" -s "$TMP/control.sock" "$@"; }
 # sites (shop online, blog offline+drop, wiki offline+reject) with the
 # queue settings of the scenario.
 write_fault_config() {
-	local file=$1 hook=$2 fail_open=$3 maxlen=$4 state=${5:-$TMP/state}
+	write_config "$1" "$2" "queue: { num: 0, count: 1, fail_open: $3, maxlen: $4 }" "${5:-}"
+}
 	cat >"$file" <<-EOF
 		# written by tests/e2e/fault_lib.sh
 		hook: $hook

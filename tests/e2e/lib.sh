@@ -310,14 +310,37 @@ syn_counters_reset() {
 
 # ---------------------------------------------------------------- the daemon
 
-# write_config FILE HOOK: the three sites of the scenarios. The control
-# socket and the state file live in TMP so nothing outside it is touched.
+# write_config FILE HOOK [EXTRA_YAML] [STATE_FILE]: the three sites of the
+# scenarios. The control socket and the state file live in TMP (or
+# STATE_FILE) so nothing outside it is touched; EXTRA_YAML (e.g. a queue:
+# line) is added at the top level.
 write_config() {
-	local file=$1 hook=$2
+	local file=$1 hook=$2 extra=${3:-} state=${4:-$TMP/state}
 	cat >"$file" <<-EOF
 		# written by tests/e2e/lib.sh
 		hook: $hook
 		backend: ${E2E_BACKEND:-auto}
+		$extra
+		control:
+		  socket: $TMP/control.sock
+		state_file: $state
+		sites:
+		  - name: shop
+		    addresses: [$SHOP4, "$SHOP6"]
+		    ports: [$SITE_PORT]
+		    state: online
+		  - name: blog
+		    addresses: [$BLOG4, "$BLOG6"]
+		    ports: [$SITE_PORT]
+		    state: offline
+		    action: drop
+		  - name: wiki
+		    addresses: [$WIKI4, "$WIKI6"]
+		    ports: [$SITE_PORT]
+		    state: offline
+		    action: reject
+	EOF
+}
 		control:
 		  socket: $TMP/control.sock
 		state_file: $TMP/state
