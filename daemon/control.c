@@ -122,10 +122,24 @@ static void client_set_events(struct control *ctl, struct control_client *c, uin
 		c->events = events;
 }
 
+/* Closing a unix socket with unread input makes the kernel reset the
+ * peer, which can discard the error reply it has not read yet. So: refuse
+ * further input, throw away what is queued (bounded: one socket buffer),
+ * then close, and a client that sent garbage still reads why it was cut. */
+static void client_discard_input(int fd)
+{
+	char sink[4096];
+
+	shutdown(fd, SHUT_RD);
+	for (int i = 0; i < 256 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
+		;
+}
+
 static void client_close(struct control *ctl, struct control_client *c)
 {
 	log_debug("control: client uid %u pid %d gone", (unsigned)c->peer.uid, (int)c->peer.pid);
 	epoll_ctl(ctl->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
+	client_discard_input(c->fd);
 	close(c->fd);
 	c->fd = -1;
 	strbuf_free(&c->out);

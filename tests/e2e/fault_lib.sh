@@ -11,31 +11,6 @@ ctl() { "$GATEKEEPERCTL" -s "$TMP/control.sock" "$@"; }
 write_fault_config() {
 	write_config "$1" "$2" "queue: { num: 0, count: 1, fail_open: $3, maxlen: $4 }" "${5:-}"
 }
-	cat >"$file" <<-EOF
-		# written by tests/e2e/fault_lib.sh
-		hook: $hook
-		backend: ${E2E_BACKEND:-auto}
-		queue: { num: 0, count: 1, fail_open: $fail_open, maxlen: $maxlen }
-		control:
-		  socket: $TMP/control.sock
-		state_file: $state
-		sites:
-		  - name: shop
-		    addresses: [$SHOP4, "$SHOP6"]
-		    ports: [$SITE_PORT]
-		    state: online
-		  - name: blog
-		    addresses: [$BLOG4, "$BLOG6"]
-		    ports: [$SITE_PORT]
-		    state: offline
-		    action: drop
-		  - name: wiki
-		    addresses: [$WIKI4, "$WIKI6"]
-		    ports: [$SITE_PORT]
-		    state: offline
-		    action: reject
-	EOF
-}
 
 # ledger ARGS...: syn_ledger from the client namespace, from CLIENT4.
 ledger() { in_ns "$NS_CLIENT" "$SYN_LEDGER" --src "$CLIENT4" "$@"; }
