@@ -33,6 +33,7 @@ static void check_request(const char *copy, char *line, size_t len)
 	switch (req.command) {
 	case CONTROL_CMD_HELLO:
 	case CONTROL_CMD_RELOAD:
+	case CONTROL_CMD_METRICS:
 		CHECK(!req.site && !req.json && !req.has_action);
 		break;
 	case CONTROL_CMD_STATUS:
