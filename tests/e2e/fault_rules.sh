@@ -15,7 +15,8 @@ source "${SRCDIR:-$(dirname "$0")}/lib.sh"
 source "${SRCDIR:-$(dirname "$0")}/fault_lib.sh"
 
 readonly HOOK=prerouting
-readonly REPAIR_LIMIT_MS=5000
+# 5 s, the issue's bound; scaled like the test timeouts under emulation (qemu TCG)
+readonly REPAIR_LIMIT_MS=$((5000 * ${E2E_TIMEOUT_MULTIPLIER:-1}))
 
 stat_field() { # WORD: the number after WORD on stats' "rules" line
 	ctl stats | sed -n "s/^rules .*\\b$1 \\([0-9]\\+\\).*/\\1/p"
@@ -37,8 +38,8 @@ damage_repaired() {
 	before=$(grep -c 'rules removed behind our back' "$DAEMON_LOG")
 	"$@" || { echo "could not damage: $*"; return 1; }
 	t0=$(date +%s%N)
-	rules_as_expected "$NS_GW" "$HOOK" >/dev/null 2>&1 &&
-		{ echo "the rules still look intact after: $*"; return 1; }
+	# no "damaged now?" look here: on a slow machine the daemon may repair
+	# before we look; the log line below proves it noticed the damage
 	for ((i = 0; i < 200; i++)); do
 		rules_as_expected "$NS_GW" "$HOOK" >/dev/null 2>&1 && break
 		sleep 0.05
