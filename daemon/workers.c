@@ -71,14 +71,18 @@ static void send_rst(struct worker *w, const struct packet_tcp *syn)
 	size_t len = packet_build_rst(syn, rst, sizeof(rst));
 	ssize_t n = -1;
 
+	/* MSG_DONTWAIT: a worker sleeps only in its queue's receive. With the
+	 * socket's send buffer full, this RST is lost (counted) and the SYN
+	 * still dropped, rather than every managed SYN waiting behind it. */
+
 	if (syn->family == AF_INET) {
 		struct sockaddr_in to = {.sin_family = AF_INET};
 		memcpy(&to.sin_addr, syn->saddr, 4);
-		n = sendto(w->raw4, rst, len, 0, (struct sockaddr *)&to, sizeof(to));
+		n = sendto(w->raw4, rst, len, MSG_DONTWAIT, (struct sockaddr *)&to, sizeof(to));
 	} else {
 		struct sockaddr_in6 to = {.sin6_family = AF_INET6};
 		memcpy(&to.sin6_addr, syn->saddr, 16);
-		n = sendto(w->raw6, rst, len, 0, (struct sockaddr *)&to, sizeof(to));
+		n = sendto(w->raw6, rst, len, MSG_DONTWAIT, (struct sockaddr *)&to, sizeof(to));
 	}
 	bump(n == (ssize_t)len ? &w->rst_sent : &w->rst_failed);
 }

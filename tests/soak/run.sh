@@ -5,14 +5,21 @@
 # had at that moment (syn_ledger's ledger), and the daemon's RSS and fd
 # count are sampled every 10 s.
 #
-#   tests/soak/run.sh [--minutes N] [--rate PPS] [BUILDDIR]
+#   tests/soak/run.sh [--minutes N] [--rate PPS] [--maxlen N] [BUILDDIR]
 #
 # BUILDDIR: default build/ beside this repo's meson.build (gatekeeperd,
 # gatekeeperctl and tests/e2e/{syn_ledger,tls_server,tls_probe} built).
 # --minutes: default 10. --rate: default half the capacity measured first
 # (3 s of SYNs to the same mix as fast as syn_ledger sends them: the
 # daemon's decided rate if the kernel queue overflowed, else the
-# generator's rate, then the daemon is not the limit).
+# generator's rate, then the daemon is not the limit). --maxlen: the
+# kernel queue's length (queue.maxlen), default 16384 as in the shipped
+# config.
+#
+# Beside it, queue_watch.sh samples the kernel queue every 10 ms: a queue
+# overflow is shown with its depth and with how late the sampler itself
+# woke up (a machine-wide stall, not gatekeeperd's alone), and every 10 s
+# the machine's CPU use and steal time are logged.
 #
 # Passes (exit 0) when no SYN got another verdict than its site's state,
 # no toggle failed, the RSS grew by at most 1 MiB after the first minute
@@ -22,12 +29,14 @@
 set -u
 MINUTES=10
 RATE=""
+MAXLEN=16384
 BUILD=""
 while (($#)); do
 	case $1 in
 	--minutes) MINUTES=$2; shift ;;
 	--rate) RATE=$2; shift ;;
-	-h | --help) sed -n '2,22p' "$0"; exit 0 ;;
+	--maxlen) MAXLEN=$2; shift ;;
+	-h | --help) sed -n '2,30p' "$0"; exit 0 ;;
 	*) BUILD=$1 ;;
 	esac
 	shift
@@ -45,12 +54,13 @@ source "$SRCDIR/fault_lib.sh"
 readonly HOOK=prerouting
 readonly RSS_SLACK_KIB=1024
 LEDGER_PID=""
+WATCH_PID=""
 
 write_soak_config() { # FILE FAIL_OPEN
 	cat >"$1" <<-EOF
 		hook: $HOOK
 		backend: ${E2E_BACKEND:-auto}
-		queue: { num: 0, count: 1, fail_open: $2, maxlen: 4096 }
+		queue: { num: 0, count: 1, fail_open: $2, maxlen: $MAXLEN }
 		control: { socket: $TMP/control.sock }
 		state_file: $TMP/state
 		sites:
@@ -93,13 +103,28 @@ calibrate() {
 	[[ -n $RATE ]] || RATE=$((capacity / 2))
 }
 
-sample() { # appends "SECONDS RSS_KIB FDS" to $TMP/samples
-	echo "$1 $(rss_kib "$DAEMON_PID") $(fd_count "$DAEMON_PID")" >>"$TMP/samples"
+# cpu_ticks: "BUSY TOTAL STEAL", the machine's CPU ticks since boot.
+cpu_ticks() {
+	awk '$1 == "cpu" { t = 0; for (i = 2; i <= NF; i++) t += $i
+		print t - $5 - $6, t, $9 }' /proc/stat
+}
+
+CPU_PREV=""
+sample() { # appends "SECONDS RSS_KIB FDS CPU_BUSY_% STEAL_TICKS" to $TMP/samples
+	local now busy=0 steal=0
+	now=$(cpu_ticks)
+	if [[ -n $CPU_PREV ]]; then
+		read -r busy steal < <(echo "$CPU_PREV $now" | awk '{
+			dt = $5 - $2; printf "%d %d\n", dt ? 100 * ($4 - $1) / dt : 0, $6 - $3 }')
+	fi
+	CPU_PREV=$now
+	echo "$1 $(rss_kib "$DAEMON_PID") $(fd_count "$DAEMON_PID") $busy $steal" >>"$TMP/samples"
 }
 
 soak_cleanup() {
 	local status=$?
 	[[ -n $LEDGER_PID ]] && kill "$LEDGER_PID" 2>/dev/null && wait "$LEDGER_PID" 2>/dev/null
+	[[ -n $WATCH_PID ]] && kill "$WATCH_PID" 2>/dev/null && wait "$WATCH_PID" 2>/dev/null
 	(exit "$status")
 	cleanup
 }
@@ -118,7 +143,9 @@ main() {
 	write_soak_config "$TMP/gk.yaml" false
 	start_daemon "$NS_GW" "$TMP/gk.yaml"
 	qd0=$(kernel_queue queue_dropped)
-	log "soak: $MINUTES min at $RATE SYN/s over ${#SITES[@]} sites, one toggle per second"
+	log "soak: $MINUTES min at $RATE SYN/s over ${#SITES[@]} sites, one toggle per second, maxlen $MAXLEN"
+	in_ns "$NS_GW" bash "$HERE/queue_watch.sh" "$TMP/watch.stop" "$MAXLEN" >"$TMP/watch.out" &
+	WATCH_PID=$!
 	ip netns exec "$NS_CLIENT" "$SYN_LEDGER" --src "$CLIENT4" --rate "$RATE" --seconds "$seconds" \
 		--wait-ms 1000 --control "$TMP/control.sock" --toggle-ms 1000 --settle-ms 50 \
 		--progress 60 "${SITES[@]}" >"$TMP/ledger.out" 2>"$TMP/ledger.err" &
@@ -133,10 +160,15 @@ main() {
 	wait "$LEDGER_PID"
 	status=$?
 	LEDGER_PID=""
+	touch "$TMP/watch.stop"
+	wait "$WATCH_PID"
+	WATCH_PID=""
 	sample "$(($(date +%s) - start))"
 	qd1=$(kernel_queue queue_dropped)
 	sed 's/^/# ledger: /' "$TMP/ledger.err"
 	sed 's/^/# /' "$TMP/ledger.out"
+	sed 's/^/# queue: /' "$TMP/watch.out"
+	sed 's/^/# sample: /' "$TMP/samples"
 	line=$(tail -n 1 "$TMP/ledger.out")
 	# RSS after the first minute (or the first sample of a shorter run) against the last
 	rss_first=$(awk '$1 >= 60 { print $2; exit }' "$TMP/samples")
@@ -152,6 +184,10 @@ main() {
 	echo "kernel queue drops during the soak: $((qd1 - qd0))"
 	echo "RSS: $rss_first KiB after the first minute, $rss_last KiB at the end, max $rss_max KiB ($(wc -l <"$TMP/samples") samples)"
 	echo "fds: $fd_min..$fd_max"
+	echo "machine: CPU busy $(awk 'NR > 1 { s += $4; if ($4 > m) m = $4; n++ } END {
+		printf "%d %% on average, %d %% at most", n ? s / n : 0, m }' "$TMP/samples") per 10 s;" \
+		"steal $(awk '{ s += $5 } END { print s }' "$TMP/samples") ticks"
+	echo "queue $(tail -n 1 "$TMP/watch.out")"
 	check "every verdict matched its site's state, every toggle took" eval "(( $status == 0 ))"
 	check "SYNs were sent and toggles happened" \
 		eval "(( \$(ledger_field '$line' sent) > 0 && \$(ledger_field '$line' toggles) >= $seconds - 5 ))"

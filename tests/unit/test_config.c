@@ -166,7 +166,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg->queue.num, 0);
 	assert_int_equal(cfg->queue.count, 1);
 	assert_true(cfg->queue.fail_open);
-	assert_int_equal(cfg->queue.maxlen, 4096);
+	assert_int_equal(cfg->queue.maxlen, 16384);
 	assert_string_equal(cfg->control.socket, CONFIG_DEFAULT_SOCKET);
 	assert_null(cfg->control.group);
 	assert_string_equal(cfg->state_file, CONFIG_DEFAULT_STATE_FILE);
