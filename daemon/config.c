@@ -4,7 +4,10 @@
  * document API would silently expand (anchors, aliases, several documents,
  * absurd nesting), then yaml_parser_load and a walk of the tree against the
  * schema. Every check keeps going after a failure so that all problems are
- * reported together; the struct is thrown away if any was found. */
+ * reported together; the struct is thrown away if any was found.
+ *
+ * This file has the value helpers, the walk and the document; the keys'
+ * own parsers are in config_sections.c, config_sites.c and config_check.c. */
 #include "config.h"
 #include "config_internal.h"
 
@@ -16,35 +19,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 #include <yaml.h>
 
 /* The schema nests four levels deep; far deeper input is hostile and is
  * refused before libyaml builds a tree of it. */
 #define MAX_DEPTH 16
-/* rides out ~200 ms of scheduling stall at 80k SYN/s: the soak saw a
- * >50 ms stall on a busy 2-CPU machine overflow a queue of 4096 */
-#define DEFAULT_QUEUE_MAXLEN 16384
-#define MAX_QUEUE_COUNT 64
-#define MAX_QUEUE_MAXLEN 1048576
-#define MAX_SOCKET_PATH (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
-
-static const char *const hook_names[] = {
-	[CONFIG_HOOK_PREROUTING] = "prerouting",
-	[CONFIG_HOOK_INPUT] = "input",
-	[CONFIG_HOOK_FORWARD] = "forward",
-};
-static const char *const backend_names[] = {
-	[CONFIG_BACKEND_AUTO] = "auto",
-	[CONFIG_BACKEND_NFT] = "nft",
-	[CONFIG_BACKEND_XT] = "xt",
-	[CONFIG_BACKEND_EXTERNAL] = "external",
-	[CONFIG_BACKEND_XT_NFT] = "xt-nft",
-	[CONFIG_BACKEND_XT_LEGACY] = "xt-legacy",
-};
 
 /* ---- error collection ---- */
 
@@ -248,7 +229,7 @@ bool config_parse_uint(struct config_parser *p, const yaml_node_t *node, const c
 	return true;
 }
 
-static bool parse_bool(struct config_parser *p, const yaml_node_t *node, const char *what,
+bool config_parse_bool(struct config_parser *p, const yaml_node_t *node, const char *what,
 		       bool *out)
 {
 	static const char *const yes[] = { "true", "yes", "on" }, *const no[] = { "false", "no",
@@ -297,14 +278,14 @@ static bool is_null(const yaml_node_t *node)
 	       (text[0] == '\0' || strcmp(text, "~") == 0 || strcasecmp(text, "null") == 0);
 }
 
-static void parse_optional_name(struct config_parser *p, const yaml_node_t *node, const char *what,
-				char **out)
+void config_parse_optional_name(struct config_parser *p, const yaml_node_t *node,
+				const char *what, char **out)
 {
 	if (!is_null(node))
 		config_parse_string(p, node, what, out);
 }
 
-static void parse_path(struct config_parser *p, const yaml_node_t *node, const char *what,
+void config_parse_path(struct config_parser *p, const yaml_node_t *node, const char *what,
 		       size_t max_len, char **out)
 {
 	if (!config_parse_string(p, node, what, out))
@@ -386,213 +367,6 @@ void config_walk_mapping(struct config_parser *p, const yaml_node_t *map, const 
 	}
 }
 
-/* ---- queue and control ---- */
-
-enum { QUEUE_NUM, QUEUE_COUNT, QUEUE_FAIL_OPEN, QUEUE_MAXLEN, QUEUE_KEYS };
-
-static void parse_queue_num(struct config_parser *p, yaml_node_t *node, void *target)
-{
-	struct config *cfg = target;
-	unsigned long v;
-
-	if (config_parse_uint(p, node, "queue.num", "a queue number", 0, UINT16_MAX, &v))
-		cfg->queue.num = (uint16_t)v;
-}
-
-static void parse_queue_count(struct config_parser *p, yaml_node_t *node, void *target)
-{
-	struct config *cfg = target;
-	unsigned long v;
-
-	if (config_parse_uint(p, node, "queue.count", "a valid queue count", 1, MAX_QUEUE_COUNT,
-			      &v))
-		cfg->queue.count = (uint16_t)v;
-}
-
-static void parse_queue_fail_open(struct config_parser *p, yaml_node_t *node, void *target)
-{
-	struct config *cfg = target;
-
-	parse_bool(p, node, "queue.fail_open", &cfg->queue.fail_open);
-}
-
-static void parse_queue_maxlen(struct config_parser *p, yaml_node_t *node, void *target)
-{
-	struct config *cfg = target;
-	unsigned long v;
-
-	if (config_parse_uint(p, node, "queue.maxlen", "a valid queue length", 1, MAX_QUEUE_MAXLEN,
-			      &v))
-		cfg->queue.maxlen = (uint32_t)v;
-}
-
-static void parse_queue(struct config_parser *p, yaml_node_t *node, void *target)
-{
-	static const struct config_key_rule rules[] = {
-		[QUEUE_NUM] = { "num", parse_queue_num },
-		[QUEUE_COUNT] = { "count", parse_queue_count },
-		[QUEUE_FAIL_OPEN] = { "fail_open", parse_queue_fail_open },
-		[QUEUE_MAXLEN] = { "maxlen", parse_queue_maxlen },
-	};
-	struct config *cfg = target;
-	yaml_node_t *seen[QUEUE_KEYS] = { 0 };
-	unsigned long last;
-
-	if (!config_expect_kind(p, node, YAML_MAPPING_NODE, "queue"))
-		return;
-	config_walk_mapping(p, node, "queue: ", rules, QUEUE_KEYS, cfg, seen);
-	last = (unsigned long)cfg->queue.num + cfg->queue.count - 1;
-	if (last > UINT16_MAX)
-		config_report(p, seen[QUEUE_COUNT] ? seen[QUEUE_COUNT] : node,
-			      "queue: num + count - 1 = %lu is past the last queue number (65535)",
-			      last);
-}
-
-static void parse_control_socket(struct config_parser *p, yaml_node_t *node, void *target)
-{
-	struct config *cfg = target;
-
-	parse_path(p, node, "control.socket", MAX_SOCKET_PATH, &cfg->control.socket);
-}
-
-static void parse_control_group(struct config_parser *p, yaml_node_t *node, void *target)
-{
-	struct config *cfg = target;
-
-	parse_optional_name(p, node, "control.group", &cfg->control.group);
-}
-
-/* An octal mode such as 0660 or 660, as chmod takes it. Read/write for the
- * owner is required: the daemon itself must be able to replace the file. */
-static void parse_control_mode(struct config_parser *p, yaml_node_t *node, void *target)
-{
-	struct config *cfg = target;
-	const char *text;
-	unsigned long v = 0;
-	size_t len;
-
-	if (!config_expect_kind(p, node, YAML_SCALAR_NODE, "control.mode"))
-		return;
-	text = config_scalar(node);
-	len = strlen(text);
-	for (size_t i = 0; i < len; i++)
-		v = (text[i] >= '0' && text[i] <= '7') ? v * 8 + (unsigned long)(text[i] - '0')
-						       : ~0ul;
-	if (len < 3 || len > 4 || config_scalar_has_nul(node) || v > 0777 ||
-	    (v & 0600) != 0600) {
-		config_report(p, node, "control.mode: '%s' is not a socket mode (octal, like 0660, "
-			      "with read and write for the owner)", config_show(node).text);
-		return;
-	}
-	cfg->control.mode = (uint32_t)v;
-}
-
-static void parse_control(struct config_parser *p, yaml_node_t *node, void *target)
-{
-	static const struct config_key_rule rules[] = {
-		{ "socket", parse_control_socket },
-		{ "group", parse_control_group },
-		{ "mode", parse_control_mode },
-	};
-	yaml_node_t *seen[CONFIG_ARRAY_SIZE(rules)] = { 0 };
-
-	if (config_expect_kind(p, node, YAML_MAPPING_NODE, "control"))
-		config_walk_mapping(p, node, "control: ", rules, CONFIG_ARRAY_SIZE(rules), target,
-				    seen);
-}
-
-/* ---- metrics ---- */
-
-/* "127.0.0.1:9468" or "[2001:db8::1]:9468". */
-static void parse_metrics_listen(struct config_parser *p, yaml_node_t *node, void *target)
-{
-	struct config *cfg = target;
-	char host[64];
-	const char *text, *colon;
-	size_t host_len;
-	char *end;
-	unsigned long port;
-
-	if (!config_expect_kind(p, node, YAML_SCALAR_NODE, "metrics.listen"))
-		return;
-	text = config_scalar(node);
-	colon = strrchr(text, ':');
-	if (config_scalar_has_nul(node) || !colon || colon == text)
-		goto bad;
-	host_len = (size_t)(colon - text);
-	if (text[0] == '[') {
-		if (host_len < 3 || text[host_len - 1] != ']')
-			goto bad;
-		text++;
-		host_len -= 2;
-	}
-	if (host_len >= sizeof(host))
-		goto bad;
-	memcpy(host, text, host_len);
-	host[host_len] = '\0';
-	if (config_parse_addr(host, &cfg->metrics.addr) < 0 ||
-	    (cfg->metrics.addr.family == AF_INET6 && config_scalar(node)[0] != '['))
-		goto bad;
-	if (colon[1] < '1' || colon[1] > '9')
-		goto bad;
-	port = strtoul(colon + 1, &end, 10);
-	if (*end || port > UINT16_MAX)
-		goto bad;
-	cfg->metrics.port = (uint16_t)port;
-	cfg->metrics.enabled = true;
-	return;
-bad:
-	config_report(p, node, "metrics.listen: '%s' is not ADDRESS:PORT (127.0.0.1:9468, "
-		      "[::1]:9468)", config_show(node).text);
-}
-
-static void parse_metrics(struct config_parser *p, yaml_node_t *node, void *target)
-{
-	static const struct config_key_rule rules[] = {
-		{ "listen", parse_metrics_listen },
-	};
-	yaml_node_t *seen[CONFIG_ARRAY_SIZE(rules)] = { 0 };
-
-	if (config_expect_kind(p, node, YAML_MAPPING_NODE, "metrics"))
-		config_walk_mapping(p, node, "metrics: ", rules, CONFIG_ARRAY_SIZE(rules), target,
-				    seen);
-}
-
-/* ---- top-level scalars ---- */
-
-static void parse_hook(struct config_parser *p, yaml_node_t *node, void *target)
-{
-	struct config *cfg = target;
-	int v;
-
-	if (config_parse_word(p, node, "hook", hook_names, CONFIG_ARRAY_SIZE(hook_names), &v))
-		cfg->hook = (enum config_hook)v;
-}
-
-static void parse_backend(struct config_parser *p, yaml_node_t *node, void *target)
-{
-	struct config *cfg = target;
-	int v;
-
-	if (config_parse_word(p, node, "backend", backend_names, CONFIG_ARRAY_SIZE(backend_names),
-			      &v))
-		cfg->backend = (enum config_backend)v;
-}
-
-static void parse_state_file(struct config_parser *p, yaml_node_t *node, void *target)
-{
-	struct config *cfg = target;
-
-	parse_path(p, node, "state_file", SIZE_MAX, &cfg->state_file);
-}
-
-static void parse_user(struct config_parser *p, yaml_node_t *node, void *target)
-{
-	struct config *cfg = target;
-
-	parse_optional_name(p, node, "user", &cfg->user);
-}
-
 /* ---- the document ---- */
 
 enum {
@@ -608,38 +382,21 @@ enum {
 };
 
 static const struct config_key_rule root_rules[] = {
-	[ROOT_HOOK] = { "hook", parse_hook },
-	[ROOT_BACKEND] = { "backend", parse_backend },
-	[ROOT_QUEUE] = { "queue", parse_queue },
-	[ROOT_CONTROL] = { "control", parse_control },
-	[ROOT_STATE_FILE] = { "state_file", parse_state_file },
-	[ROOT_USER] = { "user", parse_user },
+	[ROOT_HOOK] = { "hook", config_parse_hook },
+	[ROOT_BACKEND] = { "backend", config_parse_backend },
+	[ROOT_QUEUE] = { "queue", config_parse_queue },
+	[ROOT_CONTROL] = { "control", config_parse_control },
+	[ROOT_STATE_FILE] = { "state_file", config_parse_state_file },
+	[ROOT_USER] = { "user", config_parse_user },
 	[ROOT_SITES] = { "sites", config_parse_sites },
-	[ROOT_METRICS] = { "metrics", parse_metrics },
+	[ROOT_METRICS] = { "metrics", config_parse_metrics },
 };
 
 static int set_defaults(struct config *cfg, const char *name)
 {
-	cfg->hook = CONFIG_HOOK_PREROUTING;
-	cfg->backend = CONFIG_BACKEND_AUTO;
-	cfg->queue.num = 0;
-	cfg->queue.count = 1;
-	cfg->queue.fail_open = true;
-	cfg->queue.maxlen = DEFAULT_QUEUE_MAXLEN;
-	cfg->control.mode = CONFIG_DEFAULT_SOCKET_MODE;
+	config_set_section_defaults(cfg);
 	cfg->path = strdup(name);
 	return cfg->path ? 0 : -1;
-}
-
-/* String defaults are filled after the walk so a given value never has to
- * free a default first. */
-static int set_string_defaults(struct config *cfg)
-{
-	if (!cfg->control.socket)
-		cfg->control.socket = strdup(CONFIG_DEFAULT_SOCKET);
-	if (!cfg->state_file)
-		cfg->state_file = strdup(CONFIG_DEFAULT_STATE_FILE);
-	return cfg->control.socket && cfg->state_file ? 0 : -1;
 }
 
 static struct config *build(struct config_parser *p)
@@ -665,7 +422,7 @@ static struct config *build(struct config_parser *p)
 	config_walk_mapping(p, root, "", root_rules, ROOT_KEYS, p->cfg, seen);
 	if (!seen[ROOT_SITES])
 		config_report(p, root, "missing required key 'sites'");
-	if (set_string_defaults(p->cfg) < 0)
+	if (config_set_string_defaults(p->cfg) < 0)
 		config_report_oom(p);
 	if (!p->failed)
 		return p->cfg;
@@ -900,14 +657,4 @@ void config_errors_clear(struct config_errors *errors)
 const char *config_word_name(const char *const *names, size_t n, int value)
 {
 	return value >= 0 && (size_t)value < n ? names[value] : "?";
-}
-
-const char *config_hook_name(enum config_hook hook)
-{
-	return config_word_name(hook_names, CONFIG_ARRAY_SIZE(hook_names), (int)hook);
-}
-
-const char *config_backend_name(enum config_backend backend)
-{
-	return config_word_name(backend_names, CONFIG_ARRAY_SIZE(backend_names), (int)backend);
 }

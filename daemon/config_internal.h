@@ -1,6 +1,8 @@
-/* config_internal: what config.c (the document, its top-level sections and
- * the value helpers) shares with config_sites.c (the sites list). Private
- * to the config module; nothing outside daemon/config*.c includes it. */
+/* config_internal: what config.c (the document and the value helpers)
+ * shares with config_sections.c (the top-level keys but "sites"),
+ * config_sites.c (the sites list) and config_check.c (a site's check).
+ * Private to the config module; nothing outside daemon/config*.c includes
+ * it. */
 #ifndef GK_CONFIG_INTERNAL_H
 #define GK_CONFIG_INTERNAL_H
 
@@ -68,6 +70,14 @@ bool config_parse_uint(struct config_parser *p, const yaml_node_t *node, const c
 		       const char *noun, unsigned long min, unsigned long max, unsigned long *out);
 bool config_parse_string(struct config_parser *p, const yaml_node_t *node, const char *what,
 			 char **out);
+bool config_parse_bool(struct config_parser *p, const yaml_node_t *node, const char *what,
+		       bool *out);
+/* A plain empty value, "~" or "null" leave *OUT unset (not an error). */
+void config_parse_optional_name(struct config_parser *p, const yaml_node_t *node,
+				const char *what, char **out);
+/* An absolute path of at most MAX_LEN bytes. */
+void config_parse_path(struct config_parser *p, const yaml_node_t *node, const char *what,
+		       size_t max_len, char **out);
 void config_walk_mapping(struct config_parser *p, const yaml_node_t *map, const char *prefix,
 			 const struct config_key_rule *rules, size_t n_rules, void *target,
 			 yaml_node_t **seen);
@@ -84,5 +94,19 @@ void config_check_finish(struct config_parser *p, const yaml_node_t *site_node,
 
 /* The rule for the top-level "sites" key; TARGET is the struct config. */
 void config_parse_sites(struct config_parser *p, yaml_node_t *node, void *target);
+
+/* The rules for the other top-level keys (config_sections.c); TARGET is
+ * the struct config. */
+void config_parse_hook(struct config_parser *p, yaml_node_t *node, void *target);
+void config_parse_backend(struct config_parser *p, yaml_node_t *node, void *target);
+void config_parse_queue(struct config_parser *p, yaml_node_t *node, void *target);
+void config_parse_control(struct config_parser *p, yaml_node_t *node, void *target);
+void config_parse_state_file(struct config_parser *p, yaml_node_t *node, void *target);
+void config_parse_user(struct config_parser *p, yaml_node_t *node, void *target);
+void config_parse_metrics(struct config_parser *p, yaml_node_t *node, void *target);
+/* Defaults of those keys: the scalars before the walk, the strings after
+ * it (0, or -1 out of memory). */
+void config_set_section_defaults(struct config *cfg);
+int config_set_string_defaults(struct config *cfg);
 
 #endif

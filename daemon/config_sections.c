@@ -1,0 +1,280 @@
+/* config_sections: the top-level keys of the config other than "sites":
+ * hook, backend, queue, control, state_file, user and metrics, their
+ * defaults, and the names of the hook and backend values (config.h).
+ *
+ * config.c walks the document and calls these through its table of
+ * top-level keys; config_sites.c has the sites list. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "config.h"
+#include "config_internal.h"
+
+/* rides out ~200 ms of scheduling stall at 80k SYN/s: the soak saw a
+ * >50 ms stall on a busy 2-CPU machine overflow a queue of 4096 */
+#define DEFAULT_QUEUE_MAXLEN 16384
+#define MAX_QUEUE_COUNT 64
+#define MAX_QUEUE_MAXLEN 1048576
+#define MAX_SOCKET_PATH (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
+
+static const char *const hook_names[] = {
+	[CONFIG_HOOK_PREROUTING] = "prerouting",
+	[CONFIG_HOOK_INPUT] = "input",
+	[CONFIG_HOOK_FORWARD] = "forward",
+};
+static const char *const backend_names[] = {
+	[CONFIG_BACKEND_AUTO] = "auto",
+	[CONFIG_BACKEND_NFT] = "nft",
+	[CONFIG_BACKEND_XT] = "xt",
+	[CONFIG_BACKEND_EXTERNAL] = "external",
+	[CONFIG_BACKEND_XT_NFT] = "xt-nft",
+	[CONFIG_BACKEND_XT_LEGACY] = "xt-legacy",
+};
+
+/* ---- queue ---- */
+
+enum { QUEUE_NUM, QUEUE_COUNT, QUEUE_FAIL_OPEN, QUEUE_MAXLEN, QUEUE_KEYS };
+
+static void parse_queue_num(struct config_parser *p, yaml_node_t *node, void *target)
+{
+	struct config *cfg = target;
+	unsigned long v;
+
+	if (config_parse_uint(p, node, "queue.num", "a queue number", 0, UINT16_MAX, &v))
+		cfg->queue.num = (uint16_t)v;
+}
+
+static void parse_queue_count(struct config_parser *p, yaml_node_t *node, void *target)
+{
+	struct config *cfg = target;
+	unsigned long v;
+
+	if (config_parse_uint(p, node, "queue.count", "a valid queue count", 1, MAX_QUEUE_COUNT,
+			      &v))
+		cfg->queue.count = (uint16_t)v;
+}
+
+static void parse_queue_fail_open(struct config_parser *p, yaml_node_t *node, void *target)
+{
+	struct config *cfg = target;
+
+	config_parse_bool(p, node, "queue.fail_open", &cfg->queue.fail_open);
+}
+
+static void parse_queue_maxlen(struct config_parser *p, yaml_node_t *node, void *target)
+{
+	struct config *cfg = target;
+	unsigned long v;
+
+	if (config_parse_uint(p, node, "queue.maxlen", "a valid queue length", 1, MAX_QUEUE_MAXLEN,
+			      &v))
+		cfg->queue.maxlen = (uint32_t)v;
+}
+
+void config_parse_queue(struct config_parser *p, yaml_node_t *node, void *target)
+{
+	static const struct config_key_rule rules[] = {
+		[QUEUE_NUM] = { "num", parse_queue_num },
+		[QUEUE_COUNT] = { "count", parse_queue_count },
+		[QUEUE_FAIL_OPEN] = { "fail_open", parse_queue_fail_open },
+		[QUEUE_MAXLEN] = { "maxlen", parse_queue_maxlen },
+	};
+	struct config *cfg = target;
+	yaml_node_t *seen[QUEUE_KEYS] = { 0 };
+	unsigned long last;
+
+	if (!config_expect_kind(p, node, YAML_MAPPING_NODE, "queue"))
+		return;
+	config_walk_mapping(p, node, "queue: ", rules, QUEUE_KEYS, cfg, seen);
+	last = (unsigned long)cfg->queue.num + cfg->queue.count - 1;
+	if (last > UINT16_MAX)
+		config_report(p, seen[QUEUE_COUNT] ? seen[QUEUE_COUNT] : node,
+			      "queue: num + count - 1 = %lu is past the last queue number (65535)",
+			      last);
+}
+
+/* ---- control ---- */
+
+static void parse_control_socket(struct config_parser *p, yaml_node_t *node, void *target)
+{
+	struct config *cfg = target;
+
+	config_parse_path(p, node, "control.socket", MAX_SOCKET_PATH, &cfg->control.socket);
+}
+
+static void parse_control_group(struct config_parser *p, yaml_node_t *node, void *target)
+{
+	struct config *cfg = target;
+
+	config_parse_optional_name(p, node, "control.group", &cfg->control.group);
+}
+
+/* An octal mode such as 0660 or 660, as chmod takes it. Read/write for the
+ * owner is required: the daemon itself must be able to replace the file. */
+static void parse_control_mode(struct config_parser *p, yaml_node_t *node, void *target)
+{
+	struct config *cfg = target;
+	const char *text;
+	unsigned long v = 0;
+	size_t len;
+
+	if (!config_expect_kind(p, node, YAML_SCALAR_NODE, "control.mode"))
+		return;
+	text = config_scalar(node);
+	len = strlen(text);
+	for (size_t i = 0; i < len; i++)
+		v = (text[i] >= '0' && text[i] <= '7') ? v * 8 + (unsigned long)(text[i] - '0')
+						       : ~0ul;
+	if (len < 3 || len > 4 || config_scalar_has_nul(node) || v > 0777 ||
+	    (v & 0600) != 0600) {
+		config_report(p, node, "control.mode: '%s' is not a socket mode (octal, like 0660, "
+			      "with read and write for the owner)", config_show(node).text);
+		return;
+	}
+	cfg->control.mode = (uint32_t)v;
+}
+
+void config_parse_control(struct config_parser *p, yaml_node_t *node, void *target)
+{
+	static const struct config_key_rule rules[] = {
+		{ "socket", parse_control_socket },
+		{ "group", parse_control_group },
+		{ "mode", parse_control_mode },
+	};
+	yaml_node_t *seen[CONFIG_ARRAY_SIZE(rules)] = { 0 };
+
+	if (config_expect_kind(p, node, YAML_MAPPING_NODE, "control"))
+		config_walk_mapping(p, node, "control: ", rules, CONFIG_ARRAY_SIZE(rules), target,
+				    seen);
+}
+
+/* ---- metrics ---- */
+
+/* "127.0.0.1:9468" or "[2001:db8::1]:9468". */
+static void parse_metrics_listen(struct config_parser *p, yaml_node_t *node, void *target)
+{
+	struct config *cfg = target;
+	char host[64];
+	const char *text, *colon;
+	size_t host_len;
+	char *end;
+	unsigned long port;
+
+	if (!config_expect_kind(p, node, YAML_SCALAR_NODE, "metrics.listen"))
+		return;
+	text = config_scalar(node);
+	colon = strrchr(text, ':');
+	if (config_scalar_has_nul(node) || !colon || colon == text)
+		goto bad;
+	host_len = (size_t)(colon - text);
+	if (text[0] == '[') {
+		if (host_len < 3 || text[host_len - 1] != ']')
+			goto bad;
+		text++;
+		host_len -= 2;
+	}
+	if (host_len >= sizeof(host))
+		goto bad;
+	memcpy(host, text, host_len);
+	host[host_len] = '\0';
+	if (config_parse_addr(host, &cfg->metrics.addr) < 0 ||
+	    (cfg->metrics.addr.family == AF_INET6 && config_scalar(node)[0] != '['))
+		goto bad;
+	if (colon[1] < '1' || colon[1] > '9')
+		goto bad;
+	port = strtoul(colon + 1, &end, 10);
+	if (*end || port > UINT16_MAX)
+		goto bad;
+	cfg->metrics.port = (uint16_t)port;
+	cfg->metrics.enabled = true;
+	return;
+bad:
+	config_report(p, node, "metrics.listen: '%s' is not ADDRESS:PORT (127.0.0.1:9468, "
+		      "[::1]:9468)", config_show(node).text);
+}
+
+void config_parse_metrics(struct config_parser *p, yaml_node_t *node, void *target)
+{
+	static const struct config_key_rule rules[] = {
+		{ "listen", parse_metrics_listen },
+	};
+	yaml_node_t *seen[CONFIG_ARRAY_SIZE(rules)] = { 0 };
+
+	if (config_expect_kind(p, node, YAML_MAPPING_NODE, "metrics"))
+		config_walk_mapping(p, node, "metrics: ", rules, CONFIG_ARRAY_SIZE(rules), target,
+				    seen);
+}
+
+/* ---- top-level scalars ---- */
+
+void config_parse_hook(struct config_parser *p, yaml_node_t *node, void *target)
+{
+	struct config *cfg = target;
+	int v;
+
+	if (config_parse_word(p, node, "hook", hook_names, CONFIG_ARRAY_SIZE(hook_names), &v))
+		cfg->hook = (enum config_hook)v;
+}
+
+void config_parse_backend(struct config_parser *p, yaml_node_t *node, void *target)
+{
+	struct config *cfg = target;
+	int v;
+
+	if (config_parse_word(p, node, "backend", backend_names, CONFIG_ARRAY_SIZE(backend_names),
+			      &v))
+		cfg->backend = (enum config_backend)v;
+}
+
+void config_parse_state_file(struct config_parser *p, yaml_node_t *node, void *target)
+{
+	struct config *cfg = target;
+
+	config_parse_path(p, node, "state_file", SIZE_MAX, &cfg->state_file);
+}
+
+void config_parse_user(struct config_parser *p, yaml_node_t *node, void *target)
+{
+	struct config *cfg = target;
+
+	config_parse_optional_name(p, node, "user", &cfg->user);
+}
+
+/* ---- defaults ---- */
+
+void config_set_section_defaults(struct config *cfg)
+{
+	cfg->hook = CONFIG_HOOK_PREROUTING;
+	cfg->backend = CONFIG_BACKEND_AUTO;
+	cfg->queue.num = 0;
+	cfg->queue.count = 1;
+	cfg->queue.fail_open = true;
+	cfg->queue.maxlen = DEFAULT_QUEUE_MAXLEN;
+	cfg->control.mode = CONFIG_DEFAULT_SOCKET_MODE;
+}
+
+/* String defaults are filled after the walk so a given value never has to
+ * free a default first. */
+int config_set_string_defaults(struct config *cfg)
+{
+	if (!cfg->control.socket)
+		cfg->control.socket = strdup(CONFIG_DEFAULT_SOCKET);
+	if (!cfg->state_file)
+		cfg->state_file = strdup(CONFIG_DEFAULT_STATE_FILE);
+	return cfg->control.socket && cfg->state_file ? 0 : -1;
+}
+
+/* ---- value names ---- */
+
+const char *config_hook_name(enum config_hook hook)
+{
+	return config_word_name(hook_names, CONFIG_ARRAY_SIZE(hook_names), (int)hook);
+}
+
+const char *config_backend_name(enum config_backend backend)
+{
+	return config_word_name(backend_names, CONFIG_ARRAY_SIZE(backend_names), (int)backend);
+}
