@@ -88,8 +88,15 @@ def random_bytes(path, n):
         s = connect(path)
         send_all_tolerant(s, os.urandom(65536))
         reply = read_to_eof(s)
-        # random bytes hold a non-printable byte long before 4096 of them
-        ok += reply.startswith(b"ERR malformed")
+        # random bytes hold a non-printable byte long before 4096 of them,
+        # but about one run in a hundred first makes a printable line that
+        # is answered as a request (ERR unknown ...): the malformed line
+        # that follows must still be the last answer before the close
+        heads = [line for line in reply.splitlines() if line.startswith((b"OK ", b"ERR "))]
+        if heads and heads[-1].startswith(b"ERR malformed"):
+            ok += 1
+        else:
+            print(f"random: the answers were {heads!r}")
         s.close()
     print(f"random {ok} of {n} answered ERR malformed and closed")
     return ok == n
