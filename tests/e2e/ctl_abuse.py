@@ -89,7 +89,7 @@ def random_bytes(path, n):
         send_all_tolerant(s, os.urandom(65536))
         reply = read_to_eof(s)
         # random bytes hold a non-printable byte long before 4096 of them,
-        # but about one run in a hundred first makes a printable line that
+        # but about one connection in 400 first makes a printable line that
         # is answered as a request (ERR unknown ...): the malformed line
         # that follows must still be the last answer before the close
         heads = [line for line in reply.splitlines() if line.startswith((b"OK ", b"ERR "))]
