@@ -51,48 +51,35 @@ start_server() {
 
 serve_status() { echo "$1" >"$TMP/http-status"; }
 
+# write_health_config FILE HOOK: shop auto (an https check), blog online
+# (a tls check that hangs), wiki offline; the metrics endpoint on.
 write_health_config() {
-	local file=$1 hook=$2
-	cat >"$file" <<-EOF
-		# written by tests/e2e/health.sh
-		hook: $hook
-		backend: ${E2E_BACKEND:-auto}
-		control:
-		  socket: $TMP/control.sock
-		state_file: $TMP/state
-		metrics:
-		  listen: $METRICS_ADDR
-		sites:
-		  - name: shop
-		    addresses: [$SHOP4, "$SHOP6"]
-		    ports: [$SITE_PORT]
-		    state: auto
-		    action: reject
-		    check:
-		      type: https
-		      path: /health
-		      host: $CERT_CN
-		      expect_status: [200, 204]
-		      interval: ${INTERVAL_MS}ms
-		      timeout: 400ms
-		      rise: $RISE
-		      fall: $FALL
-		  - name: blog
-		    addresses: [$BLOG4, "$BLOG6"]
-		    ports: [$SITE_PORT]
-		    state: online
-		    check:
-		      type: tls
-		      port: $SILENT_PORT
-		      addresses: [$BLOG4]
-		      interval: ${INTERVAL_MS}ms
-		      timeout: 300ms
-		  - name: wiki
-		    addresses: [$WIKI4, "$WIKI6"]
-		    ports: [$SITE_PORT]
-		    state: offline
-		    action: reject
-	EOF
+	local sites
+	sites=$(
+		site_yaml shop "$SHOP4" "$SHOP6" auto reject
+		cat <<-EOF
+			    check:
+			      type: https
+			      path: /health
+			      host: $CERT_CN
+			      expect_status: [200, 204]
+			      interval: ${INTERVAL_MS}ms
+			      timeout: 400ms
+			      rise: $RISE
+			      fall: $FALL
+		EOF
+		site_yaml blog "$BLOG4" "$BLOG6" online
+		cat <<-EOF
+			    check:
+			      type: tls
+			      port: $SILENT_PORT
+			      addresses: [$BLOG4]
+			      interval: ${INTERVAL_MS}ms
+			      timeout: 300ms
+		EOF
+		site_yaml wiki "$WIKI4" "$WIKI6" offline reject
+	)
+	write_config "$1" "$2" $'metrics:\n  listen: '"$METRICS_ADDR" "" "$sites"
 }
 
 # counted SITE VERDICT WANT ADDR [MAX_MS]: a probe from the client that must
