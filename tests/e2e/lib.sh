@@ -227,15 +227,17 @@ make_cert() {
 		die "openssl req failed: $(cat "$TMP/openssl.log")"
 }
 
-# start_tls_server PORT [NS]: the wildcard-bound server, logging accepts to
+# start_tls_server PORT [NS [OPTION...]]: the wildcard-bound server, with
+# tls_server's OPTIONs (--silent, --status-file FILE), logging accepts to
 # TLS_SERVER_LOG[PORT]; returns once it printed "listening".
 start_tls_server() {
 	local port=$1 ns=${2:-$NS_SERVER} log="$TMP/tls_server.$1.log" pid
+	shift $(($# < 2 ? $# : 2)) # what is left: the OPTIONs
 	[[ -f $TMP/cert.pem ]] || make_cert
 	# Not in_ns: a backgrounded function is a subshell, and $! would be its
 	# PID rather than the server's.
 	# shellcheck disable=SC2153 # TLS_SERVER comes from the environment
-	ip netns exec "$ns" "$TLS_SERVER" "$port" "$TMP/cert.pem" "$TMP/key.pem" >"$log" 2>&1 &
+	ip netns exec "$ns" "$TLS_SERVER" "$@" "$port" "$TMP/cert.pem" "$TMP/key.pem" >"$log" 2>&1 &
 	pid=$!
 	TLS_SERVER_PID[$port]=$pid
 	TLS_SERVER_LOG[$port]=$log
