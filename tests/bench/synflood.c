@@ -30,9 +30,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "syn_packet.h"
+
 #define BATCH 32
 #define MAX_THREADS 8
-#define PKT_LEN 40 /* IPv4 + TCP, no options */
 
 struct flood {
 	int ifindex;
@@ -54,43 +55,11 @@ struct sender {
 	int error;
 };
 
-static bool documentation_v4(uint32_t a)
-{
-	return (a >> 8) == 0xc00002 /* 192.0.2.0/24 */ || (a >> 8) == 0xc63364 /* 198.51.100/24 */ ||
-	       (a >> 8) == 0xcb0071; /* 203.0.113.0/24 */
-}
-
 static double now(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static uint16_t csum_fold(uint32_t sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
-}
-
-static uint32_t csum_add(uint32_t sum, const uint8_t *p, size_t len)
-{
-	for (size_t i = 0; i + 1 < len; i += 2)
-		sum += (uint32_t)p[i] << 8 | p[i + 1];
-	return sum;
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)(v >> 16));
-	put16(p + 2, (uint16_t)v);
 }
 
 static uint32_t xorshift(uint32_t *s)
@@ -102,37 +71,11 @@ static uint32_t xorshift(uint32_t *s)
 	return *s = x;
 }
 
-/* One SYN from SRC:SPORT to DST:DPORT with sequence number SEQ. */
-static void build_syn(uint8_t *pkt, uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport,
-		      uint32_t seq)
-{
-	uint8_t *tcp = pkt + 20;
-	uint32_t sum;
-
-	memset(pkt, 0, PKT_LEN);
-	pkt[0] = 0x45;
-	put16(pkt + 2, PKT_LEN);
-	pkt[6] = 0x40; /* DF */
-	pkt[8] = 64;
-	pkt[9] = IPPROTO_TCP;
-	put32(pkt + 12, src);
-	put32(pkt + 16, dst);
-	put16(pkt + 10, csum_fold(csum_add(0, pkt, 20)));
-	put16(tcp, sport);
-	put16(tcp + 2, dport);
-	put32(tcp + 4, seq);
-	tcp[12] = 5 << 4;
-	tcp[13] = 0x02; /* SYN */
-	put16(tcp + 14, 64240);
-	sum = csum_add(0, pkt + 12, 8) + IPPROTO_TCP + 20;
-	put16(tcp + 16, csum_fold(csum_add(sum, tcp, 20)));
-}
-
 static void *sender_main(void *arg)
 {
 	struct sender *s = arg;
 	const struct flood *f = s->f;
-	uint8_t pkts[BATCH][PKT_LEN];
+	uint8_t pkts[BATCH][SYN_PACKET_LEN];
 	struct iovec iov[BATCH];
 	struct mmsghdr msgs[BATCH];
 	struct sockaddr_ll to = {
@@ -158,7 +101,7 @@ static void *sender_main(void *arg)
 	}
 	for (int i = 0; i < BATCH; i++) {
 		iov[i].iov_base = pkts[i];
-		iov[i].iov_len = PKT_LEN;
+		iov[i].iov_len = SYN_PACKET_LEN;
 		memset(&msgs[i], 0, sizeof(msgs[i]));
 		msgs[i].msg_hdr.msg_name = &to;
 		msgs[i].msg_hdr.msg_namelen = sizeof(to);
@@ -191,10 +134,10 @@ static void *sender_main(void *arg)
 			uint32_t host = 2 + (r & 0xff) % 252;
 			if (host == 100)
 				host = 101;
-			build_syn(pkts[i], f->src_net | host, f->dst,
-				  (uint16_t)(1024 + (r >> 8) % 64000),
-				  (uint16_t)(f->dport + (f->ports > 1 ? (r >> 20) % f->ports : 0)),
-				  xorshift(&rnd));
+			syn_packet_build(pkts[i], f->src_net | host, f->dst,
+					 (uint16_t)(1024 + (r >> 8) % 64000),
+					 (uint16_t)(f->dport + (f->ports > 1 ? (r >> 20) % f->ports : 0)),
+					 xorshift(&rnd));
 		}
 		done = sendmmsg(fd, msgs, n, 0);
 		if (done < 0) {
@@ -266,7 +209,7 @@ int main(int argc, char **argv)
 		else
 			usage();
 	}
-	if (!documentation_v4(f.src_net) || !documentation_v4(f.dst)) {
+	if (!syn_packet_documentation_v4(f.src_net) || !syn_packet_documentation_v4(f.dst)) {
 		fprintf(stderr, "synflood: only documentation addresses (RFC 5737)\n");
 		return 2;
 	}

@@ -107,31 +107,12 @@ restart_keeps_overrides() {
 # write_reload_config FILE [GROUP]: wiki removed, "alt" added on shop's
 # address, port 8443; control.group GROUP if given.
 write_reload_config() {
-	local group_line=""
-	[[ -n ${2:-} ]] && group_line="  group: $2"
-	cat >"$1" <<-EOF
-		hook: $HOOK
-		backend: ${E2E_BACKEND:-auto}
-		control:
-		  socket: $TMP/control.sock
-		$group_line
-		state_file: $TMP/state
-		sites:
-		  - name: shop
-		    addresses: [$SHOP4, "$SHOP6"]
-		    ports: [$SITE_PORT]
-		    state: online
-		  - name: blog
-		    addresses: [$BLOG4, "$BLOG6"]
-		    ports: [$SITE_PORT]
-		    state: offline
-		    action: drop
-		  - name: alt
-		    addresses: [$SHOP4, "$SHOP6"]
-		    ports: [$OTHER_PORT]
-		    state: offline
-		    action: reject
-	EOF
+	local sites group=""
+	[[ -n ${2:-} ]] && group="  group: $2"
+	sites=$(site_yaml shop "$SHOP4" "$SHOP6" online
+		site_yaml blog "$BLOG4" "$BLOG6" offline drop
+		site_yaml alt "$SHOP4" "$SHOP6" offline reject "$OTHER_PORT")
+	write_config "$1" "$HOOK" "" "" "$sites" "$group"
 }
 
 reloads() {

@@ -31,68 +31,37 @@ declare -A MADE=() # connections this test made, by "site verdict"
 
 ctl() { "$GATEKEEPERCTL" -s "$TMP/control.sock" "$@"; }
 
-# start_server NAME PORT ARGS...: a tls_server in the server namespace.
-start_server() {
-	local name=$1 port=$2 log="$TMP/$1.log" i pid
-	shift 2
-	[[ -f $TMP/cert.pem ]] || make_cert
-	ip netns exec "$NS_SERVER" "$TLS_SERVER" "$@" "$port" "$TMP/cert.pem" "$TMP/key.pem" \
-		>"$log" 2>&1 &
-	pid=$!
-	TLS_SERVER_PID[$port]=$pid
-	TLS_SERVER_LOG[$port]=$log
-	for ((i = 0; i < WAIT_TIMEOUT * 20; i++)); do
-		grep -qx listening "$log" && return 0
-		pid_alive "$pid" || break
-		sleep 0.05
-	done
-	die "$name server on port $port did not start: $(cat "$log")"
-}
-
 serve_status() { echo "$1" >"$TMP/http-status"; }
 
+# write_health_config FILE HOOK: shop auto (an https check), blog online
+# (a tls check that hangs), wiki offline; the metrics endpoint on.
 write_health_config() {
-	local file=$1 hook=$2
-	cat >"$file" <<-EOF
-		# written by tests/e2e/health.sh
-		hook: $hook
-		backend: ${E2E_BACKEND:-auto}
-		control:
-		  socket: $TMP/control.sock
-		state_file: $TMP/state
-		metrics:
-		  listen: $METRICS_ADDR
-		sites:
-		  - name: shop
-		    addresses: [$SHOP4, "$SHOP6"]
-		    ports: [$SITE_PORT]
-		    state: auto
-		    action: reject
-		    check:
-		      type: https
-		      path: /health
-		      host: $CERT_CN
-		      expect_status: [200, 204]
-		      interval: ${INTERVAL_MS}ms
-		      timeout: 400ms
-		      rise: $RISE
-		      fall: $FALL
-		  - name: blog
-		    addresses: [$BLOG4, "$BLOG6"]
-		    ports: [$SITE_PORT]
-		    state: online
-		    check:
-		      type: tls
-		      port: $SILENT_PORT
-		      addresses: [$BLOG4]
-		      interval: ${INTERVAL_MS}ms
-		      timeout: 300ms
-		  - name: wiki
-		    addresses: [$WIKI4, "$WIKI6"]
-		    ports: [$SITE_PORT]
-		    state: offline
-		    action: reject
-	EOF
+	local sites
+	sites=$(
+		site_yaml shop "$SHOP4" "$SHOP6" auto reject
+		cat <<-EOF
+			    check:
+			      type: https
+			      path: /health
+			      host: $CERT_CN
+			      expect_status: [200, 204]
+			      interval: ${INTERVAL_MS}ms
+			      timeout: 400ms
+			      rise: $RISE
+			      fall: $FALL
+		EOF
+		site_yaml blog "$BLOG4" "$BLOG6" online
+		cat <<-EOF
+			    check:
+			      type: tls
+			      port: $SILENT_PORT
+			      addresses: [$BLOG4]
+			      interval: ${INTERVAL_MS}ms
+			      timeout: 300ms
+		EOF
+		site_yaml wiki "$WIKI4" "$WIKI6" offline reject
+	)
+	write_config "$1" "$2" $'metrics:\n  listen: '"$METRICS_ADDR" "" "$sites"
 }
 
 # counted SITE VERDICT WANT ADDR [MAX_MS]: a probe from the client that must
@@ -149,7 +118,7 @@ hung_server() {
 	check "blog's check times out against the silent server" \
 		wait_for status_has "$BLOG4 port $SILENT_PORT: down, last failed: timeout during the TLS handshake"
 	check "the silent server really got the checker's connections" \
-		eval "(( \$(grep -c '^accept' $TMP/silent.log) >= 2 ))"
+		eval "(( \$(grep -c '^accept' ${TLS_SERVER_LOG[$SILENT_PORT]}) >= 2 ))"
 	for ((i = 0; i < 5; i++)); do
 		check "while blog's checks hang: blog's SYN accepted at once ($i)" \
 			counted blog accept "$OK_LINE" "$BLOG4" "$FAST_MS"
@@ -251,8 +220,8 @@ main() {
 	e2e_begin
 	setup_topology
 	serve_status 200
-	start_server https "$SITE_PORT" --status-file "$TMP/http-status"
-	start_server silent "$SILENT_PORT" --silent
+	start_tls_server "$SITE_PORT" "$NS_SERVER" --status-file "$TMP/http-status"
+	start_tls_server "$SILENT_PORT" "$NS_SERVER" --silent
 	write_health_config "$TMP/gk.yaml" forward
 	start_daemon "$NS_GW" "$TMP/gk.yaml"
 	stopped_iis

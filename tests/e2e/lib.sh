@@ -227,15 +227,17 @@ make_cert() {
 		die "openssl req failed: $(cat "$TMP/openssl.log")"
 }
 
-# start_tls_server PORT [NS]: the wildcard-bound server, logging accepts to
+# start_tls_server PORT [NS [OPTION...]]: the wildcard-bound server, with
+# tls_server's OPTIONs (--silent, --status-file FILE), logging accepts to
 # TLS_SERVER_LOG[PORT]; returns once it printed "listening".
 start_tls_server() {
 	local port=$1 ns=${2:-$NS_SERVER} log="$TMP/tls_server.$1.log" pid
+	shift $(($# < 2 ? $# : 2)) # what is left: the OPTIONs
 	[[ -f $TMP/cert.pem ]] || make_cert
 	# Not in_ns: a backgrounded function is a subshell, and $! would be its
 	# PID rather than the server's.
 	# shellcheck disable=SC2153 # TLS_SERVER comes from the environment
-	ip netns exec "$ns" "$TLS_SERVER" "$port" "$TMP/cert.pem" "$TMP/key.pem" >"$log" 2>&1 &
+	ip netns exec "$ns" "$TLS_SERVER" "$@" "$port" "$TMP/cert.pem" "$TMP/key.pem" >"$log" 2>&1 &
 	pid=$!
 	TLS_SERVER_PID[$port]=$pid
 	TLS_SERVER_LOG[$port]=$log
@@ -310,35 +312,45 @@ syn_counters_reset() {
 
 # ---------------------------------------------------------------- the daemon
 
-# write_config FILE HOOK [EXTRA_YAML] [STATE_FILE]: the three sites of the
-# scenarios. The control socket and the state file live in TMP (or
+# site_yaml NAME ADDR4 ADDR6 STATE [ACTION] [PORT]: one item of a config's
+# sites: list, on PORT (default SITE_PORT). More keys of the site (a
+# check: block) may follow it, indented by four spaces.
+site_yaml() {
+	local action=""
+	[[ -n ${5:-} ]] && action=$'\n'"    action: $5"
+	cat <<-EOF
+		  - name: $1
+		    addresses: [$2, "$3"]
+		    ports: [${6:-$SITE_PORT}]
+		    state: $4$action
+	EOF
+}
+
+# write_config FILE HOOK [EXTRA_YAML] [STATE_FILE] [SITES_YAML] [CONTROL_YAML]:
+# by default the three sites of the scenarios, else the items of SITES_YAML
+# (see site_yaml). The control socket and the state file live in TMP (or
 # STATE_FILE) so nothing outside it is touched; EXTRA_YAML (e.g. a queue:
-# line) is added at the top level.
+# line) is added at the top level, CONTROL_YAML (e.g. "  group: x") under
+# control:. An empty argument means its default.
 write_config() {
-	local file=$1 hook=$2 extra=${3:-} state=${4:-$TMP/state}
+	local file=$1 hook=$2 extra=${3:-} state=${4:-$TMP/state} sites=${5:-} control=""
+	# a line of its own only when given: other configs stay as they were
+	[[ -n ${6:-} ]] && control=$'\n'$6
+	if [[ -z $sites ]]; then
+		sites=$(site_yaml shop "$SHOP4" "$SHOP6" online
+			site_yaml blog "$BLOG4" "$BLOG6" offline drop
+			site_yaml wiki "$WIKI4" "$WIKI6" offline reject)
+	fi
 	cat >"$file" <<-EOF
 		# written by tests/e2e/lib.sh
 		hook: $hook
 		backend: ${E2E_BACKEND:-auto}
 		$extra
 		control:
-		  socket: $TMP/control.sock
+		  socket: $TMP/control.sock$control
 		state_file: $state
 		sites:
-		  - name: shop
-		    addresses: [$SHOP4, "$SHOP6"]
-		    ports: [$SITE_PORT]
-		    state: online
-		  - name: blog
-		    addresses: [$BLOG4, "$BLOG6"]
-		    ports: [$SITE_PORT]
-		    state: offline
-		    action: drop
-		  - name: wiki
-		    addresses: [$WIKI4, "$WIKI6"]
-		    ports: [$SITE_PORT]
-		    state: offline
-		    action: reject
+		$sites
 	EOF
 }
 

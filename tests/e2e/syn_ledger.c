@@ -35,9 +35,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "syn_packet.h"
+
 #define MAX_SITES 32
 #define MAX_SRC 64
-#define PKT_LEN 40
 #define SHOW_MISMATCHES 10
 
 enum outcome { NONE, ACCEPT, DROP, REJECT, ANY };
@@ -75,37 +76,6 @@ static double now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static bool documentation_v4(uint32_t a)
-{
-	return (a >> 8) == 0xc00002 || (a >> 8) == 0xc63364 || (a >> 8) == 0xcb0071;
-}
-
-static uint16_t csum_fold(uint32_t sum)
-{
-	while (sum >> 16)
-		sum = (sum & 0xffff) + (sum >> 16);
-	return (uint16_t)~sum;
-}
-
-static uint32_t csum_add(uint32_t sum, const uint8_t *p, size_t len)
-{
-	for (size_t i = 0; i + 1 < len; i += 2)
-		sum += (uint32_t)p[i] << 8 | p[i + 1];
-	return sum;
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)(v >> 16));
-	put16(p + 2, (uint16_t)v);
-}
-
 static uint16_t get16(const uint8_t *p)
 {
 	return (uint16_t)(p[0] << 8 | p[1]);
@@ -114,31 +84,6 @@ static uint16_t get16(const uint8_t *p)
 static uint32_t get32(const uint8_t *p)
 {
 	return (uint32_t)get16(p) << 16 | get16(p + 2);
-}
-
-static void build_syn(uint8_t *pkt, uint32_t src, uint32_t dst, uint16_t sport, uint16_t dport,
-		      uint32_t seq)
-{
-	uint8_t *tcp = pkt + 20;
-	uint32_t sum;
-
-	memset(pkt, 0, PKT_LEN);
-	pkt[0] = 0x45;
-	put16(pkt + 2, PKT_LEN);
-	pkt[6] = 0x40;
-	pkt[8] = 64;
-	pkt[9] = IPPROTO_TCP;
-	put32(pkt + 12, src);
-	put32(pkt + 16, dst);
-	put16(pkt + 10, csum_fold(csum_add(0, pkt, 20)));
-	put16(tcp, sport);
-	put16(tcp + 2, dport);
-	put32(tcp + 4, seq);
-	tcp[12] = 5 << 4;
-	tcp[13] = 0x02;
-	put16(tcp + 14, 64240);
-	sum = csum_add(0, pkt + 12, 8) + IPPROTO_TCP + 20;
-	put16(tcp + 16, csum_fold(csum_add(sum, tcp, 20)));
 }
 
 static void settle(struct record *r)
@@ -268,7 +213,7 @@ static int parse_site(const char *arg, struct site *s)
 	for (int i = ACCEPT; i <= ANY; i++)
 		if (strcmp(expect, outcome_names[i]) == 0)
 			s->expect = (enum outcome)i;
-	return s->expect == NONE || !documentation_v4(s->addr) ? -1 : 0;
+	return s->expect == NONE || !syn_packet_documentation_v4(s->addr) ? -1 : 0;
 }
 
 static void usage(void)
@@ -322,8 +267,8 @@ int main(int argc, char **argv)
 			usage();
 	}
 	if (!n_sites || seconds <= 0 || seconds > 3600 || rate < 0 || n_src < 1 || n_src > MAX_SRC ||
-	    !documentation_v4(src) || !documentation_v4(src + n_src - 1) || wait_s <= 0 ||
-	    toggle_s <= settle_s)
+	    !syn_packet_documentation_v4(src) || !syn_packet_documentation_v4(src + n_src - 1) ||
+	    wait_s <= 0 || toggle_s <= settle_s)
 		usage();
 	for (toggled = 0, rr = 0; rr < n_sites; rr++)
 		toggled += sites[rr].expect != ANY;
@@ -380,7 +325,7 @@ int main(int argc, char **argv)
 		}
 		due = rate > 0 ? (uint64_t)((t - t0) * rate) : sent + 64;
 		while (sent < due && budget-- > 0 && t < end) {
-			uint8_t pkt[PKT_LEN];
+			uint8_t pkt[SYN_PACKET_LEN];
 			struct sockaddr_in to = {.sin_family = AF_INET};
 			struct record *r;
 			struct site *s = NULL;
@@ -404,9 +349,10 @@ int main(int argc, char **argv)
 			r->outcome = NONE;
 			r->live = true;
 			r->sent_at = t;
-			build_syn(pkt, r->src, s->addr, r->sport, s->port, seq);
+			syn_packet_build(pkt, r->src, s->addr, r->sport, s->port, seq);
 			to.sin_addr.s_addr = htonl(s->addr);
-			if (sendto(tx, pkt, PKT_LEN, 0, (struct sockaddr *)&to, sizeof(to)) != PKT_LEN) {
+			if (sendto(tx, pkt, SYN_PACKET_LEN, 0, (struct sockaddr *)&to, sizeof(to)) !=
+			    SYN_PACKET_LEN) {
 				r->live = false;
 				if (errno == ENOBUFS || errno == EAGAIN)
 					break;

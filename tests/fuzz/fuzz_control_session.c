@@ -11,11 +11,8 @@
  * sequence of well-formed "OK <len>" / "ERR <code> <len>" headers each
  * followed by exactly <len> bytes; a read-only peer changes nothing.
  *
- * The engine is faked as in tests/unit/test_control.c: this file defines
- * every engine_* function the control module calls, so the linker never
- * pulls engine.o (queues, kernel rules) out of the core library. A new
- * engine_* call in control*.c or metrics.c needs a fake here too, or the
- * link fails with "multiple definition". */
+ * The engine is faked (tests/lib/fake_engine.c), as in the control unit
+ * test: no queues, no kernel rules. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -28,7 +25,7 @@
 
 #include "config.h"
 #include "control.h"
-#include "engine.h"
+#include "fake_engine.h"
 #include "log.h"
 #include "protocol.h"
 #include "sites.h"
@@ -49,68 +46,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
  * client per round and an input holds at most a few thousand. */
 #define MAX_ROUNDS 20000
 #define MAX_REPLY_BYTES (4u * 1024u * 1024u)
-
-/* ---- the fake engine ---- */
-
-struct engine {
-	struct config *cfg;
-	struct sites *sites;
-};
-
-const struct config *engine_config(const struct engine *engine)
-{
-	return engine->cfg;
-}
-
-struct sites *engine_sites(const struct engine *engine)
-{
-	return engine->sites;
-}
-
-enum rules_backend engine_backend(const struct engine *engine)
-{
-	(void)engine;
-	return RULES_BACKEND_EXTERNAL;
-}
-
-void engine_get_stats(const struct engine *engine, struct workers_stats *out)
-{
-	(void)engine;
-	memset(out, 0, sizeof(*out));
-}
-
-struct health *engine_health(const struct engine *engine)
-{
-	(void)engine;
-	return NULL; /* no checks: the health module treats NULL as idle */
-}
-
-void engine_reload_counts(const struct engine *engine, uint64_t *ok, uint64_t *failed)
-{
-	(void)engine;
-	*ok = 0;
-	*failed = 0;
-}
-
-int engine_reload(struct engine *engine, const char *path, struct config_errors *errors)
-{
-	struct config *cfg = config_load(path, errors);
-	struct sites *sites;
-
-	if (!cfg)
-		return -1;
-	sites = sites_create(cfg);
-	if (!sites) {
-		config_free(cfg);
-		return -1;
-	}
-	sites_carry_over_overrides(sites, engine->sites);
-	sites_free(engine->sites);
-	config_free(engine->cfg);
-	engine->cfg = cfg;
-	engine->sites = sites;
-	return 0;
-}
 
 /* ---- the server, set up once ---- */
 
@@ -142,10 +77,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		"  - {name: wiki, addresses: [198.51.100.12], state: offline}\n",
 		dir, dir);
 	CHECK(fclose(f) == 0);
-	engine.cfg = config_load(config_path, &errors);
-	CHECK(engine.cfg);
-	engine.sites = sites_create(engine.cfg);
-	CHECK(engine.sites);
+	CHECK(fake_engine_init(&engine, config_path, &errors) == 0);
 	ctl = control_start(&engine, config_path);
 	CHECK(ctl);
 	/* the directory is left behind on exit (a few hundred bytes): libFuzzer

@@ -14,55 +14,9 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "config_assert.h"
 #include "health.h"
 #include "sites.h"
-
-static struct config *parse(const char *text, struct config_errors *errors)
-{
-	return config_parse("conf.yaml", text, strlen(text), errors);
-}
-
-static struct config *parse_ok(const char *text)
-{
-	struct config_errors errors = { 0 };
-	struct config *cfg = parse(text, &errors);
-
-	for (size_t i = 0; i < errors.count; i++)
-		print_error("  got: %s\n", errors.messages[i]);
-	config_errors_clear(&errors);
-	assert_non_null(cfg);
-	return cfg;
-}
-
-/* TEXT is refused with exactly the messages given (NULL-terminated). */
-static void assert_errors(const char *text, ...)
-{
-	struct config_errors errors = { 0 };
-	struct config *cfg = parse(text, &errors);
-	const char *want;
-	size_t i = 0;
-	bool ok = true;
-	va_list ap;
-
-	va_start(ap, text);
-	while ((want = va_arg(ap, const char *))) {
-		if (i >= errors.count || strcmp(errors.messages[i], want) != 0) {
-			print_error("message %zu: want: %s\n", i, want);
-			ok = false;
-		}
-		i++;
-	}
-	va_end(ap);
-	if (i != errors.count || !ok) {
-		for (size_t k = 0; k < errors.count; k++)
-			print_error("  got: %s\n", errors.messages[k]);
-		ok = false;
-	}
-	config_errors_clear(&errors);
-	config_free(cfg);
-	assert_null(cfg);
-	assert_true(ok);
-}
 
 #define SITE_HEAD "sites:\n  - name: shop\n    addresses: [198.51.100.10, \"2001:db8::10\"]\n"
 
