@@ -9,7 +9,8 @@
 #   tests/run-all.sh [--no-deps] [BUILDDIR]
 #
 # Between them, the e2e suite once more with the other xt flavours and on
-# Debian's stock kernel in qemu (tests/qemu/e2e-kernels.sh).
+# Debian's stock kernel in qemu, and the systemd unit under systemd as PID 1
+# there (tests/qemu/e2e-kernels.sh).
 #
 # Environment: SANITIZERS=0 skips the ASan+UBSan phase, FUZZ_SECONDS=0 the
 # fuzzing (default 60 s per target), GK_SKIP_VM=1 the other kernel and
@@ -134,7 +135,8 @@ counted_run() {
 fuzz_phase() { counted_run bash tests/fuzz/run.sh "$fuzz_seconds"; }
 
 # The e2e suite with the other xt flavours of this kernel and on Debian's
-# stock kernel in qemu, where `auto` must pick the native nft backend.
+# stock kernel in qemu, where `auto` must pick the native nft backend; then
+# gatekeeper.service under systemd as PID 1 in that kernel (one test).
 kernels_phase() { counted_run bash tests/qemu/e2e-kernels.sh "$builddir"; }
 
 # phase_time NAME FUNCTION: runs it and says how long it took.

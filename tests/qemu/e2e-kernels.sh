@@ -6,7 +6,9 @@
 #      tests;
 #   2. Debian's stock kernel in qemu (run-in-vm.sh), where auto must pick
 #      the native nft backend (whole suite), then xt-nft and xt-legacy
-#      forced (the backend-dependent tests).
+#      forced (the backend-dependent tests);
+#   3. the same kernel with systemd as PID 1 running the installed
+#      gatekeeper.service (systemd-unit.sh): one more test.
 # Uses an existing build, never builds. The last line is "N passed, N failed".
 #
 #   tests/qemu/e2e-kernels.sh BUILDDIR
@@ -56,6 +58,14 @@ bash tests/qemu/run-in-vm.sh --timeout 3000 -- \
 	bash tests/qemu/e2e-flavours.sh "$builddir" auto=nft --only "$xt_tests" xt-nft xt-legacy \
 	2>&1 | tee "$log"
 add_counts "${PIPESTATUS[0]}"
+
+echo "=== gatekeeper.service under systemd as PID 1, Debian's stock kernel in qemu (TCG)"
+# its checks print "ok"/"not ok" lines; here it is one test
+if bash tests/qemu/systemd-unit.sh "$builddir"; then
+	passed=$((passed + 1))
+else
+	failed=$((failed + 1))
+fi
 
 echo "$passed passed, $failed failed"
 ((failed == 0))

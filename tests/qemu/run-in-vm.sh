@@ -2,7 +2,7 @@
 # Runs a command inside Debian's stock kernel (linux-image-amd64), booted in
 # qemu under TCG (no KVM needed), and returns its exit status.
 #
-#   tests/qemu/run-in-vm.sh [--mem SIZE] [--timeout SECONDS] -- COMMAND...
+#   tests/qemu/run-in-vm.sh [--mem SIZE] [--timeout SECONDS] [--systemd] -- COMMAND...
 #
 # The guest's root is this machine's own filesystem: exported read-only over
 # 9p and made writable with an overlay on a tmpfs, so every path is the same
@@ -11,6 +11,10 @@
 # serial console, kernel messages above loglevel 3 included). Exit status:
 # COMMAND's, or 124 when the timeout killed the guest, or 125 when the guest
 # never reported one (boot failure, panic).
+#
+# --systemd boots the host's systemd as PID 1 (to basic.target) and runs
+# COMMAND as a service once it is up (guest-init.sh), so COMMAND can use
+# systemctl; without it, COMMAND runs under a plain shell as PID 1.
 #
 # The kernel package is downloaded with `apt-get download`, unpacked (never
 # installed) and kept in GK_VM_CACHE (default /var/cache/gatekeeper-qemu).
@@ -21,10 +25,11 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 mem=1G
 timeout=1200
+systemd=0
 cache=${GK_VM_CACHE:-/var/cache/gatekeeper-qemu}
 
 usage() {
-	echo "usage: $0 [--mem SIZE] [--timeout SECONDS] -- COMMAND..." >&2
+	echo "usage: $0 [--mem SIZE] [--timeout SECONDS] [--systemd] -- COMMAND..." >&2
 	exit 2
 }
 
@@ -32,6 +37,7 @@ while (($#)); do
 	case $1 in
 	--mem) mem=${2:?}; shift 2 ;;
 	--timeout) timeout=${2:?}; shift 2 ;;
+	--systemd) systemd=1; shift ;;
 	--) shift; break ;;
 	*) usage ;;
 	esac
@@ -153,6 +159,12 @@ build_initramfs "$TMPDIR_VM/initrd.cpio"
 cmd=$(printf '%q ' "$@")
 cmdline="console=ttyS0 quiet loglevel=3 panic=-1 gk.init=$here/guest-init.sh"
 cmdline+=" gk.cmd=$(printf '%s' "$cmd" | base64 -w0) gk.cwd=$(printf '%s' "$PWD" | base64 -w0)"
+if ((systemd)); then
+	# the guest's root is no disk: nothing of the host's fstab applies
+	cmdline+=" gk.systemd=1 systemd.unit=gk-vm.target fstab=no systemd.firstboot=off"
+	cmdline+=" systemd.hostname=gk-vm"
+	[[ -x /lib/systemd/systemd ]] || { log "--systemd: /lib/systemd/systemd missing"; exit 2; }
+fi
 # x86's COMMAND_LINE_SIZE is 2048
 ((${#cmdline} < 2000)) || { log "command too long for the kernel command line"; exit 2; }
 
