@@ -13,6 +13,7 @@
 #   state file in the StateDirectory=; an online site is reached from a
 #   client namespace, offline sites are dropped / refused (IPv4 and IPv6);
 #   `systemctl reload` applies a changed config and refuses a broken one
+#   and one the daemon refuses (a change that needs a restart)
 #   with the daemon untouched; the watchdog keeps being fed past
 #   WatchdogSec=; SIGKILL is followed by a restart (Restart=on-failure);
 #   `systemctl stop` leaves the ruleset as it was before the start;
@@ -360,6 +361,21 @@ reload_refuses_broken() {
 	((status != 0)) && [[ $(prop MainPID) == "$MAIN_PID" ]] && unit_is active running
 }
 
+# A file --check accepts but the daemon refuses (queue.maxlen needs a
+# restart): `systemctl reload` must fail too, not report the SIGHUP it sent.
+reload_refuses_restart_only() {
+	local status
+	write_unit_config auto online
+	sed -i 's/^  maxlen: .*/  maxlen: 1024/' "$CONFIG"
+	grep -q '^  maxlen: 1024$' "$CONFIG" || return 1
+	timeout 60 systemctl reload "$UNIT"
+	status=$?
+	echo "systemctl reload of a restart-only change: status $status (want non-zero)"
+	journalctl -u "$UNIT" --no-pager -n 20 | grep "needs a restart" || return 1
+	write_unit_config auto offline
+	((status != 0)) && [[ $(prop MainPID) == "$MAIN_PID" ]] && unit_is active running
+}
+
 # The watchdog: pings keep coming for longer than WatchdogSec= and
 # nothing is restarted.
 watchdog_fed() {
@@ -453,6 +469,10 @@ scenario_auto() {
 			probe_says "handshake ok cn=$CERT_CN" "$BLOG6" "$SITE_PORT" "$PROBE_MS"
 		check "systemctl reload with blog offline again" reload_applies auto offline
 		check "after the reload: IPv6 blog times out" probe_says timeout "$BLOG6" "$SITE_PORT" "$DROP_PROBE_MS"
+		check "systemctl reload of a change needing a restart fails, the daemon stays" \
+			reload_refuses_restart_only
+		check "after the refused reload: IPv6 blog still offline" \
+			probe_says timeout "$BLOG6" "$SITE_PORT" "$DROP_PROBE_MS"
 	else
 		log "the unit has no ExecReload=: reload not tested"
 	fi
