@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -32,6 +33,7 @@ struct worker {
 	struct queue *queue;
 	pthread_t thread;
 	unsigned slot; /* this worker's counter slot in every site table */
+	uint16_t num; /* its NFQUEUE number */
 	bool started;
 	int raw4, raw6; /* for the RSTs of rejected SYNs */
 	_Atomic uint64_t active_gen; /* generation in use, 0 while idle */
@@ -179,6 +181,7 @@ static int worker_rcvbuf(uint32_t maxlen)
 
 static int worker_open(struct worker *w, const struct config *cfg, uint16_t num)
 {
+	w->num = num;
 	struct queue_options opts = {
 		.num = num,
 		.fail_open = cfg->queue.fail_open,
@@ -236,6 +239,11 @@ int workers_run(struct workers *ws)
 			return -1;
 		}
 		ws->workers[i].started = true;
+		/* `top -H`, /proc/PID/task/TID/comm: which thread serves which
+		 * queue, for an operator (and the soak's sampler) to watch */
+		char name[16];
+		snprintf(name, sizeof(name), "gk-queue%u", (unsigned)ws->workers[i].num);
+		(void)pthread_setname_np(ws->workers[i].thread, name);
 	}
 	return 0;
 }

@@ -23,7 +23,8 @@
 #
 # Passes (exit 0) when no SYN got another verdict than its site's state,
 # no toggle failed, the RSS grew by at most 1 MiB after the first minute
-# and the fd count stayed flat (within 1: a toggle's connection in flight).
+# and the fd count stayed flat (the fewest fds held in the last minute no
+# more than in the first: a sample may catch a connection or a pipe in use).
 # Topology and clean-up: tests/e2e/lib.sh (namespaces per PID, documentation
 # addresses only, everything removed on exit).
 set -u
@@ -131,6 +132,7 @@ soak_cleanup() {
 
 main() {
 	local seconds=$((MINUTES * 60)) t start line status rss_first rss_last rss_max fd_min fd_max qd0 qd1
+	local fd_first fd_last
 	require_environment GATEKEEPERD TLS_SERVER TLS_PROBE GATEKEEPERCTL SYN_LEDGER
 	e2e_begin
 	trap soak_cleanup EXIT
@@ -144,7 +146,7 @@ main() {
 	start_daemon "$NS_GW" "$TMP/gk.yaml"
 	qd0=$(kernel_queue queue_dropped)
 	log "soak: $MINUTES min at $RATE SYN/s over ${#SITES[@]} sites, one toggle per second, maxlen $MAXLEN"
-	in_ns "$NS_GW" bash "$HERE/queue_watch.sh" "$TMP/watch.stop" "$MAXLEN" >"$TMP/watch.out" &
+	in_ns "$NS_GW" bash "$HERE/queue_watch.sh" "$TMP/watch.stop" "$MAXLEN" "$DAEMON_PID" >"$TMP/watch.out" &
 	WATCH_PID=$!
 	ip netns exec "$NS_CLIENT" "$SYN_LEDGER" --src "$CLIENT4" --rate "$RATE" --seconds "$seconds" \
 		--wait-ms 1000 --control "$TMP/control.sock" --toggle-ms 1000 --settle-ms 50 \
@@ -177,6 +179,11 @@ main() {
 	rss_max=$(sort -n -k2 "$TMP/samples" | tail -n 1 | cut -d' ' -f2)
 	fd_min=$(sort -n -k3 "$TMP/samples" | head -n 1 | cut -d' ' -f3)
 	fd_max=$(sort -n -k3 "$TMP/samples" | tail -n 1 | cut -d' ' -f3)
+	# a sample may catch a toggle's connection or the rules watchdog's
+	# pipes to its *-save child: a leak shows in the fewest fds held, so
+	# the first minute's lowest count is compared with the last minute's
+	fd_first=$(awk '$1 < 60' "$TMP/samples" | sort -n -k3 | head -n 1 | cut -d' ' -f3)
+	fd_last=$(tail -n 6 "$TMP/samples" | sort -n -k3 | head -n 1 | cut -d' ' -f3)
 	echo
 	echo "soak: $MINUTES min, $(nproc) CPUs, kernel $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)"
 	echo "capacity $CAPACITY SYN/s ($CAPACITY_NOTE); offered $RATE SYN/s"
@@ -193,7 +200,8 @@ main() {
 		eval "(( \$(ledger_field '$line' sent) > 0 && \$(ledger_field '$line' toggles) >= $seconds - 5 ))"
 	check "RSS flat: grew $((rss_last - rss_first)) KiB (at most $RSS_SLACK_KIB)" \
 		eval "(( $rss_last - $rss_first <= RSS_SLACK_KIB ))"
-	check "fd count flat: $fd_min..$fd_max" eval "(( $fd_max - $fd_min <= 1 ))"
+	check "fd count flat: $fd_first at the least in the first minute, $fd_last in the last" \
+		eval "(( $fd_last <= $fd_first ))"
 	check "the daemon is alive and exits 0 on SIGTERM" stop_daemon
 	finish
 }
