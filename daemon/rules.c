@@ -14,6 +14,7 @@
 #include "log.h"
 #include "queue.h"
 #include "child.h"
+#include "xt_compat.h"
 
 static const char nft_template[] = GK_NFT_TEMPLATE;
 
@@ -396,9 +397,10 @@ void rules_probe(struct rules_probe *out)
 		out->nft_queue = nft_probe_rule("tcp dport 443 queue num 0 bypass");
 		out->nft_reject = nft_probe_rule("tcp dport 443 reject with tcp reset");
 	}
+	/* loaded; or loadable, by the kernel's word, or by its module lists */
 	out->xt_nfqueue = file_contains_line("/proc/net/ip_tables_targets", "NFQUEUE") ||
 			  file_contains_line("/proc/net/ip6_tables_targets", "NFQUEUE") ||
-			  module_available("xt_NFQUEUE");
+			  xt_compat_target_present("NFQUEUE") || module_available("xt_NFQUEUE");
 	out->nfnetlink_queue = queue_subsystem_present();
 	out->iptables_nft = tool_find("iptables-nft-restore", path, sizeof(path));
 	out->iptables_legacy = tool_find("iptables-legacy-restore", path, sizeof(path));

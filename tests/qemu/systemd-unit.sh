@@ -8,7 +8,8 @@
 #   unit's ExecStart=; `systemctl start` returns once READY=1 came (Type=
 #   notify) with STATUS=; the main process runs as user gatekeeper with
 #   CAP_NET_ADMIN and CAP_NET_RAW only, no_new_privs and a seccomp filter;
-#   the kernel loads nft_queue on demand for it (it cannot); gatekeeperctl
+#   the kernel loads nft_queue on demand for it (it cannot), and xt_NFQUEUE
+#   when its probe asks nft_compat for the target; gatekeeperctl
 #   works on the socket in the RuntimeDirectory=, its toggles reach the
 #   state file in the StateDirectory=; an online site is reached from a
 #   client namespace, offline sites are dropped / refused (IPv4 and IPv6);
@@ -434,8 +435,9 @@ exposure_at_most() { # MAX
 
 # The default backend (auto, nft on this kernel): the whole round.
 scenario_auto() {
-	local had_queue_module=0
+	local had_queue_module=0 had_xt_module=0
 	module_loaded nft_queue && had_queue_module=1
+	module_loaded xt_NFQUEUE && had_xt_module=1
 	write_unit_config auto offline
 	check "systemctl start: active once READY=1 came (Type=notify)" start_unit ||
 		{ show_journal; finish; }
@@ -448,6 +450,14 @@ scenario_auto() {
 	else
 		check "the kernel loaded nft_queue on demand for the daemon (no CAP_SYS_MODULE)" \
 			module_loaded nft_queue
+	fi
+	# the probe asks nft_compat for the xt target (ProtectKernelModules=
+	# hides modules.dep): the kernel loads it to answer
+	if ((had_xt_module)); then
+		log "xt_NFQUEUE was loaded before the start: the probe's kernel query not observed"
+	else
+		check "the probe's query loaded xt_NFQUEUE in the sandbox (ProtectKernelModules=yes)" \
+			module_loaded xt_NFQUEUE
 	fi
 	check "the control socket is in the RuntimeDirectory=, owned by gatekeeper" \
 		socket_in_runtime_dir
