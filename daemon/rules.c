@@ -397,10 +397,11 @@ void rules_probe(struct rules_probe *out)
 		out->nft_queue = nft_probe_rule("tcp dport 443 queue num 0 bypass");
 		out->nft_reject = nft_probe_rule("tcp dport 443 reject with tcp reset");
 	}
-	/* loaded; or loadable, by the kernel's word, or by its module lists */
+	/* loaded; or loadable, by the module lists or else (they are hidden
+	 * under ProtectKernelModules=) by the kernel's word, which loads it */
 	out->xt_nfqueue = file_contains_line("/proc/net/ip_tables_targets", "NFQUEUE") ||
 			  file_contains_line("/proc/net/ip6_tables_targets", "NFQUEUE") ||
-			  xt_compat_target_present("NFQUEUE") || module_available("xt_NFQUEUE");
+			  module_available("xt_NFQUEUE") || xt_compat_target_present("NFQUEUE");
 	out->nfnetlink_queue = queue_subsystem_present();
 	out->iptables_nft = tool_find("iptables-nft-restore", path, sizeof(path));
 	out->iptables_legacy = tool_find("iptables-legacy-restore", path, sizeof(path));

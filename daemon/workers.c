@@ -76,7 +76,6 @@ static void send_rst(struct worker *w, const struct packet_tcp *syn)
 	/* MSG_DONTWAIT: a worker sleeps only in its queue's receive. With the
 	 * socket's send buffer full, this RST is lost (counted) and the SYN
 	 * still dropped, rather than every managed SYN waiting behind it. */
-
 	if (syn->family == AF_INET) {
 		struct sockaddr_in to = {.sin_family = AF_INET};
 		memcpy(&to.sin_addr, syn->saddr, 4);
@@ -181,7 +180,6 @@ static int worker_rcvbuf(uint32_t maxlen)
 
 static int worker_open(struct worker *w, const struct config *cfg, uint16_t num)
 {
-	w->num = num;
 	struct queue_options opts = {
 		.num = num,
 		.fail_open = cfg->queue.fail_open,
@@ -190,6 +188,7 @@ static int worker_open(struct worker *w, const struct config *cfg, uint16_t num)
 		.idle_ms = WORKER_IDLE_MS,
 	};
 
+	w->num = num;
 	w->raw4 = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
 	w->raw6 = socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
 	if (w->raw4 < 0 || w->raw6 < 0) {

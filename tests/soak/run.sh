@@ -2,8 +2,10 @@
 # The soak (issue 7 part 4): SYNs at 50% of capacity to a mix of six sites
 # for N minutes while one site changes state every second, through the
 # control socket; every SYN's answer is checked against the state its site
-# had at that moment (syn_ledger's ledger), and the daemon's RSS and fd
-# count are sampled every 10 s.
+# had at that moment (syn_ledger's ledger; no SYN goes to a site from
+# maxlen / rate + 50 ms, at most 500 ms, before its toggle until the OK, the
+# longest a full queue holds a SYN before the daemon decides it), and the
+# daemon's RSS and fd count are sampled every 10 s.
 #
 #   tests/soak/run.sh [--minutes N] [--rate PPS] [--maxlen N] [BUILDDIR]
 #
@@ -132,7 +134,7 @@ soak_cleanup() {
 
 main() {
 	local seconds=$((MINUTES * 60)) t start line status rss_first rss_last rss_max fd_min fd_max qd0 qd1
-	local fd_first fd_last
+	local fd_first fd_last settle
 	require_environment GATEKEEPERD TLS_SERVER TLS_PROBE GATEKEEPERCTL SYN_LEDGER
 	e2e_begin
 	trap soak_cleanup EXIT
@@ -145,11 +147,18 @@ main() {
 	write_soak_config "$TMP/gk.yaml" false
 	start_daemon "$NS_GW" "$TMP/gk.yaml"
 	qd0=$(kernel_queue queue_dropped)
-	log "soak: $MINUTES min at $RATE SYN/s over ${#SITES[@]} sites, one toggle per second, maxlen $MAXLEN"
+	# A SYN is decided with the state at the moment the worker takes it
+	# from the queue, which may be that long after it was sent: a full
+	# queue holds MAXLEN / RATE seconds of SYNs. No SYN goes to a site
+	# for that long (and 50 ms) before its toggle, or a SYN still queued
+	# when the toggle lands would be charged to the old state.
+	settle=$((MAXLEN * 1000 / RATE + 50))
+	((settle <= 500)) || settle=500
+	log "soak: $MINUTES min at $RATE SYN/s over ${#SITES[@]} sites, one toggle per second, maxlen $MAXLEN, settle $settle ms"
 	in_ns "$NS_GW" bash "$HERE/queue_watch.sh" "$TMP/watch.stop" "$MAXLEN" "$DAEMON_PID" >"$TMP/watch.out" &
 	WATCH_PID=$!
 	ip netns exec "$NS_CLIENT" "$SYN_LEDGER" --src "$CLIENT4" --rate "$RATE" --seconds "$seconds" \
-		--wait-ms 1000 --control "$TMP/control.sock" --toggle-ms 1000 --settle-ms 50 \
+		--wait-ms 1000 --control "$TMP/control.sock" --toggle-ms 1000 --settle-ms "$settle" \
 		--progress 60 "${SITES[@]}" >"$TMP/ledger.out" 2>"$TMP/ledger.err" &
 	LEDGER_PID=$!
 	start=$(date +%s)
