@@ -40,6 +40,7 @@ worker_sample() {
 
 t0=${EPOCHREALTIME/./}
 samples=0 max_depth=0 max_late=0 drops=0 first_dropped="" prev=0
+W_STATE=R # until a sample says otherwise (set -u: the thread may be gone)
 prev_run=0 prev_wait=0 prev_majflt=0
 while [[ ! -e $stop ]]; do
 	before=${EPOCHREALTIME/./}
