@@ -10,14 +10,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "protocol.h"
+
 #define CONFIG_DEFAULT_PATH "/etc/gatekeeper/gatekeeper.yaml"
-#define CONFIG_DEFAULT_SOCKET "/run/gatekeeper/control.sock"
 #define CONFIG_DEFAULT_SOCKET_MODE 0660u
 #define CONFIG_DEFAULT_STATE_FILE "/var/lib/gatekeeper/state"
 /* Larger files are refused before parsing: a config is hand-written and a
  * runaway file must not eat the daemon's memory during a reload. */
 #define CONFIG_MAX_FILE_SIZE (16u * 1024u * 1024u)
-#define CONFIG_MAX_NAME_LEN 64
 #define CONFIG_MAX_ERRORS 100
 
 enum config_hook { CONFIG_HOOK_PREROUTING, CONFIG_HOOK_INPUT, CONFIG_HOOK_FORWARD };

@@ -261,7 +261,7 @@ void config_set_section_defaults(struct config *cfg)
 int config_set_string_defaults(struct config *cfg)
 {
 	if (!cfg->control.socket)
-		cfg->control.socket = strdup(CONFIG_DEFAULT_SOCKET);
+		cfg->control.socket = strdup(PROTOCOL_DEFAULT_SOCKET);
 	if (!cfg->state_file)
 		cfg->state_file = strdup(CONFIG_DEFAULT_STATE_FILE);
 	return cfg->control.socket && cfg->state_file ? 0 : -1;

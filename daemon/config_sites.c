@@ -21,8 +21,8 @@
 
 static const char *const state_names[] = { [SITE_ONLINE] = "online", [SITE_OFFLINE] = "offline" };
 static const char *const action_names[] = {
-	[SITE_ACTION_DROP] = "drop",
-	[SITE_ACTION_REJECT] = "reject",
+	[SITE_ACTION_DROP] = PROTOCOL_ACTION_DROP,
+	[SITE_ACTION_REJECT] = PROTOCOL_ACTION_REJECT,
 };
 
 struct site_target {
@@ -37,15 +37,6 @@ static int addr_cmp(const struct config_addr *a, const struct config_addr *b)
 	return memcmp(a->bytes, b->bytes, sizeof(a->bytes));
 }
 
-static bool site_name_valid(const char *name)
-{
-	size_t len = strlen(name);
-
-	return len >= 1 && len <= CONFIG_MAX_NAME_LEN &&
-	       strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") ==
-		       len;
-}
-
 static void parse_site_name(struct config_parser *p, yaml_node_t *node, void *target)
 {
 	struct site_target *t = target;
@@ -53,11 +44,11 @@ static void parse_site_name(struct config_parser *p, yaml_node_t *node, void *ta
 	if (!config_parse_string(p, node, "name", &t->site->name))
 		return;
 	t->marks->name = node->start_mark;
-	if (!site_name_valid(t->site->name)) {
+	if (!protocol_site_name_valid(t->site->name)) {
 		config_report(p, node,
 			      "name: '%s' is not a valid site name (1-%d characters of A-Z a-z 0-9 "
 			      ". _ -)",
-			      config_show(node).text, CONFIG_MAX_NAME_LEN);
+			      config_show(node).text, PROTOCOL_SITE_NAME_MAX);
 		free(t->site->name);
 		t->site->name = NULL;
 	}

@@ -12,7 +12,7 @@
  * CONTROL_MAX_CLIENTS clients (the last few kept for privileged peers),
  * so no client can hold up another; the
  * packet workers are other threads and never wait on this module. The
- * wire format is in protocol.h and daemon/PROTOCOL.md. */
+ * wire format is in proto/protocol.h and proto/PROTOCOL.md. */
 #ifndef GK_CONTROL_H
 #define GK_CONTROL_H
 

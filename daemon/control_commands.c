@@ -11,7 +11,7 @@
 #include "control.h"
 #include "control_internal.h"
 #include "engine.h"
-#include "gk_build.h"
+#include "gk_version.h"
 #include "health.h"
 #include "log.h"
 #include "metrics.h"

@@ -19,7 +19,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "gk_build.h"
+#include "gk_version.h"
 #include "log.h"
 
 #define EVENT_BATCH 64

@@ -15,7 +15,7 @@
 #include "control.h"
 #include "engine.h"
 #include "guard.h"
-#include "gk_build.h"
+#include "gk_version.h"
 #include "health.h"
 #include "log.h"
 #include "metrics.h"

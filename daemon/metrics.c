@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "engine.h"
-#include "gk_build.h"
+#include "gk_version.h"
 #include "health.h"
 #include "log.h"
 #include "queue.h"

@@ -10,23 +10,12 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "protocol.h"
 #include "strbuf.h"
 
-/* Longer lines cannot be valid: a name is at most 64 bytes. */
+/* Longer lines cannot be valid: a name is at most PROTOCOL_SITE_NAME_MAX
+ * bytes. */
 #define STATE_MAX_LINE 256
-
-static bool name_valid(const char *name, size_t len)
-{
-	static const char allowed[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-";
-
-	if (len == 0 || len > CONFIG_MAX_NAME_LEN)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (!name[i] || !strchr(allowed, name[i]))
-			return false;
-	return true;
-}
 
 void state_set_clear(struct state_set *set)
 {
@@ -48,7 +37,7 @@ int state_set_put(struct state_set *set, const char *name, enum site_state state
 	struct state_entry *e = (struct state_entry *)state_set_find(set, name);
 	size_t len = strlen(name);
 
-	if (!name_valid(name, len))
+	if (!protocol_site_name_valid(name))
 		return -1;
 	if (!e) {
 		if (set->count == set->cap) {
@@ -219,7 +208,7 @@ static int parse_entry(char *line, struct state_set *out, char *why, size_t why_
 		snprintf(why, why_len, "expected 'NAME STATE ACTION', found %zu words", n);
 		return -1;
 	}
-	if (!name_valid(words[0], strlen(words[0]))) {
+	if (!protocol_site_name_valid(words[0])) {
 		snprintf(why, why_len, "'%.64s' is not a valid site name", words[0]);
 		return -1;
 	}

@@ -1,7 +1,7 @@
 /* state: the run-time overrides (gatekeeperctl offline/online) kept across
  * restarts in config's state_file.
  *
- * Format, version 1 (see daemon/PROTOCOL.md):
+ * Format, version 1 (see daemon/STATE-FORMAT.md):
  *
  *   gatekeeper-state 1
  *   # comments and blank lines are ignored
@@ -25,7 +25,7 @@
 #define STATE_MAX_FILE_SIZE (8u * 1024u * 1024u)
 
 struct state_entry {
-	char name[CONFIG_MAX_NAME_LEN + 1];
+	char name[PROTOCOL_SITE_NAME_MAX + 1];
 	enum site_state state;
 	enum site_action action;
 };

@@ -21,15 +21,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define NAME "fuzz.yaml"
 
-static int name_ok(const char *name)
-{
-	size_t len = name ? strlen(name) : 0;
-
-	return len >= 1 && len <= CONFIG_MAX_NAME_LEN &&
-	       strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") ==
-		       len;
-}
-
 static int addr_eq(const struct config_addr *a, const struct config_addr *b)
 {
 	return a->family == b->family && memcmp(a->bytes, b->bytes, sizeof(a->bytes)) == 0;
@@ -67,7 +58,7 @@ static void check_sites(const struct config *cfg)
 	for (size_t i = 0; i < cfg->n_sites; i++) {
 		const struct config_site *s = &cfg->sites[i];
 
-		CHECK(name_ok(s->name));
+		CHECK(s->name && protocol_site_name_valid(s->name));
 		CHECK(s->n_addresses >= 1 && s->addresses);
 		CHECK(s->n_ports >= 1 && s->ports);
 		CHECK(s->state == SITE_ONLINE || s->state == SITE_OFFLINE);

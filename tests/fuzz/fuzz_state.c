@@ -18,15 +18,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 			abort();     \
 	} while (0)
 
-static int name_ok(const char *name)
-{
-	size_t len = strnlen(name, CONFIG_MAX_NAME_LEN + 1);
-
-	return len >= 1 && len <= CONFIG_MAX_NAME_LEN &&
-	       strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") ==
-		       len;
-}
-
 /* The text state_save() writes for SET (kept in step with state.c). */
 static char *format(const struct state_set *set, size_t *len)
 {
@@ -88,7 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t i = 0; i < set.count; i++) {
 		const struct state_entry *e = &set.entries[i];
 
-		CHECK(name_ok(e->name));
+		CHECK(protocol_site_name_valid(e->name));
 		CHECK(e->state == SITE_ONLINE || e->state == SITE_OFFLINE);
 		CHECK(e->action == SITE_ACTION_DROP || e->action == SITE_ACTION_REJECT);
 		CHECK(state_set_find(&set, e->name) == e); /* names are distinct */

@@ -115,7 +115,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg->queue.count, 1);
 	assert_true(cfg->queue.fail_open);
 	assert_int_equal(cfg->queue.maxlen, 16384);
-	assert_string_equal(cfg->control.socket, CONFIG_DEFAULT_SOCKET);
+	assert_string_equal(cfg->control.socket, PROTOCOL_DEFAULT_SOCKET);
 	assert_null(cfg->control.group);
 	assert_string_equal(cfg->state_file, CONFIG_DEFAULT_STATE_FILE);
 	assert_null(cfg->user);
@@ -808,7 +808,7 @@ static void test_shipped_default(void **state)
 	(void)state;
 	assert_int_equal(cfg->hook, CONFIG_HOOK_PREROUTING);
 	assert_int_equal(cfg->backend, CONFIG_BACKEND_AUTO);
-	assert_string_equal(cfg->control.socket, CONFIG_DEFAULT_SOCKET);
+	assert_string_equal(cfg->control.socket, PROTOCOL_DEFAULT_SOCKET);
 	assert_string_equal(cfg->state_file, CONFIG_DEFAULT_STATE_FILE);
 	assert_int_equal(cfg->n_sites, 1);
 	assert_string_equal(cfg->sites[0].name, "shop");

@@ -1,5 +1,6 @@
-/* protocol: the control socket's wire format, the only thing gatekeeperd
- * and gatekeeperctl share (see daemon/PROTOCOL.md).
+/* protocol: the control socket's wire format and the rules both ends of
+ * it hold, the only thing gatekeeperd and gatekeeperctl share (see
+ * proto/PROTOCOL.md).
  *
  *   request:  one line, "COMMAND [ARG...]\n", at most PROTOCOL_MAX_LINE
  *             bytes including the newline
@@ -16,7 +17,20 @@
 #include <string.h>
 
 #define PROTOCOL_VERSION 1
+/* The daemon's default control.socket, and the client's default -s. */
 #define PROTOCOL_DEFAULT_SOCKET "/run/gatekeeper/control.sock"
+
+/* A site name, as the config, the state file and the requests know it:
+ * 1 to PROTOCOL_SITE_NAME_MAX of these characters. Never a space or a
+ * newline, so a name cannot smuggle a second word or request into a line. */
+#define PROTOCOL_SITE_NAME_MAX 64
+#define PROTOCOL_SITE_NAME_CHARS \
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
+
+/* What an offline site does with a SYN: the words of the config's
+ * "action", of the offline request and of the state file. */
+#define PROTOCOL_ACTION_DROP "drop"
+#define PROTOCOL_ACTION_REJECT "reject"
 
 /* A request line, newline included. */
 #define PROTOCOL_MAX_LINE 4096
@@ -48,6 +62,19 @@
 #define PROTOCOL_ERR_FAILED "failed"             /* could not be done (state file, memory) */
 #define PROTOCOL_ERR_BUSY "busy"                 /* too many clients: connection closed */
 #define PROTOCOL_ERR_TIMEOUT "timeout"           /* idle too long: connection closed */
+
+static inline bool protocol_site_name_valid(const char *name)
+{
+	size_t len = strnlen(name, PROTOCOL_SITE_NAME_MAX + 1);
+
+	return len >= 1 && len <= PROTOCOL_SITE_NAME_MAX &&
+	       strspn(name, PROTOCOL_SITE_NAME_CHARS) == len;
+}
+
+static inline bool protocol_action_valid(const char *word)
+{
+	return strcmp(word, PROTOCOL_ACTION_DROP) == 0 || strcmp(word, PROTOCOL_ACTION_REJECT) == 0;
+}
 
 struct protocol_reply_header {
 	bool ok;

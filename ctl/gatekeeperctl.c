@@ -1,5 +1,5 @@
 /* gatekeeperctl: the command line client of gatekeeperd's control socket.
- * Shares only protocol.h with the daemon. */
+ * Shares only proto/protocol.h with the daemon. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gk_build.h"
+#include "gk_version.h"
 #include "protocol.h"
 
 /* Stable exit codes, documented in --help. */
@@ -45,16 +45,6 @@ __attribute__((format(printf, 2, 3))) static int usage_error(const struct subcom
 	va_end(ap);
 	fprintf(stderr, "\nusage: gatekeeperctl %s %s\n", cmd->name, cmd->args);
 	return -1;
-}
-
-/* Site names as the config allows them; anything else could never match,
- * and a space or newline would smuggle a second request into the line. */
-static bool site_name_valid(const char *name)
-{
-	size_t len = strlen(name);
-
-	return len > 0 && len <= 64 &&
-	       strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == len;
 }
 
 static int build_read(const struct subcommand *cmd, int argc, char **argv, char *req, size_t len)
@@ -92,10 +82,14 @@ static int build_site(const struct subcommand *cmd, int argc, char **argv, char 
 	}
 	if (!site)
 		return usage_error(cmd, "%s: which site?", cmd->name);
-	if (!site_name_valid(site))
-		return usage_error(cmd, "'%s' is not a site name (A-Z a-z 0-9 . _ -, at most 64)", site);
-	if (action && strcmp(action, "drop") != 0 && strcmp(action, "reject") != 0)
-		return usage_error(cmd, "unknown action '%s': drop or reject", action);
+	/* checked here too: a name the daemon could never match, or one with a
+	 * space in it, is a usage error before any connection */
+	if (!protocol_site_name_valid(site))
+		return usage_error(cmd, "'%s' is not a site name (A-Z a-z 0-9 . _ -, at most %d)", site,
+				   PROTOCOL_SITE_NAME_MAX);
+	if (action && !protocol_action_valid(action))
+		return usage_error(cmd, "unknown action '%s': " PROTOCOL_ACTION_DROP " or "
+				   PROTOCOL_ACTION_REJECT, action);
 	snprintf(req, len, "%s %s%s%s\n", cmd->name, site, action ? " " : "", action ? action : "");
 	return 0;
 }
