@@ -88,6 +88,17 @@ within_ms() {
 
 status_has() { ctl status | tee "$TMP/status.out" | grep -qE -- "$1" || { cat "$TMP/status.out"; return 1; }; }
 
+# shop_addresses_are STATE: every shop address's own check result. The site
+# goes online as soon as ANY address is up (health.c range_state), so
+# "site online" says nothing yet of the other address, whose check may be
+# one interval behind (it lagged under a parallel `meson test`).
+shop_addresses_are() {
+	local status
+	status=$(ctl status) || return 1
+	grep -qE "^    $SHOP4 port $SITE_PORT: $1" <<<"$status" &&
+		grep -qE "^    $SHOP6 port $SITE_PORT: $1" <<<"$status"
+}
+
 stopped_iis() {
 	local t0
 	check "shop's check sees the server up: online, from check" \
@@ -143,6 +154,8 @@ manual_beats_auto() {
 		eval "ctl reset shop && counted shop reject refused $SHOP6 $FAST_MS"
 	serve_status 200
 	check "200: online from the check" wait_for site_is shop online check
+	check "... and each of its addresses up (the metrics assert both)" \
+		wait_for shop_addresses_are up
 }
 
 # metric_is FILE NAME_AND_LABELS VALUE
