@@ -13,9 +13,9 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "control_internal.h"
 #include "engine.h"
 #include "log.h"
@@ -41,14 +41,6 @@ struct control_client {
 	uint32_t events;      /* registered with epoll */
 	bool eof, closing, more;
 };
-
-uint64_t control_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* ---- peer credentials ---- */
 
@@ -162,7 +154,7 @@ int control_adopt(struct control *ctl, int fd, const struct control_peer *peer)
 	c->generation = ++ctl->next_generation;
 	c->peer = *peer;
 	c->events = EPOLLIN;
-	c->deadline_ms = control_now_ms() + (uint64_t)ctl->idle_timeout_ms;
+	c->deadline_ms = clock_now_ms() + (uint64_t)ctl->idle_timeout_ms;
 	strbuf_init(&c->out, PROTOCOL_MAX_BODY + PROTOCOL_MAX_HEADER);
 	ev.data.u64 = (uint64_t)c->generation << 32 | (uint64_t)(c - ctl->clients);
 	if (epoll_ctl(ctl->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
@@ -211,7 +203,7 @@ static void accept_clients(struct control *ctl)
 				log_warn_errno("control: cannot accept a client, pausing for %d ms",
 					       ACCEPT_PAUSE_MS);
 				epoll_ctl(ctl->epoll_fd, EPOLL_CTL_DEL, ctl->listen_fd, NULL);
-				ctl->accept_resume_ms = control_now_ms() + ACCEPT_PAUSE_MS;
+				ctl->accept_resume_ms = clock_now_ms() + ACCEPT_PAUSE_MS;
 			}
 			return;
 		}
@@ -290,7 +282,7 @@ static void client_progress(struct control *ctl, struct control_client *c)
 			}
 			strbuf_reset(&c->out);
 			c->out_off = 0;
-			c->deadline_ms = control_now_ms() + (uint64_t)ctl->idle_timeout_ms;
+			c->deadline_ms = clock_now_ms() + (uint64_t)ctl->idle_timeout_ms;
 		}
 		if (c->closing) {
 			client_close(ctl, c);
@@ -383,7 +375,7 @@ void control_dispatch(struct control *ctl)
 	for (size_t i = 0; i < CONTROL_MAX_CLIENTS; i++)
 		if (ctl->clients[i].fd >= 0 && ctl->clients[i].more)
 			client_progress(ctl, &ctl->clients[i]);
-	now = control_now_ms();
+	now = clock_now_ms();
 	expire_clients(ctl, now);
 	if (ctl->accept_resume_ms && now >= ctl->accept_resume_ms) {
 		struct epoll_event ev = {.events = EPOLLIN, .data.u64 = LISTENER_TAG};
@@ -402,7 +394,7 @@ int control_fd(const struct control *ctl)
 
 int control_timeout_ms(const struct control *ctl)
 {
-	uint64_t now = control_now_ms(), next = ctl->accept_resume_ms;
+	uint64_t now = clock_now_ms(), next = ctl->accept_resume_ms;
 
 	if (ctl->work_pending)
 		return 0;
@@ -597,7 +589,7 @@ struct control *control_start(struct engine *engine, const char *config_path)
 	ctl->listen_fd = -1;
 	ctl->epoll_fd = -1;
 	ctl->idle_timeout_ms = CONTROL_IDLE_TIMEOUT_MS;
-	ctl->started_ms = control_now_ms();
+	ctl->started_ms = clock_now_ms();
 	ctl->config_path = strdup(config_path);
 	ctl->socket_path = strdup(engine_config(engine)->control.socket);
 	ctl->clients = calloc(CONTROL_MAX_CLIENTS, sizeof(*ctl->clients));

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "clock.h"
 #include "control.h"
 #include "control_internal.h"
 #include "engine.h"
@@ -330,7 +331,7 @@ static void gather(const struct control *ctl, struct figures *f)
 	const struct sites *sites = engine_sites(ctl->engine);
 
 	memset(f, 0, sizeof(*f));
-	f->uptime_s = (control_now_ms() - ctl->started_ms) / 1000u;
+	f->uptime_s = (clock_now_ms() - ctl->started_ms) / 1000u;
 	f->n_sites = sites_count(sites);
 	for (size_t i = 0; i < f->n_sites; i++) {
 		const struct site *site = sites_at(sites, i);

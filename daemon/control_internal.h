@@ -29,8 +29,6 @@ struct control {
 	struct control_client *clients; /* CONTROL_MAX_CLIENTS of them */
 };
 
-uint64_t control_now_ms(void);
-
 /* Runs one request line from PEER and appends the whole reply (header and
  * body) to OUT. */
 void control_execute(struct control *ctl, const struct control_peer *peer, char *line,

@@ -19,6 +19,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "clock.h"
 #include "gk_version.h"
 #include "log.h"
 
@@ -67,19 +68,6 @@ struct health {
 	size_t next_start; /* round-robin start of the due scan */
 	bool mark_warned;
 };
-
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static uint64_t now_ms(void)
-{
-	return now_us() / 1000u;
-}
 
 const char *health_state_name(enum health_state state)
 {
@@ -179,7 +167,7 @@ static struct target *build_targets(const struct config *cfg, size_t *count)
 {
 	size_t n = count_targets(cfg), k = 0;
 	struct target *targets = calloc(n ? n : 1, sizeof(*targets));
-	uint64_t now = now_ms();
+	uint64_t now = clock_now_ms();
 
 	if (!targets)
 		return NULL;
@@ -320,12 +308,12 @@ static void probe_finish(struct health *h, struct probe *p, struct sites *sites,
 	const struct config_check *check = t->site->check;
 	enum health_state was = i->state;
 	char addr[INET6_ADDRSTRLEN];
-	uint64_t now = now_ms();
+	uint64_t now = clock_now_ms();
 
 	i->have_result = true;
 	i->last_ok = ok;
 	snprintf(i->reason, sizeof(i->reason), "%s", reason);
-	i->latency_us = now_us() - p->start_us;
+	i->latency_us = clock_now_us() - p->start_us;
 	i->last_time = (int64_t)time(NULL);
 	if (ok) {
 		i->successes++;
@@ -565,7 +553,7 @@ static void probe_start(struct health *h, size_t target, struct sites *sites)
 	memset(p, 0, sizeof(*p));
 	p->target = target;
 	p->generation = ++h->next_generation;
-	p->start_us = now_us();
+	p->start_us = clock_now_us();
 	p->deadline_ms = p->start_us / 1000u + check->timeout_ms;
 	p->phase = PHASE_CONNECT;
 	t->probe = (int)(p - h->probes);
@@ -715,7 +703,7 @@ int health_fd(const struct health *h)
 
 int health_timeout_ms(const struct health *h)
 {
-	uint64_t now = now_ms(), next = UINT64_MAX;
+	uint64_t now = clock_now_ms(), next = UINT64_MAX;
 
 	if (!h || h->n_targets == 0)
 		return -1;
@@ -751,7 +739,7 @@ void health_dispatch(struct health *h, struct sites *sites)
 		if (p->fd >= 0 && p->generation == (uint32_t)(events[i].data.u64 >> 32))
 			probe_step(h, p, sites);
 	}
-	now = now_ms();
+	now = clock_now_ms();
 	for (size_t i = 0; i < HEALTH_MAX_IN_FLIGHT; i++) {
 		struct probe *p = &h->probes[i];
 

@@ -8,9 +8,9 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "config.h"
 #include "control.h"
 #include "engine.h"
@@ -150,14 +150,6 @@ static int run_check(const struct config *cfg, const struct options *opts)
 	return 0;
 }
 
-static uint64_t monotonic_usec(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 /* A healthy idle worker's heartbeat looks up to this old: it beats once a
  * second, in whole seconds of the coarse clock. */
 #define HEARTBEAT_SLACK_USEC 2000000u
@@ -168,7 +160,7 @@ static uint64_t monotonic_usec(void)
 static void watchdog_tick(const struct engine *engine, uint64_t interval_usec)
 {
 	static uint64_t next_ping;
-	uint64_t now = monotonic_usec(), beat_usec, beat_age_usec;
+	uint64_t now = clock_now_us(), beat_usec, beat_age_usec;
 
 	if (interval_usec == 0 || now < next_ping)
 		return;

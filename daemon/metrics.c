@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "engine.h"
 #include "gk_version.h"
 #include "health.h"
@@ -314,14 +315,6 @@ struct metrics_server {
 	struct metrics_client clients[METRICS_MAX_CLIENTS];
 };
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void client_close(struct metrics_server *s, struct metrics_client *c)
 {
 	epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
@@ -450,7 +443,7 @@ static void accept_clients(struct metrics_server *s)
 		memset(c, 0, sizeof(*c));
 		c->fd = fd;
 		c->generation = ++s->next_generation;
-		c->deadline_ms = now_ms() + METRICS_TIMEOUT_MS;
+		c->deadline_ms = clock_now_ms() + METRICS_TIMEOUT_MS;
 		strbuf_init(&c->out, 0);
 		client_watch(s, c, EPOLLIN, EPOLL_CTL_ADD);
 	}
@@ -476,7 +469,7 @@ void metrics_server_dispatch(struct metrics_server *s)
 		if (c->fd >= 0 && c->generation == (uint32_t)(events[i].data.u64 >> 32))
 			client_event(s, c);
 	}
-	now = now_ms();
+	now = clock_now_ms();
 	for (size_t i = 0; i < METRICS_MAX_CLIENTS; i++)
 		if (s->clients[i].fd >= 0 && now >= s->clients[i].deadline_ms)
 			client_close(s, &s->clients[i]);
@@ -489,7 +482,7 @@ int metrics_server_fd(const struct metrics_server *s)
 
 int metrics_server_timeout_ms(const struct metrics_server *s)
 {
-	uint64_t now = now_ms(), next = 0;
+	uint64_t now = clock_now_ms(), next = 0;
 
 	for (size_t i = 0; s && i < METRICS_MAX_CLIENTS; i++)
 		if (s->clients[i].fd >= 0 && (!next || s->clients[i].deadline_ms < next))

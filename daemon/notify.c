@@ -3,8 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
-#include <time.h>
 
+#include "clock.h"
 #include "log.h"
 
 static char last_status[256];
@@ -28,13 +28,11 @@ void notify_ready(const char *status)
 
 void notify_reloading(void)
 {
-	struct timespec ts;
 	char text[96];
 
 	/* systemd >= 253 matches RELOADING to the reload it started by time */
-	clock_gettime(CLOCK_MONOTONIC, &ts);
 	snprintf(text, sizeof(text), "RELOADING=1\nMONOTONIC_USEC=%llu",
-		 (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000);
+		 (unsigned long long)clock_now_us());
 	notify_send(text);
 }
 

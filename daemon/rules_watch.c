@@ -1,19 +1,10 @@
 #include "rules_watch.h"
 
-#include <time.h>
-
+#include "clock.h"
 #include "log.h"
 
 static struct rules_watch_counts counts;
 static uint64_t next_check_ms;
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static void check_and_repair(enum rules_backend backend, const struct config *cfg,
 			     const struct guard_set *guard)
@@ -46,7 +37,7 @@ static void check_and_repair(enum rules_backend backend, const struct config *cf
 int rules_watch_tick(enum rules_backend backend, const struct config *cfg,
 		     const struct guard_set *guard)
 {
-	uint64_t now = now_ms();
+	uint64_t now = clock_now_ms();
 
 	if (backend == RULES_BACKEND_EXTERNAL)
 		return -1;
@@ -54,7 +45,7 @@ int rules_watch_tick(enum rules_backend backend, const struct config *cfg,
 		next_check_ms = now + RULES_WATCH_INTERVAL_MS;
 	if (now >= next_check_ms) {
 		check_and_repair(backend, cfg, guard);
-		now = now_ms();
+		now = clock_now_ms();
 		next_check_ms = now + RULES_WATCH_INTERVAL_MS;
 	}
 	return (int)(next_check_ms - now);

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "packet.h"
 #include "queue.h"
@@ -52,15 +53,6 @@ struct workers {
 	size_t count;
 	struct worker *workers;
 };
-
-static uint64_t now_seconds(void)
-{
-	struct timespec ts;
-	/* the coarse clock is read from the vDSO without touching the TSC:
-	 * cheap enough for every round of the packet loop */
-	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-	return (uint64_t)ts.tv_sec;
-}
 
 static void bump(_Atomic uint64_t *counter)
 {
@@ -173,7 +165,7 @@ static void *worker_main(void *arg)
 
 		if (atomic_load_explicit(&w->owner->stopping, memory_order_relaxed))
 			break;
-		atomic_store_explicit(&w->heartbeat, now_seconds(), memory_order_relaxed);
+		atomic_store_explicit(&w->heartbeat, clock_coarse_now_s(), memory_order_relaxed);
 		refused = queue_take_kernel_errors(w->queue);
 		if (refused)
 			atomic_fetch_add_explicit(&w->verdict_errors, refused, memory_order_relaxed);
@@ -244,7 +236,7 @@ struct workers *workers_open(const struct config *cfg, struct sites *sites, bool
 		ws->workers[i].slot = (unsigned)i;
 		ws->workers[i].guard = guard;
 		ws->workers[i].raw4 = ws->workers[i].raw6 = -1;
-		atomic_init(&ws->workers[i].heartbeat, now_seconds());
+		atomic_init(&ws->workers[i].heartbeat, clock_coarse_now_s());
 	}
 	for (size_t i = 0; i < ws->count; i++)
 		if (worker_open(&ws->workers[i], cfg, (uint16_t)(cfg->queue.num + i)) < 0)
