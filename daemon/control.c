@@ -18,29 +18,40 @@
 #include "clock.h"
 #include "control_internal.h"
 #include "engine.h"
+#include "listener.h"
 #include "log.h"
 #include "protocol.h"
 
-#define LISTENER_TAG UINT64_MAX
 /* Requests served per client per dispatch, so one client pipelining
  * thousands of cheap requests cannot starve the others. */
 #define REQUEST_BUDGET 16
-#define ACCEPT_BUDGET 16
-#define ACCEPT_PAUSE_MS 1000
-#define EVENT_BATCH 32
 
+/* One per listener slot; the fd, what epoll watches and the deadline of
+ * the current request/reply round are the listener's. */
 struct control_client {
-	int fd; /* -1: free slot */
-	uint32_t generation;
 	struct control_peer peer;
 	char in[PROTOCOL_MAX_LINE];
 	size_t in_len;
 	struct strbuf out; /* the pending reply */
 	size_t out_off;
-	uint64_t deadline_ms; /* the current request/reply round ends here */
-	uint32_t events;      /* registered with epoll */
 	bool eof, closing, more;
 };
+
+static size_t slot_of(const struct control *ctl, const struct control_client *c)
+{
+	return (size_t)(c - ctl->clients);
+}
+
+static int fd_of(const struct control *ctl, const struct control_client *c)
+{
+	return listener_client_fd(ctl->listener, slot_of(ctl, c));
+}
+
+/* The next request/reply round ends this long from now. */
+static uint64_t round_deadline(const struct control *ctl)
+{
+	return clock_now_ms() + (uint64_t)ctl->idle_timeout_ms;
+}
 
 /* ---- peer credentials ---- */
 
@@ -101,19 +112,6 @@ static int peer_identify(const struct control *ctl, int fd, struct control_peer 
 
 /* ---- clients ---- */
 
-static void client_set_events(struct control *ctl, struct control_client *c, uint32_t events)
-{
-	struct epoll_event ev = {.events = events};
-
-	if (c->events == events)
-		return;
-	ev.data.u64 = (uint64_t)c->generation << 32 | (uint64_t)(c - ctl->clients);
-	/* cannot fail for a registered fd short of a kernel bug; the deadline
-	 * ends the client if it ever did */
-	if (epoll_ctl(ctl->epoll_fd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
-		c->events = events;
-}
-
 /* Closing a unix socket with unread input makes the kernel reset the
  * peer, which can discard the error reply it has not read yet. So: refuse
  * further input, throw away what is queued (bounded: one socket buffer),
@@ -130,38 +128,25 @@ static void client_discard_input(int fd)
 static void client_close(struct control *ctl, struct control_client *c)
 {
 	log_debug("control: client uid %u pid %d gone", (unsigned)c->peer.uid, (int)c->peer.pid);
-	epoll_ctl(ctl->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
-	client_discard_input(c->fd);
-	close(c->fd);
-	c->fd = -1;
+	client_discard_input(fd_of(ctl, c));
+	listener_remove(ctl->listener, slot_of(ctl, c));
 	strbuf_free(&c->out);
 }
 
 int control_adopt(struct control *ctl, int fd, const struct control_peer *peer)
 {
-	struct control_client *c = NULL;
-	struct epoll_event ev = {.events = EPOLLIN};
+	struct control_client *c;
+	int slot = -1;
 
-	for (size_t i = 0; i < CONTROL_MAX_CLIENTS && !c; i++)
-		if (ctl->clients[i].fd < 0)
-			c = &ctl->clients[i];
-	if (!c || fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0) {
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 ||
+	    (slot = listener_add(ctl->listener, fd, EPOLLIN, round_deadline(ctl))) < 0) {
 		close(fd);
 		return -1;
 	}
+	c = &ctl->clients[slot];
 	memset(c, 0, sizeof(*c));
-	c->fd = fd;
-	c->generation = ++ctl->next_generation;
 	c->peer = *peer;
-	c->events = EPOLLIN;
-	c->deadline_ms = clock_now_ms() + (uint64_t)ctl->idle_timeout_ms;
 	strbuf_init(&c->out, PROTOCOL_MAX_BODY + PROTOCOL_MAX_HEADER);
-	ev.data.u64 = (uint64_t)c->generation << 32 | (uint64_t)(c - ctl->clients);
-	if (epoll_ctl(ctl->epoll_fd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-		close(fd);
-		c->fd = -1;
-		return -1;
-	}
 	log_debug("control: client uid %u pid %d connected (%s)", (unsigned)peer->uid,
 		  (int)peer->pid, peer->privileged ? "may change state" : "read-only");
 	return 0;
@@ -182,54 +167,38 @@ static void send_refusal(int fd, const char *code, const char *message)
  * clients filling every slot cannot lock the operator out. */
 static bool has_free_slot(const struct control *ctl, const struct control_peer *peer)
 {
-	size_t used = 0;
-
-	for (size_t i = 0; i < CONTROL_MAX_CLIENTS; i++)
-		used += ctl->clients[i].fd >= 0;
-	return used < (peer->privileged ? CONTROL_MAX_CLIENTS
-					: CONTROL_MAX_CLIENTS - CONTROL_RESERVED_PRIVILEGED);
+	return listener_clients(ctl->listener) <
+	       (peer->privileged ? CONTROL_MAX_CLIENTS
+				 : CONTROL_MAX_CLIENTS - CONTROL_RESERVED_PRIVILEGED);
 }
 
-static void accept_clients(struct control *ctl)
+static void on_accepted(void *owner, int fd)
 {
-	for (int i = 0; i < ACCEPT_BUDGET; i++) {
-		struct control_peer peer;
-		int fd = accept4(ctl->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	struct control *ctl = owner;
+	struct control_peer peer;
 
-		if (fd < 0) {
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-				/* the listener would stay readable and spin the loop:
-				 * stop listening for a moment instead */
-				log_warn_errno("control: cannot accept a client, pausing for %d ms",
-					       ACCEPT_PAUSE_MS);
-				epoll_ctl(ctl->epoll_fd, EPOLL_CTL_DEL, ctl->listen_fd, NULL);
-				ctl->accept_resume_ms = clock_now_ms() + ACCEPT_PAUSE_MS;
-			}
-			return;
-		}
-		if (peer_identify(ctl, fd, &peer) < 0) {
-			log_warn_errno("control: SO_PEERCRED");
-			close(fd);
-			continue;
-		}
-		if (!has_free_slot(ctl, &peer)) {
-			log_debug("control: no client slot left for uid %u pid %d",
-				  (unsigned)peer.uid, (int)peer.pid);
-			send_refusal(fd, PROTOCOL_ERR_BUSY,
-				     "too many control clients connected; try again in a moment");
-			close(fd);
-			continue;
-		}
-		if (control_adopt(ctl, fd, &peer) < 0)
-			log_warn_errno("control: cannot serve a client");
+	if (peer_identify(ctl, fd, &peer) < 0) {
+		log_warn_errno("control: SO_PEERCRED");
+		close(fd);
+		return;
 	}
+	if (!has_free_slot(ctl, &peer)) {
+		log_debug("control: no client slot left for uid %u pid %d", (unsigned)peer.uid,
+			  (int)peer.pid);
+		send_refusal(fd, PROTOCOL_ERR_BUSY,
+			     "too many control clients connected; try again in a moment");
+		close(fd);
+		return;
+	}
+	if (control_adopt(ctl, fd, &peer) < 0)
+		log_warn_errno("control: cannot serve a client");
 }
 
 /* Sends what is pending. 0 (maybe partly sent), -1 on a dead socket. */
-static int client_flush(struct control_client *c)
+static int client_flush(int fd, struct control_client *c)
 {
 	while (c->out_off < c->out.len) {
-		ssize_t n = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off,
+		ssize_t n = send(fd, c->out.data + c->out_off, c->out.len - c->out_off,
 				 MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -272,17 +241,17 @@ static void client_progress(struct control *ctl, struct control_client *c)
 		char *newline;
 
 		if (c->out_off < c->out.len) {
-			if (client_flush(c) < 0) {
+			if (client_flush(fd_of(ctl, c), c) < 0) {
 				client_close(ctl, c);
 				return;
 			}
 			if (c->out_off < c->out.len) {
-				client_set_events(ctl, c, EPOLLOUT);
+				listener_watch(ctl->listener, slot_of(ctl, c), EPOLLOUT);
 				return;
 			}
 			strbuf_reset(&c->out);
 			c->out_off = 0;
-			c->deadline_ms = clock_now_ms() + (uint64_t)ctl->idle_timeout_ms;
+			listener_set_deadline(ctl->listener, slot_of(ctl, c), round_deadline(ctl));
 		}
 		if (c->closing) {
 			client_close(ctl, c);
@@ -313,16 +282,20 @@ static void client_progress(struct control *ctl, struct control_client *c)
 			client_close(ctl, c);
 			return;
 		}
-		client_set_events(ctl, c, EPOLLIN);
+		listener_watch(ctl->listener, slot_of(ctl, c), EPOLLIN);
 		return;
 	}
 }
 
-static void client_event(struct control *ctl, struct control_client *c, uint32_t events)
+static void on_ready(void *owner, size_t slot, uint32_t events)
 {
-	if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && (c->events & EPOLLIN) &&
-	    c->in_len < sizeof(c->in)) {
-		ssize_t n = recv(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len, MSG_DONTWAIT);
+	struct control *ctl = owner;
+	struct control_client *c = &ctl->clients[slot];
+
+	if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) &&
+	    (listener_events(ctl->listener, slot) & EPOLLIN) && c->in_len < sizeof(c->in)) {
+		ssize_t n = recv(fd_of(ctl, c), c->in + c->in_len, sizeof(c->in) - c->in_len,
+				 MSG_DONTWAIT);
 
 		if (n > 0) {
 			c->in_len += (size_t)n;
@@ -336,76 +309,43 @@ static void client_event(struct control *ctl, struct control_client *c, uint32_t
 	client_progress(ctl, c);
 }
 
-static void expire_clients(struct control *ctl, uint64_t now)
+static void on_expired(void *owner, size_t slot)
 {
-	for (size_t i = 0; i < CONTROL_MAX_CLIENTS; i++) {
-		struct control_client *c = &ctl->clients[i];
+	struct control *ctl = owner;
+	struct control_client *c = &ctl->clients[slot];
 
-		if (c->fd < 0 || now < c->deadline_ms)
-			continue;
-		log_debug("control: client uid %u pid %d timed out", (unsigned)c->peer.uid,
-			  (int)c->peer.pid);
-		if (c->out_off == c->out.len)
-			send_refusal(c->fd, PROTOCOL_ERR_TIMEOUT,
-				     "no complete request within the time limit; closing");
-		client_close(ctl, c);
-	}
+	log_debug("control: client uid %u pid %d timed out", (unsigned)c->peer.uid,
+		  (int)c->peer.pid);
+	if (c->out_off == c->out.len)
+		send_refusal(fd_of(ctl, c), PROTOCOL_ERR_TIMEOUT,
+			     "no complete request within the time limit; closing");
+	client_close(ctl, c);
 }
+
+static const struct listener_handlers handlers = {
+	.accepted = on_accepted,
+	.ready = on_ready,
+	.expired = on_expired,
+};
 
 void control_dispatch(struct control *ctl)
 {
-	struct epoll_event events[EVENT_BATCH];
-	uint64_t now;
-	int n = epoll_wait(ctl->epoll_fd, events, EVENT_BATCH, 0);
-
 	ctl->work_pending = false;
-	for (int i = 0; i < n; i++) {
-		uint64_t tag = events[i].data.u64;
-		struct control_client *c;
-
-		if (tag == LISTENER_TAG) {
-			accept_clients(ctl);
-			continue;
-		}
-		c = &ctl->clients[tag & 0xffffffffu];
-		/* a slot closed and reused earlier in this batch is not this event's */
-		if (c->fd >= 0 && c->generation == (uint32_t)(tag >> 32))
-			client_event(ctl, c, events[i].events);
-	}
+	listener_dispatch(ctl->listener);
+	/* clients whose request budget ran out with requests left over */
 	for (size_t i = 0; i < CONTROL_MAX_CLIENTS; i++)
-		if (ctl->clients[i].fd >= 0 && ctl->clients[i].more)
+		if (listener_client_fd(ctl->listener, i) >= 0 && ctl->clients[i].more)
 			client_progress(ctl, &ctl->clients[i]);
-	now = clock_now_ms();
-	expire_clients(ctl, now);
-	if (ctl->accept_resume_ms && now >= ctl->accept_resume_ms) {
-		struct epoll_event ev = {.events = EPOLLIN, .data.u64 = LISTENER_TAG};
-
-		if (epoll_ctl(ctl->epoll_fd, EPOLL_CTL_ADD, ctl->listen_fd, &ev) == 0)
-			ctl->accept_resume_ms = 0;
-		else
-			ctl->accept_resume_ms = now + ACCEPT_PAUSE_MS;
-	}
 }
 
 int control_fd(const struct control *ctl)
 {
-	return ctl->epoll_fd;
+	return listener_fd(ctl->listener);
 }
 
 int control_timeout_ms(const struct control *ctl)
 {
-	uint64_t now = clock_now_ms(), next = ctl->accept_resume_ms;
-
-	if (ctl->work_pending)
-		return 0;
-	for (size_t i = 0; i < CONTROL_MAX_CLIENTS; i++)
-		if (ctl->clients[i].fd >= 0 && (!next || ctl->clients[i].deadline_ms < next))
-			next = ctl->clients[i].deadline_ms;
-	if (!next)
-		return -1;
-	if (next <= now)
-		return 0;
-	return next - now > 60000 ? 60000 : (int)(next - now);
+	return ctl->work_pending ? 0 : listener_timeout_ms(ctl->listener);
 }
 
 void control_set_idle_timeout(struct control *ctl, int ms)
@@ -531,13 +471,13 @@ static int clear_stale_socket(const struct sockaddr_un *addr)
 	return 0;
 }
 
+/* The listening socket, or -1. */
 static int open_socket(struct control *ctl)
 {
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};
-	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = LISTENER_TAG};
 	struct stat st;
 	mode_t old_mask;
-	int rc;
+	int fd, rc;
 
 	if (strlen(ctl->socket_path) >= sizeof(addr.sun_path)) {
 		log_error("control.socket %s: longer than %zu bytes", ctl->socket_path,
@@ -547,18 +487,18 @@ static int open_socket(struct control *ctl)
 	memcpy(addr.sun_path, ctl->socket_path, strlen(ctl->socket_path) + 1);
 	if (make_parent_dir(ctl->socket_path) < 0 || clear_stale_socket(&addr) < 0)
 		return -1;
-	ctl->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (ctl->listen_fd < 0) {
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
 		log_error_errno("control: socket");
 		return -1;
 	}
 	/* born owner-only; widened to the final mode once the group is set */
 	old_mask = umask(0177);
-	rc = bind(ctl->listen_fd, (const struct sockaddr *)&addr, sizeof(addr));
+	rc = bind(fd, (const struct sockaddr *)&addr, sizeof(addr));
 	umask(old_mask);
 	if (rc < 0) {
 		log_error_errno("control.socket: cannot bind %s", ctl->socket_path);
-		return -1;
+		goto fail;
 	}
 	if (lstat(ctl->socket_path, &st) == 0) {
 		ctl->socket_dev = st.st_dev;
@@ -567,27 +507,28 @@ static int open_socket(struct control *ctl)
 	control_apply_group(ctl);
 	if (chmod(ctl->socket_path, (mode_t)engine_config(ctl->engine)->control.mode) < 0) {
 		log_error_errno("control.socket: chmod %s", ctl->socket_path);
-		return -1;
+		goto fail;
 	}
-	if (listen(ctl->listen_fd, 128) < 0 ||
-	    epoll_ctl(ctl->epoll_fd, EPOLL_CTL_ADD, ctl->listen_fd, &ev) < 0) {
+	if (listen(fd, 128) < 0) {
 		log_error_errno("control.socket: cannot listen on %s", ctl->socket_path);
-		return -1;
+		goto fail;
 	}
-	return 0;
+	return fd;
+fail:
+	close(fd);
+	return -1;
 }
 
 struct control *control_start(struct engine *engine, const char *config_path)
 {
 	struct control *ctl = calloc(1, sizeof(*ctl));
+	int fd;
 
 	if (!ctl) {
 		log_error("control: out of memory");
 		return NULL;
 	}
 	ctl->engine = engine;
-	ctl->listen_fd = -1;
-	ctl->epoll_fd = -1;
 	ctl->idle_timeout_ms = CONTROL_IDLE_TIMEOUT_MS;
 	ctl->started_ms = clock_now_ms();
 	ctl->config_path = strdup(config_path);
@@ -597,14 +538,11 @@ struct control *control_start(struct engine *engine, const char *config_path)
 		log_error("control: out of memory");
 		goto fail;
 	}
-	for (size_t i = 0; i < CONTROL_MAX_CLIENTS; i++)
-		ctl->clients[i].fd = -1;
-	ctl->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-	if (ctl->epoll_fd < 0) {
-		log_error_errno("control: epoll_create1");
+	fd = open_socket(ctl);
+	if (fd < 0)
 		goto fail;
-	}
-	if (open_socket(ctl) < 0)
+	ctl->listener = listener_open("control", fd, CONTROL_MAX_CLIENTS, &handlers, ctl);
+	if (!ctl->listener)
 		goto fail;
 	log_info("control socket %s (mode %04o, group %s)", ctl->socket_path,
 		 (unsigned)engine_config(engine)->control.mode,
@@ -621,19 +559,14 @@ void control_stop(struct control *ctl)
 
 	if (!ctl)
 		return;
-	if (ctl->clients)
-		for (size_t i = 0; i < CONTROL_MAX_CLIENTS; i++)
-			if (ctl->clients[i].fd >= 0)
-				client_close(ctl, &ctl->clients[i]);
-	if (ctl->listen_fd >= 0) {
-		close(ctl->listen_fd);
-		/* a successor may already have bound the same path: leave its file */
-		if (ctl->socket_ino && lstat(ctl->socket_path, &st) == 0 &&
-		    st.st_dev == ctl->socket_dev && st.st_ino == ctl->socket_ino)
-			unlink(ctl->socket_path);
-	}
-	if (ctl->epoll_fd >= 0)
-		close(ctl->epoll_fd);
+	for (size_t i = 0; ctl->listener && i < CONTROL_MAX_CLIENTS; i++)
+		if (listener_client_fd(ctl->listener, i) >= 0)
+			client_close(ctl, &ctl->clients[i]);
+	listener_close(ctl->listener);
+	/* a successor may already have bound the same path: leave its file */
+	if (ctl->socket_ino && lstat(ctl->socket_path, &st) == 0 && st.st_dev == ctl->socket_dev &&
+	    st.st_ino == ctl->socket_ino)
+		unlink(ctl->socket_path);
 	free(ctl->clients);
 	free(ctl->config_path);
 	free(ctl->socket_path);

@@ -16,17 +16,15 @@ struct control {
 	struct engine *engine;
 	char *config_path;
 	char *socket_path;
-	int epoll_fd, listen_fd;
+	struct listener *listener; /* the socket and its client slots */
 	dev_t socket_dev; /* the socket file we made, so stop removes only it */
 	ino_t socket_ino;
 	bool have_group;
 	gid_t group_gid;
 	uint64_t started_ms; /* CLOCK_MONOTONIC, for the uptime */
 	int idle_timeout_ms;
-	uint64_t accept_resume_ms; /* 0, or when to listen again after EMFILE */
-	bool work_pending;	 /* a client has queued requests left over */
-	uint32_t next_generation;
-	struct control_client *clients; /* CONTROL_MAX_CLIENTS of them */
+	bool work_pending; /* a client has queued requests left over */
+	struct control_client *clients; /* one per listener slot */
 };
 
 /* Runs one request line from PEER and appends the whole reply (header and

@@ -19,13 +19,10 @@
 #include "engine.h"
 #include "gk_version.h"
 #include "health.h"
+#include "listener.h"
 #include "log.h"
 #include "queue.h"
 #include "rules_watch.h"
-
-#define LISTENER_TAG UINT64_MAX
-#define EVENT_BATCH 16
-#define ACCEPT_BUDGET 16
 
 /* ---- the exposition ---- */
 
@@ -297,45 +294,32 @@ void metrics_render(const struct engine *engine, struct strbuf *b)
 
 /* ---- the HTTP listener ---- */
 
+/* One per listener slot; the fd and the deadline are the listener's. */
 struct metrics_client {
-	int fd; /* -1: free */
-	uint32_t generation;
 	char in[METRICS_MAX_REQUEST];
 	size_t in_len;
 	struct strbuf out;
 	size_t out_off;
 	bool replying;
-	uint64_t deadline_ms;
 };
 
 struct metrics_server {
 	struct engine *engine;
-	int epoll_fd, listen_fd;
-	uint32_t next_generation;
+	struct listener *listener;
 	struct metrics_client clients[METRICS_MAX_CLIENTS];
 };
 
-static void client_close(struct metrics_server *s, struct metrics_client *c)
+static void client_close(struct metrics_server *s, size_t slot)
 {
-	epoll_ctl(s->epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
-	close(c->fd);
-	c->fd = -1;
-	strbuf_free(&c->out);
+	listener_remove(s->listener, slot);
+	strbuf_free(&s->clients[slot].out);
 }
 
-static void client_watch(struct metrics_server *s, struct metrics_client *c, uint32_t events,
-			 int op)
-{
-	struct epoll_event ev = {.events = events};
-
-	ev.data.u64 = (uint64_t)c->generation << 32 | (uint64_t)(c - s->clients);
-	if (epoll_ctl(s->epoll_fd, op, c->fd, &ev) < 0)
-		c->deadline_ms = 0; /* ended at the next dispatch */
-}
-
-static void respond(struct metrics_server *s, struct metrics_client *c, const char *status,
+static void respond(struct metrics_server *s, size_t slot, const char *status,
 		    const struct strbuf *body)
 {
+	struct metrics_client *c = &s->clients[slot];
+
 	strbuf_printf(&c->out, "HTTP/1.0 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
 		      "Connection: close\r\n\r\n", status,
 		      body ? METRICS_CONTENT_TYPE : "text/plain; charset=utf-8",
@@ -345,25 +329,26 @@ static void respond(struct metrics_server *s, struct metrics_client *c, const ch
 	else
 		strbuf_printf(&c->out, "%s\n", status);
 	c->replying = true;
-	client_watch(s, c, EPOLLOUT, EPOLL_CTL_MOD);
+	listener_watch(s->listener, slot, EPOLLOUT);
 }
 
 /* The request line decides; headers are read (to the blank line) and
  * ignored. */
-static void handle_request(struct metrics_server *s, struct metrics_client *c)
+static void handle_request(struct metrics_server *s, size_t slot)
 {
+	struct metrics_client *c = &s->clients[slot];
 	char *line_end = memchr(c->in, '\n', c->in_len);
 	char *sp, *path, *path_end;
 	struct strbuf body;
 
 	if (!line_end) {
-		respond(s, c, "400 Bad Request", NULL);
+		respond(s, slot, "400 Bad Request", NULL);
 		return;
 	}
 	*line_end = '\0';
 	sp = strchr(c->in, ' ');
 	if (!sp) {
-		respond(s, c, "400 Bad Request", NULL);
+		respond(s, slot, "400 Bad Request", NULL);
 		return;
 	}
 	*sp = '\0';
@@ -372,30 +357,33 @@ static void handle_request(struct metrics_server *s, struct metrics_client *c)
 	if (path_end)
 		*path_end = '\0';
 	if (strcmp(c->in, "GET") != 0) {
-		respond(s, c, "405 Method Not Allowed", NULL);
+		respond(s, slot, "405 Method Not Allowed", NULL);
 		return;
 	}
 	if (strcmp(path, "/metrics") != 0 && strncmp(path, "/metrics?", 9) != 0) {
-		respond(s, c, "404 Not Found", NULL);
+		respond(s, slot, "404 Not Found", NULL);
 		return;
 	}
 	strbuf_init(&body, 0);
 	metrics_render(s->engine, &body);
 	if (strbuf_failed(&body))
-		respond(s, c, "500 Internal Server Error", NULL);
+		respond(s, slot, "500 Internal Server Error", NULL);
 	else
-		respond(s, c, "200 OK", &body);
+		respond(s, slot, "200 OK", &body);
 	strbuf_free(&body);
 }
 
-static void client_event(struct metrics_server *s, struct metrics_client *c)
+static void on_ready(void *owner, size_t slot, uint32_t events)
 {
+	struct metrics_server *s = owner;
+	struct metrics_client *c = &s->clients[slot];
+	int fd = listener_client_fd(s->listener, slot);
+
 	if (!c->replying) {
-		ssize_t n = recv(c->fd, c->in + c->in_len, sizeof(c->in) - 1 - c->in_len,
-				 MSG_DONTWAIT);
+		ssize_t n = recv(fd, c->in + c->in_len, sizeof(c->in) - 1 - c->in_len, MSG_DONTWAIT);
 
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-			client_close(s, c);
+			client_close(s, slot);
 			return;
 		}
 		if (n < 0)
@@ -403,93 +391,68 @@ static void client_event(struct metrics_server *s, struct metrics_client *c)
 		c->in_len += (size_t)n;
 		c->in[c->in_len] = '\0';
 		if (strstr(c->in, "\r\n\r\n") || strstr(c->in, "\n\n"))
-			handle_request(s, c);
+			handle_request(s, slot);
 		else if (c->in_len == sizeof(c->in) - 1)
-			respond(s, c, "431 Request Header Fields Too Large", NULL);
+			respond(s, slot, "431 Request Header Fields Too Large", NULL);
 		if (!c->replying)
 			return;
 	}
 	while (c->out_off < c->out.len) {
-		ssize_t n = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off,
+		ssize_t n = send(fd, c->out.data + c->out_off, c->out.len - c->out_off,
 				 MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
 		if (n < 0) {
-			client_close(s, c);
+			client_close(s, slot);
 			return;
 		}
 		c->out_off += (size_t)n;
 	}
-	client_close(s, c);
+	client_close(s, slot);
 }
 
-static void accept_clients(struct metrics_server *s)
+/* A scraper retries when every slot is taken; the oldest clients end by
+ * their deadline. */
+static void on_accepted(void *owner, int fd)
 {
-	for (int i = 0; i < ACCEPT_BUDGET; i++) {
-		struct metrics_client *c = NULL;
-		int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	struct metrics_server *s = owner;
+	int slot = listener_add(s->listener, fd, EPOLLIN, clock_now_ms() + METRICS_TIMEOUT_MS);
 
-		if (fd < 0)
-			return;
-		for (size_t k = 0; k < METRICS_MAX_CLIENTS && !c; k++)
-			if (s->clients[k].fd < 0)
-				c = &s->clients[k];
-		if (!c) { /* a scraper retries; the oldest clients end by their deadline */
-			close(fd);
-			continue;
-		}
-		memset(c, 0, sizeof(*c));
-		c->fd = fd;
-		c->generation = ++s->next_generation;
-		c->deadline_ms = clock_now_ms() + METRICS_TIMEOUT_MS;
-		strbuf_init(&c->out, 0);
-		client_watch(s, c, EPOLLIN, EPOLL_CTL_ADD);
+	if (slot < 0) {
+		close(fd);
+		return;
 	}
+	memset(&s->clients[slot], 0, sizeof(s->clients[slot]));
+	strbuf_init(&s->clients[slot].out, 0);
 }
+
+static void on_expired(void *owner, size_t slot)
+{
+	client_close(owner, slot);
+}
+
+static const struct listener_handlers handlers = {
+	.accepted = on_accepted,
+	.ready = on_ready,
+	.expired = on_expired,
+};
 
 void metrics_server_dispatch(struct metrics_server *s)
 {
-	struct epoll_event events[EVENT_BATCH];
-	uint64_t now;
-	int n;
-
-	if (!s)
-		return;
-	n = epoll_wait(s->epoll_fd, events, EVENT_BATCH, 0);
-	for (int i = 0; i < n; i++) {
-		struct metrics_client *c;
-
-		if (events[i].data.u64 == LISTENER_TAG) {
-			accept_clients(s);
-			continue;
-		}
-		c = &s->clients[events[i].data.u64 & 0xffffffffu];
-		if (c->fd >= 0 && c->generation == (uint32_t)(events[i].data.u64 >> 32))
-			client_event(s, c);
-	}
-	now = clock_now_ms();
-	for (size_t i = 0; i < METRICS_MAX_CLIENTS; i++)
-		if (s->clients[i].fd >= 0 && now >= s->clients[i].deadline_ms)
-			client_close(s, &s->clients[i]);
+	if (s)
+		listener_dispatch(s->listener);
 }
 
 int metrics_server_fd(const struct metrics_server *s)
 {
-	return s ? s->epoll_fd : -1;
+	return s ? listener_fd(s->listener) : -1;
 }
 
 int metrics_server_timeout_ms(const struct metrics_server *s)
 {
-	uint64_t now = clock_now_ms(), next = 0;
-
-	for (size_t i = 0; s && i < METRICS_MAX_CLIENTS; i++)
-		if (s->clients[i].fd >= 0 && (!next || s->clients[i].deadline_ms < next))
-			next = s->clients[i].deadline_ms;
-	if (!next)
-		return -1;
-	return next <= now ? 0 : (int)(next - now);
+	return s ? listener_timeout_ms(s->listener) : -1;
 }
 
 int metrics_server_start(struct engine *engine, struct metrics_server **out)
@@ -497,10 +460,9 @@ int metrics_server_start(struct engine *engine, struct metrics_server **out)
 	const struct config *cfg = engine_config(engine);
 	struct metrics_server *s;
 	struct sockaddr_storage sa = {0};
-	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = LISTENER_TAG};
 	socklen_t sa_len;
 	char addr[64];
-	int on = 1;
+	int on = 1, fd;
 
 	*out = NULL;
 	if (!cfg->metrics.enabled)
@@ -511,9 +473,6 @@ int metrics_server_start(struct engine *engine, struct metrics_server **out)
 		return -1;
 	}
 	s->engine = engine;
-	for (size_t i = 0; i < METRICS_MAX_CLIENTS; i++)
-		s->clients[i].fd = -1;
-	s->listen_fd = -1;
 	config_addr_str(&cfg->metrics.addr, addr, sizeof(addr));
 	if (cfg->metrics.addr.family == AF_INET) {
 		struct sockaddr_in *in4 = (struct sockaddr_in *)&sa;
@@ -528,20 +487,22 @@ int metrics_server_start(struct engine *engine, struct metrics_server **out)
 		memcpy(&in6->sin6_addr, cfg->metrics.addr.bytes, 16);
 		sa_len = sizeof(*in6);
 	}
-	s->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-	s->listen_fd = socket(cfg->metrics.addr.family,
-			      SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (s->epoll_fd < 0 || s->listen_fd < 0 ||
-	    setsockopt(s->listen_fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) < 0 ||
+	fd = socket(cfg->metrics.addr.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) < 0 ||
 	    (cfg->metrics.addr.family == AF_INET6 &&
-	     setsockopt(s->listen_fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) < 0) ||
-	    bind(s->listen_fd, (struct sockaddr *)&sa, sa_len) < 0 ||
-	    listen(s->listen_fd, 64) < 0 ||
-	    epoll_ctl(s->epoll_fd, EPOLL_CTL_ADD, s->listen_fd, &ev) < 0) {
+	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) < 0) ||
+	    bind(fd, (struct sockaddr *)&sa, sa_len) < 0 || listen(fd, 64) < 0) {
 		log_error_errno("metrics.listen: cannot listen on %s%s%s port %u",
 				sa.ss_family == AF_INET6 ? "[" : "", addr,
 				sa.ss_family == AF_INET6 ? "]" : "", cfg->metrics.port);
-		metrics_server_stop(s);
+		if (fd >= 0)
+			close(fd);
+		free(s);
+		return -1;
+	}
+	s->listener = listener_open("metrics", fd, METRICS_MAX_CLIENTS, &handlers, s);
+	if (!s->listener) {
+		free(s);
 		return -1;
 	}
 	log_info("metrics: http://%s%s%s:%u/metrics", sa.ss_family == AF_INET6 ? "[" : "", addr,
@@ -555,11 +516,8 @@ void metrics_server_stop(struct metrics_server *s)
 	if (!s)
 		return;
 	for (size_t i = 0; i < METRICS_MAX_CLIENTS; i++)
-		if (s->clients[i].fd >= 0)
-			client_close(s, &s->clients[i]);
-	if (s->listen_fd >= 0)
-		close(s->listen_fd);
-	if (s->epoll_fd >= 0)
-		close(s->epoll_fd);
+		if (listener_client_fd(s->listener, i) >= 0)
+			client_close(s, i);
+	listener_close(s->listener);
 	free(s);
 }
