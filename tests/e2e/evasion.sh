@@ -38,6 +38,7 @@ declare -A OBSERVED=()        # "SET PORT" -> packets the server counted
 CASES=()
 REAL=()
 NOT_REAL=()
+LEAKED=()
 
 usage() {
 	echo "usage: evasion.sh forward|prerouting|input" >&2
@@ -68,22 +69,29 @@ load_catalog() {
 	((${#CASES[@]} > 0)) || die "evasion_craft.py list gave no case"
 }
 
-# The server's own view, in its namespace, counting per source port of the
-# client: SYNs that passed every input chain (IPv4 arrives reassembled
-# there; IPv6 fragments do not, the SYN-ACK counter covers those), and
-# SYN-ACKs its TCP sent. Counting only, accept policy.
+# The server's own view, in its namespace: SYNs that passed every input
+# chain (IPv4 arrives reassembled there; IPv6 fragments do not, the SYN-ACK
+# counters cover those) and SYN-ACKs its TCP sent, per source port of the
+# client (sets) and in all for the offline addresses (counters, whatever
+# the port). Counting only, accept policy.
 setup_observer() {
 	in_ns "$NS_SERVER" nft -f - <<-EOF || die "cannot install the server's counters"
 		table inet $OBS_TABLE {
 		  set syn_in { type inet_service; size 65535; flags dynamic; counter; }
 		  set synack_out { type inet_service; size 65535; flags dynamic; counter; }
+		  counter offline_syn { }
+		  counter offline_synack { }
 		  chain in {
 		    type filter hook input priority 1000; policy accept;
 		    tcp dport $SITE_PORT tcp flags & (syn | ack) == syn update @syn_in { tcp sport }
+		    ip daddr { $BLOG4, $WIKI4 } tcp dport $SITE_PORT tcp flags & (syn | ack) == syn counter name offline_syn
+		    ip6 daddr { $BLOG6, $WIKI6 } tcp dport $SITE_PORT tcp flags & (syn | ack) == syn counter name offline_syn
 		  }
 		  chain out {
 		    type filter hook output priority 1000; policy accept;
 		    tcp sport $SITE_PORT tcp flags & (syn | ack) == (syn | ack) update @synack_out { tcp dport }
+		    ip saddr { $BLOG4, $WIKI4 } tcp sport $SITE_PORT tcp flags & (syn | ack) == (syn | ack) counter name offline_synack
+		    ip6 saddr { $BLOG6, $WIKI6 } tcp sport $SITE_PORT tcp flags & (syn | ack) == (syn | ack) counter name offline_synack
 		  }
 		}
 	EOF
@@ -92,6 +100,21 @@ setup_observer() {
 observer_reset() {
 	in_ns "$NS_SERVER" nft flush set inet "$OBS_TABLE" syn_in
 	in_ns "$NS_SERVER" nft flush set inet "$OBS_TABLE" synack_out
+	in_ns "$NS_SERVER" nft reset counters table inet "$OBS_TABLE" >/dev/null
+}
+
+# offline_total NAME: the counter's packets since observer_reset.
+offline_total() {
+	in_ns "$NS_SERVER" nft list counter inet "$OBS_TABLE" "$1" | awk '/packets/ { print $2; exit }'
+}
+
+offline_sites_silent() {
+	local syn synack
+	syn=$(offline_total offline_syn)
+	synack=$(offline_total offline_synack)
+	echo "since the daemon started, the server counted $syn SYN(s) to blog and wiki:$SITE_PORT" \
+		"at input and sent $synack SYN-ACK(s) from them"
+	[[ $syn == 0 && $synack == 0 ]]
 }
 
 # observed SET PORT: packets the server counted in SET for the client's
@@ -184,6 +207,7 @@ baseline() {
 
 stays_dark() { # CASE DEST
 	local name=$1 dest=$2 port syn synack status=0
+	[[ -n ${SPORT["$name $dest"]:-} ]] || { echo "not sent"; return 1; }
 	port=${SPORT["$name $dest"]}
 	syn=$(observed syn_in "$port")
 	synack=$(observed synack_out "$port")
@@ -223,9 +247,9 @@ gated() {
 	craft gated "$GATED_PORTS" --quiet 1 <"$TMP/gated.send"
 	for name in "${REAL[@]}"; do
 		check "$HOOK: $name -> blog (offline, drop): no SYN-ACK, no SYN at the server" \
-			stays_dark "$name" blog
+			stays_dark "$name" blog || LEAKED+=("$name->blog")
 		check "$HOOK: $name -> wiki (offline, reject): no SYN-ACK, no SYN at the server" \
-			stays_dark "$name" wiki
+			stays_dark "$name" wiki || LEAKED+=("$name->wiki")
 		if [[ ${CASE_LEGIT[$name]} == 1 ]]; then
 			check "$HOOK: $name -> shop (online): SYN-ACK" answered "$name" shop
 		else
@@ -234,6 +258,8 @@ gated() {
 	done
 	check "$HOOK: v4-plain -> wiki: gatekeeper's RST" rejected v4-plain
 	check "$HOOK: v6-plain -> wiki: gatekeeper's RST" rejected v6-plain
+	check "$HOOK: no SYN of any case reached blog or wiki, none answered" offline_sites_silent
+	((${#LEAKED[@]} == 0)) || log "reached an offline site: ${LEAKED[*]}"
 }
 
 main() {
