@@ -346,6 +346,24 @@ static void gather(const struct control *ctl, struct figures *f)
 	engine_get_stats(ctl->engine, &f->workers);
 }
 
+/* What the kernel guard decided: the packets no daemon decided. */
+static void guard_text(const struct control *ctl, struct strbuf *b)
+{
+	struct guard_counters g;
+	int rc = engine_guard_counters(ctl->engine, &g);
+
+	if (rc == 0 && engine_backend(ctl->engine) == RULES_BACKEND_EXTERNAL) {
+		strbuf_puts(b, "guard          none (backend external)\n");
+		return;
+	}
+	strbuf_printf(b, "guard          %s%zu offline endpoints; undecided SYNs dropped %" PRIu64
+		      ", rejected %" PRIu64 ", first fragments dropped %" PRIu64 "\n",
+		      rc > 0 ? "" : rc == 0 ? "NOT INSTALLED, " : "unreadable, ",
+		      engine_guard(ctl->engine)->count, g.syn_dropped, g.syn_rejected, g.fragments);
+	if (engine_guard_stale(ctl->engine))
+		strbuf_puts(b, "guard          STALE: the kernel refused the last update (see the log)\n");
+}
+
 static void stats_text(const struct control *ctl, struct strbuf *b)
 {
 	struct rules_watch_counts rw;
@@ -366,7 +384,9 @@ static void stats_text(const struct control *ctl, struct strbuf *b)
 	strbuf_printf(b, "verdicts       accepted %" PRIu64 " dropped %" PRIu64 " rejected %" PRIu64 "\n",
 		      f.total.accepted, f.total.dropped, f.total.rejected);
 	strbuf_printf(b, "packets        %" PRIu64 " (unmanaged %" PRIu64 ", not SYN %" PRIu64
-		      ", malformed %" PRIu64 ")\n", w->packets, w->unmanaged, w->not_syn, w->malformed);
+		      ", malformed %" PRIu64 ", first fragments %" PRIu64 ")\n", w->packets,
+		      w->unmanaged, w->not_syn, w->malformed, w->fragments);
+	guard_text(ctl, b);
 	strbuf_printf(b, "RSTs           sent %" PRIu64 ", failed %" PRIu64 "\n", w->rst_sent, w->rst_failed);
 	strbuf_printf(b, "errors         recv %" PRIu64 ", verdict %" PRIu64 "\n", w->recv_errors,
 		      w->verdict_errors);
@@ -384,6 +404,18 @@ static void stats_text(const struct control *ctl, struct strbuf *b)
 				      ", user dropped %" PRIu64 ", portid %" PRIu32 "\n", q,
 				      k.queue_total, k.queue_dropped, k.user_dropped, k.peer_portid);
 	}
+}
+
+static void guard_json(const struct control *ctl, struct strbuf *b)
+{
+	struct guard_counters g;
+	int rc = engine_guard_counters(ctl->engine, &g);
+
+	strbuf_printf(b, ",\"guard\":{\"installed\":%s,\"stale\":%s,\"offline_endpoints\":%zu,"
+		      "\"syn_dropped\":%" PRIu64 ",\"syn_rejected\":%" PRIu64
+		      ",\"fragments_dropped\":%" PRIu64 "}",
+		      rc > 0 ? "true" : "false", engine_guard_stale(ctl->engine) ? "true" : "false",
+		      engine_guard(ctl->engine)->count, g.syn_dropped, g.syn_rejected, g.fragments);
 }
 
 static void stats_json(const struct control *ctl, struct strbuf *b)
@@ -410,11 +442,12 @@ static void stats_json(const struct control *ctl, struct strbuf *b)
 		      f.n_sites, f.offline, f.runtime, f.total.accepted, f.total.dropped,
 		      f.total.rejected);
 	strbuf_printf(b, ",\"workers\":{\"packets\":%" PRIu64 ",\"malformed\":%" PRIu64
-		      ",\"not_syn\":%" PRIu64 ",\"unmanaged\":%" PRIu64 ",\"rst_sent\":%" PRIu64
-		      ",\"rst_failed\":%" PRIu64 ",\"recv_errors\":%" PRIu64
+		      ",\"not_syn\":%" PRIu64 ",\"unmanaged\":%" PRIu64 ",\"fragments\":%" PRIu64
+		      ",\"rst_sent\":%" PRIu64 ",\"rst_failed\":%" PRIu64 ",\"recv_errors\":%" PRIu64
 		      ",\"verdict_errors\":%" PRIu64 "}",
-		      w->packets, w->malformed, w->not_syn, w->unmanaged, w->rst_sent, w->rst_failed,
-		      w->recv_errors, w->verdict_errors);
+		      w->packets, w->malformed, w->not_syn, w->unmanaged, w->fragments, w->rst_sent,
+		      w->rst_failed, w->recv_errors, w->verdict_errors);
+	guard_json(ctl, b);
 	rules_watch_get_counts(&rw);
 	strbuf_printf(b, ",\"rules\":{\"checks\":%" PRIu64 ",\"removed\":%" PRIu64
 		      ",\"reinstalled\":%" PRIu64 ",\"check_failures\":%" PRIu64 "},\"queues\":[",
@@ -486,6 +519,11 @@ static const char *change_site(struct control *ctl, const struct control_peer *p
 		health_apply(engine_health(ctl->engine), sites);
 	} else
 		site_set_override(site, state, action);
+	/* before the reply: once it returns, what no daemon decides gets the
+	 * new state too (the workers had it at once) */
+	if (engine_guard_sync(ctl->engine) < 0)
+		strbuf_puts(b, "warning: the kernel guard was not updated (the daemon's log says why); "
+			       "the daemon's own verdicts have the new state, and it keeps retrying\n");
 	log_info("site %s: %s (%s, from %s) by uid %u pid %d; was %s (%s, from %s)", req->site,
 		 config_state_name(site_state(site)), config_action_name(site_action(site)),
 		 site_source_name(site_source(site)), (unsigned)peer->uid, (int)peer->pid,

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "guard.h"
 #include "health.h"
 #include "log.h"
 #include "state.h"
@@ -15,9 +16,29 @@ struct engine {
 	struct workers *workers;
 	enum rules_backend backend;
 	bool rules_installed;
+	struct guard_set guard;          /* what the kernel guard holds */
+	bool guard_stale;                /* an update failed: retried at the next sync */
+	struct guard_counters guard_base; /* counted by guards since replaced */
 	struct health *health;
 	uint64_t reloads_ok, reloads_failed;
 };
+
+/* A guard left by an instance that died kept deciding while no daemon
+ * did: say what it did, and keep counting from there. */
+static void take_over_guard(struct engine *engine)
+{
+	struct guard_counters left;
+
+	if (rules_guard_read(engine->backend, engine->cfg, &left) <= 0)
+		return;
+	engine->guard_base = left;
+	if (left.syn_dropped || left.syn_rejected || left.fragments)
+		log_warn("the kernel guard left by an earlier instance dropped %llu and rejected "
+			 "%llu SYNs and dropped %llu first fragments to offline sites while no "
+			 "gatekeeperd decided them",
+			 (unsigned long long)left.syn_dropped, (unsigned long long)left.syn_rejected,
+			 (unsigned long long)left.fragments);
+}
 
 struct engine *engine_start(struct config *cfg, enum rules_backend backend)
 {
@@ -39,10 +60,15 @@ struct engine *engine_start(struct config *cfg, enum rules_backend backend)
 	engine->health = health_start(cfg);
 	if (!engine->health)
 		goto fail;
-	engine->workers = workers_open(cfg, engine->sites);
+	if (guard_set_build(&engine->guard, engine->sites) < 0) {
+		log_error("out of memory building the guard's set");
+		goto fail;
+	}
+	engine->workers = workers_open(cfg, engine->sites, backend != RULES_BACKEND_EXTERNAL);
 	if (!engine->workers)
 		goto fail;
-	if (rules_install(backend, cfg) < 0) {
+	take_over_guard(engine);
+	if (rules_install(backend, cfg, &engine->guard) < 0) {
 		log_error("cannot install the %s rules", rules_backend_name(backend));
 		goto fail;
 	}
@@ -62,6 +88,7 @@ void engine_stop(struct engine *engine)
 		log_error("could not remove every %s rule", rules_backend_name(engine->backend));
 	workers_stop(engine->workers);
 	health_stop(engine->health);
+	guard_set_free(&engine->guard);
 	sites_free(engine->sites);
 	config_free(engine->cfg);
 	free(engine);
@@ -106,6 +133,8 @@ static int reload_compatible(const struct config *old, const struct config *cfg,
 int engine_reload(struct engine *engine, const char *path, struct config_errors *errors)
 {
 	struct config *cfg = config_load(path, errors);
+	struct guard_set guard = {0};
+	struct guard_counters before;
 	struct sites *sites, *old;
 
 	if (!cfg) {
@@ -120,16 +149,27 @@ int engine_reload(struct engine *engine, const char *path, struct config_errors 
 	sites_carry_over_overrides(sites, engine->sites);
 	/* auto sites start from what their checks say now, not from online */
 	health_apply(engine->health, sites);
+	if (guard_set_build(&guard, sites) < 0) {
+		sites_free(sites);
+		goto fail;
+	}
+	/* the nft table is replaced whole, its counters with it */
+	if (engine->backend == RULES_BACKEND_NFT &&
+	    rules_guard_read(engine->backend, engine->cfg, &before) > 0)
+		guard_counters_add(&engine->guard_base, &before);
 	/* The new table goes live before the rules change: a newly managed
 	 * address is known to the workers by the time its first SYN is queued,
-	 * and a removed one is merely accepted until its rule is gone. */
+	 * and a removed one is left to the guard until its rule is gone. */
 	old = workers_swap_sites(engine->workers, sites);
-	if (rules_update(engine->backend, cfg) < 0) {
+	if (rules_update(engine->backend, cfg, &guard) < 0) {
 		workers_swap_sites(engine->workers, old);
 		sites_free(sites);
+		guard_set_free(&guard);
 		log_error("reload: the kernel refused the new rules; the running config is kept");
 		goto fail;
 	}
+	guard_set_move(&engine->guard, &guard);
+	engine->guard_stale = false;
 	/* no worker writes the old table any more: its counts are final */
 	sites_carry_over_counters(sites, old);
 	sites_free(old);
@@ -144,6 +184,56 @@ fail:
 	config_free(cfg);
 	engine->reloads_failed++;
 	return -1;
+}
+
+int engine_guard_sync(struct engine *engine)
+{
+	struct guard_set now;
+
+	if (engine->backend == RULES_BACKEND_EXTERNAL)
+		return 0;
+	if (guard_set_build(&now, engine->sites) < 0) {
+		log_error("out of memory building the guard's set");
+		return -1;
+	}
+	if (!engine->guard_stale && guard_set_equal(&now, &engine->guard)) {
+		guard_set_free(&now);
+		return 0;
+	}
+	if (rules_guard_update(engine->backend, engine->cfg, &now) < 0) {
+		if (!engine->guard_stale)
+			log_error("the kernel refused the guard's update: while no daemon decides, "
+				  "a changed site keeps its old state in the kernel; retrying");
+		engine->guard_stale = true;
+		guard_set_free(&now);
+		return -1;
+	}
+	if (engine->guard_stale)
+		log_info("the kernel guard is up to date again");
+	engine->guard_stale = false;
+	guard_set_move(&engine->guard, &now);
+	return 0;
+}
+
+const struct guard_set *engine_guard(const struct engine *engine)
+{
+	return &engine->guard;
+}
+
+int engine_guard_counters(const struct engine *engine, struct guard_counters *out)
+{
+	struct guard_counters now;
+	int rc = rules_guard_read(engine->backend, engine->cfg, &now);
+
+	*out = engine->guard_base;
+	if (rc > 0)
+		guard_counters_add(out, &now);
+	return rc;
+}
+
+bool engine_guard_stale(const struct engine *engine)
+{
+	return engine->guard_stale;
 }
 
 struct health *engine_health(const struct engine *engine)
@@ -214,7 +304,8 @@ void engine_log_counters(const struct engine *engine)
 	}
 	engine_get_stats(engine, &stats);
 	log_info("packets %" PRIu64 ": unmanaged %" PRIu64 " not-syn %" PRIu64
-		 " malformed %" PRIu64 " rst-sent %" PRIu64 " rst-failed %" PRIu64,
-		 stats.packets, stats.unmanaged, stats.not_syn, stats.malformed, stats.rst_sent,
-		 stats.rst_failed);
+		 " malformed %" PRIu64 " fragments %" PRIu64 " rst-sent %" PRIu64
+		 " rst-failed %" PRIu64,
+		 stats.packets, stats.unmanaged, stats.not_syn, stats.malformed, stats.fragments,
+		 stats.rst_sent, stats.rst_failed);
 }

@@ -7,10 +7,12 @@
 #ifndef GK_ENGINE_H
 #define GK_ENGINE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
 #include "config.h"
+#include "guard.h"
 #include "rules.h"
 #include "sites.h"
 #include "workers.h"
@@ -38,6 +40,18 @@ struct sites *engine_sites(const struct engine *engine);
 enum rules_backend engine_backend(const struct engine *engine);
 void engine_get_stats(const struct engine *engine, struct workers_stats *out);
 const struct workers *engine_workers(const struct engine *engine);
+
+/* Brings the kernel guard in line with the sites' states; call after any
+ * change of state (toggle, check, reset). Cheap when nothing changed. A
+ * refused update is logged and retried at the next call. 0 or -1. */
+int engine_guard_sync(struct engine *engine);
+/* What the kernel guard holds now. */
+const struct guard_set *engine_guard(const struct engine *engine);
+/* Whether the last guard update failed (the kernel holds an older set). */
+bool engine_guard_stale(const struct engine *engine);
+/* What the guard decided since the daemon started (and what a dead
+ * instance's guard decided before): 1 read, 0 no guard, -1 read failed. */
+int engine_guard_counters(const struct engine *engine, struct guard_counters *out);
 
 /* The health checks of the running config (never NULL once started). */
 struct health *engine_health(const struct engine *engine);

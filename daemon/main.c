@@ -14,6 +14,7 @@
 #include "config.h"
 #include "control.h"
 #include "engine.h"
+#include "guard.h"
 #include "gk_build.h"
 #include "health.h"
 #include "log.h"
@@ -114,6 +115,7 @@ static int run_check(const struct config *cfg, const struct options *opts)
 	enum rules_backend backend;
 	int rc = choose_backend(cfg, &backend, !opts->quiet);
 	bool print_rules = opts->print_rules;
+	struct guard_set guard = {0};
 
 	if (opts->quiet)
 		return rc < 0 ? 1 : 0;
@@ -123,19 +125,28 @@ static int run_check(const struct config *cfg, const struct options *opts)
 		return 1;
 	printf("backend: %s (config: %s)\n", rules_backend_name(backend),
 	       config_backend_name(cfg->backend));
+	if (print_rules && backend != RULES_BACKEND_EXTERNAL) {
+		/* the guard as the config says: the state file is not read here */
+		struct sites *sites = sites_create(cfg);
+		if (!sites || guard_set_build(&guard, sites) < 0)
+			fputs("# out of memory: the guard's set is left empty\n", stdout);
+		sites_free(sites);
+	}
 	if (print_rules && backend == RULES_BACKEND_NFT) {
-		char *text = rules_render_nft(cfg);
+		char *text = rules_render_nft(cfg, &guard);
 		if (text)
 			fputs(text, stdout);
 		free(text);
 	} else if (print_rules && backend != RULES_BACKEND_EXTERNAL) {
 		for (int family = 0; family < 2; family++) {
-			char *text = rules_render_xt(cfg, family ? AF_INET6 : AF_INET, true);
+			char *text = rules_render_xt_install(cfg, &guard, family ? AF_INET6 : AF_INET,
+							     0, 0);
 			if (text)
 				printf("# %s\n%s", family ? "ip6tables-restore" : "iptables-restore", text);
 			free(text);
 		}
 	}
+	guard_set_free(&guard);
 	return 0;
 }
 
@@ -217,10 +228,13 @@ static int serve(struct engine *engine, struct control *control, struct metrics_
 		/* also on a timeout: it ends clients past their deadline */
 		control_dispatch(control);
 		health_dispatch(engine_health(engine), engine_sites(engine));
+		/* a check that changed a site's state, or a failed update to retry */
+		engine_guard_sync(engine);
 		metrics_server_dispatch(metrics);
 		watchdog_tick(engine, watchdog_usec);
 		/* an admin's flush or firewall reload: put our rules back */
-		rules_watch_ms = rules_watch_tick(engine_backend(engine), engine_config(engine));
+		rules_watch_ms = rules_watch_tick(engine_backend(engine), engine_config(engine),
+						  engine_guard(engine));
 		engine_summary(engine, status, sizeof(status));
 		notify_status(status);
 		if (!(pfd[0].revents & POLLIN) || read(sigfd, &si, sizeof(si)) != sizeof(si))

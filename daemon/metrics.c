@@ -222,6 +222,30 @@ static void counter(struct strbuf *b, const char *name, const char *help, uint64
 	strbuf_printf(b, "%s %" PRIu64 "\n", name, value);
 }
 
+/* The kernel guard's own counters: what no daemon decided. */
+static void render_guard(const struct engine *engine, struct strbuf *b)
+{
+	struct guard_counters g;
+	int rc = engine_guard_counters(engine, &g);
+
+	family(b, "gatekeeper_guard_installed", "gauge",
+	       "1 if the kernel guard is in place (0: backend external, or it is gone).");
+	strbuf_printf(b, "gatekeeper_guard_installed %d\n", rc > 0);
+	family(b, "gatekeeper_guard_stale", "gauge",
+	       "1 if the kernel refused the guard's last update (it holds older states).");
+	strbuf_printf(b, "gatekeeper_guard_stale %d\n", engine_guard_stale(engine) ? 1 : 0);
+	family(b, "gatekeeper_guard_offline_endpoints", "gauge",
+	       "Offline address:port pairs the kernel guard holds.");
+	strbuf_printf(b, "gatekeeper_guard_offline_endpoints %zu\n", engine_guard(engine)->count);
+	family(b, "gatekeeper_guard_packets_total", "counter",
+	       "Packets to offline sites that no daemon decided (queue bypassed or full, "
+	       "fragments, unparseable), stopped by the kernel guard, by kind.");
+	strbuf_printf(b, "gatekeeper_guard_packets_total{kind=\"syn_dropped\"} %" PRIu64 "\n"
+		      "gatekeeper_guard_packets_total{kind=\"syn_rejected\"} %" PRIu64 "\n"
+		      "gatekeeper_guard_packets_total{kind=\"fragment_dropped\"} %" PRIu64 "\n",
+		      g.syn_dropped, g.syn_rejected, g.fragments);
+}
+
 void metrics_render(const struct engine *engine, struct strbuf *b)
 {
 	struct workers_stats w;
@@ -237,11 +261,16 @@ void metrics_render(const struct engine *engine, struct strbuf *b)
 	counter(b, "gatekeeper_packets_total", "Packets the workers received from the queues.",
 		w.packets);
 	family(b, "gatekeeper_packets_passed_total", "counter",
-	       "Packets accepted without a site decision, by reason.");
+	       "Packets the workers left to the kernel guard (or, backend external, dropped "
+	       "when malformed), by reason.");
 	strbuf_printf(b, "gatekeeper_packets_passed_total{reason=\"malformed\"} %" PRIu64 "\n"
 		      "gatekeeper_packets_passed_total{reason=\"not_syn\"} %" PRIu64 "\n"
 		      "gatekeeper_packets_passed_total{reason=\"unmanaged\"} %" PRIu64 "\n",
 		      w.malformed, w.not_syn, w.unmanaged);
+	counter(b, "gatekeeper_first_fragments_total",
+		"First fragments of SYNs the workers decided (an evasion attempt, or a "
+		"very odd client).", w.fragments);
+	render_guard(engine, b);
 	family(b, "gatekeeper_rsts_total", "counter", "TCP RSTs for rejected SYNs, by outcome.");
 	strbuf_printf(b, "gatekeeper_rsts_total{result=\"sent\"} %" PRIu64 "\n"
 		      "gatekeeper_rsts_total{result=\"failed\"} %" PRIu64 "\n",

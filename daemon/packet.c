@@ -12,6 +12,7 @@
 #define IPPROTO_NUM_TCP 6
 
 #define IPV4_FRAG_OFFSET_MASK 0x1fff
+#define IPV4_FLAG_MF 0x2000
 #define IPV4_FLAG_DF 0x4000
 
 #define IPV6_EXT_HOPOPTS 0
@@ -22,8 +23,7 @@
 #define IPV6_EXT_NONE 59
 #define IPV6_EXT_DSTOPTS 60
 #define IPV6_FRAG_HDR_LEN 8
-/* Real traffic carries one or two; the cap keeps a hostile chain cheap. */
-#define IPV6_EXT_MAX 8
+#define IPV6_FRAG_MORE 0x0001
 
 #define RST_TTL 64
 #define RST_V4_LEN (IPV4_HDR_MIN + TCP_HDR_MIN)
@@ -56,7 +56,7 @@ static inline void put32(uint8_t *p, uint32_t v)
 /* Fills in where the TCP header starts and how many bytes the IP header
  * says follow it (IP_PAYLOAD, which may exceed what was captured). */
 static enum packet_status parse_ipv4(const uint8_t *buf, size_t len, size_t *tcp_off,
-				     uint32_t *ip_payload)
+				     uint32_t *ip_payload, int *first_fragment)
 {
 	if (len < IPV4_HDR_MIN)
 		return PACKET_TRUNCATED;
@@ -76,11 +76,12 @@ static enum packet_status parse_ipv4(const uint8_t *buf, size_t len, size_t *tcp
 
 	*tcp_off = ihl;
 	*ip_payload = total - (uint32_t)ihl;
+	*first_fragment = (get16(buf + 6) & IPV4_FLAG_MF) != 0;
 	return PACKET_OK;
 }
 
 static enum packet_status parse_ipv6(const uint8_t *buf, size_t len, size_t *tcp_off,
-				     uint32_t *ip_payload)
+				     uint32_t *ip_payload, int *first_fragment)
 {
 	if (len < IPV6_HDR_LEN)
 		return PACKET_TRUNCATED;
@@ -89,11 +90,13 @@ static enum packet_status parse_ipv6(const uint8_t *buf, size_t len, size_t *tcp
 	uint8_t next = buf[6];
 	size_t off = IPV6_HDR_LEN;
 
-	for (int n = 0; next != IPPROTO_NUM_TCP; n++) {
+	/* No cap on the number of headers: the kernel accepts chains of any
+	 * length, and a SYN behind a longer one than we allow would have to
+	 * be waved through undecided. Each header is at least 8 bytes, so the
+	 * walk ends within LEN / 8 steps. */
+	while (next != IPPROTO_NUM_TCP) {
 		size_t hdr_len;
 
-		if (n == IPV6_EXT_MAX)
-			return PACKET_BAD_HEADER;
 		switch (next) {
 		case IPV6_EXT_HOPOPTS:
 		case IPV6_EXT_ROUTING:
@@ -113,6 +116,8 @@ static enum packet_status parse_ipv6(const uint8_t *buf, size_t len, size_t *tcp
 			/* Offset is the top 13 bits; the low 3 hold M and reserved. */
 			if (get16(buf + off + 2) >> 3)
 				return PACKET_NOT_TCP;
+			if (get16(buf + off + 2) & IPV6_FRAG_MORE)
+				*first_fragment = 1;
 			hdr_len = IPV6_FRAG_HDR_LEN;
 			break;
 		default: /* ESP, no next header, UDP, ICMPv6, unknown */
@@ -138,18 +143,18 @@ enum packet_status packet_parse(const uint8_t *buf, size_t len, struct packet_tc
 	enum packet_status status;
 	size_t off = 0;
 	uint32_t ip_payload = 0;
-	int family;
+	int family, first_fragment = 0;
 
 	if (len < 1)
 		return PACKET_TRUNCATED;
 	switch (buf[0] >> 4) {
 	case 4:
 		family = AF_INET;
-		status = parse_ipv4(buf, len, &off, &ip_payload);
+		status = parse_ipv4(buf, len, &off, &ip_payload, &first_fragment);
 		break;
 	case 6:
 		family = AF_INET6;
-		status = parse_ipv6(buf, len, &off, &ip_payload);
+		status = parse_ipv6(buf, len, &off, &ip_payload, &first_fragment);
 		break;
 	default:
 		return PACKET_BAD_VERSION;
@@ -162,7 +167,10 @@ enum packet_status packet_parse(const uint8_t *buf, size_t len, struct packet_tc
 		return PACKET_TRUNCATED;
 	const uint8_t *tcp = buf + off;
 	uint32_t doff = (uint32_t)(tcp[12] >> 4) * 4;
-	if (doff < TCP_HDR_MIN || doff > ip_payload)
+	/* A first fragment may end inside the TCP options: the server sees
+	 * the whole header once it reassembles, so this SYN is as real as an
+	 * unfragmented one and is decided like one. */
+	if (doff < TCP_HDR_MIN || (doff > ip_payload && !first_fragment))
 		return PACKET_BAD_HEADER;
 
 	out->family = family;
@@ -180,7 +188,8 @@ enum packet_status packet_parse(const uint8_t *buf, size_t len, struct packet_tc
 	out->seq = get32(tcp + 4);
 	out->ack = get32(tcp + 8);
 	out->flags = tcp[13];
-	out->payload_len = ip_payload - doff;
+	out->payload_len = doff > ip_payload ? 0 : ip_payload - doff;
+	out->first_fragment = first_fragment;
 	return PACKET_OK;
 }
 

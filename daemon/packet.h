@@ -38,9 +38,16 @@ struct packet_tcp {
 	uint32_t seq, ack;            /* host order */
 	uint8_t flags;                /* PACKET_TCP_* */
 	uint32_t payload_len;         /* TCP payload bytes per the IP header */
+	/* The first fragment of a fragmented datagram (IPv4 MF, or an IPv6
+	 * fragment header with more to come): the rest of the TCP header and
+	 * the payload may be in later fragments. */
+	int first_fragment;
 };
 
-/* Parses BUF[0..LEN) as an IP packet carrying TCP. */
+/* Parses BUF[0..LEN) as an IP packet carrying TCP. PACKET_OK needs the
+ * fixed TCP header (ports, flags) in the captured bytes; IPv6 extension
+ * headers are followed for as far as the captured bytes go (no count
+ * limit: each is at least 8 bytes, so the walk is bounded by LEN). */
 enum packet_status packet_parse(const uint8_t *buf, size_t len, struct packet_tcp *out);
 
 /* SYN set and ACK clear: the first packet of a new connection. */

@@ -20,7 +20,7 @@
 
 /* A queued packet's message: headers and attributes plus the copied bytes. */
 #define QUEUE_MSG_SIZE (512 + PACKET_COPY_RANGE)
-/* One verdict message: nlmsghdr + nfgenmsg + NFQA_VERDICT_HDR. */
+/* One verdict message: nlmsghdr + nfgenmsg + NFQA_VERDICT_HDR + NFQA_MARK. */
 #define QUEUE_VERDICT_SIZE 64
 /* Config messages and their acks are small. */
 #define QUEUE_CONFIG_BUF 8192
@@ -44,6 +44,8 @@ struct queue {
 	bool run_open;
 	uint32_t run_last_id;
 	int run_verdict;
+	bool run_set_mark;
+	uint32_t run_mark;
 	unsigned run_len;
 	unsigned kernel_errors; /* refused verdicts, since the last take */
 };
@@ -160,9 +162,10 @@ uint16_t queue_num(const struct queue *queue)
 	return queue->num;
 }
 
-/* Extracts id and payload from one NFQNL_MSG_PACKET; 0 or -1. A direct
- * walk over the attributes with the bounds checks inline: only two of them
- * matter here, and the walk is a good part of our own per-packet work. */
+/* Extracts id, mark and payload from one NFQNL_MSG_PACKET; 0 or -1. A
+ * direct walk over the attributes with the bounds checks inline: only three
+ * of them matter here, and the walk is a good part of our own per-packet
+ * work. */
 static int queue_parse_packet(const struct nlmsghdr *nlh, struct queue_packet *pkt)
 {
 	const struct nfqnl_msg_packet_hdr *ph = NULL;
@@ -173,6 +176,7 @@ static int queue_parse_packet(const struct nlmsghdr *nlh, struct queue_packet *p
 		return -1;
 	pkt->data = NULL;
 	pkt->len = 0;
+	pkt->mark = 0;
 	while (end - p >= (ptrdiff_t)sizeof(struct nlattr)) {
 		const struct nlattr *attr = (const struct nlattr *)p;
 		size_t len = attr->nla_len;
@@ -188,6 +192,15 @@ static int queue_parse_packet(const struct nlmsghdr *nlh, struct queue_packet *p
 		case NFQA_PAYLOAD:
 			pkt->data = p + NLA_HDRLEN;
 			pkt->len = len - NLA_HDRLEN;
+			break;
+		case NFQA_MARK: /* sent only when the packet has one */
+			if (len - NLA_HDRLEN < sizeof(uint32_t))
+				return -1;
+			{
+				uint32_t be;
+				memcpy(&be, p + NLA_HDRLEN, sizeof(be));
+				pkt->mark = ntohl(be);
+			}
 			break;
 		}
 		p += NLA_ALIGN(len);
@@ -273,16 +286,21 @@ static void queue_close_run(struct queue *queue)
 			    queue->run_len == 1 ? NFQNL_MSG_VERDICT : NFQNL_MSG_VERDICT_BATCH,
 			    queue->num);
 	nfq_nlmsg_verdict_put(nlh, (int)queue->run_last_id, queue->run_verdict);
+	/* a batch verdict's mark applies to every packet of the run */
+	if (queue->run_set_mark)
+		nfq_nlmsg_verdict_put_mark(nlh, queue->run_mark);
 	queue->tx_len += NLMSG_ALIGN(nlh->nlmsg_len);
 	queue->tx_count++;
 	queue->run_open = false;
 }
 
-void queue_add_verdict(struct queue *queue, uint32_t id, int verdict)
+void queue_add_verdict(struct queue *queue, uint32_t id, int verdict, bool set_mark,
+		       uint32_t mark)
 {
 	/* a run may grow only while ids follow one another: a gap is a packet
 	 * we have not decided (not received yet, or not ours to batch over) */
-	if (queue->run_open && queue->run_verdict == verdict && id == queue->run_last_id + 1) {
+	if (queue->run_open && queue->run_verdict == verdict && queue->run_set_mark == set_mark &&
+	    (!set_mark || queue->run_mark == mark) && id == queue->run_last_id + 1) {
 		queue->run_last_id = id;
 		queue->run_len++;
 		return;
@@ -293,6 +311,8 @@ void queue_add_verdict(struct queue *queue, uint32_t id, int verdict)
 	queue->run_open = true;
 	queue->run_last_id = id;
 	queue->run_verdict = verdict;
+	queue->run_set_mark = set_mark;
+	queue->run_mark = mark;
 	queue->run_len = 1;
 }
 

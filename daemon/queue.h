@@ -28,6 +28,7 @@ struct queue_options {
 /* One queued packet of the current batch. */
 struct queue_packet {
 	uint32_t id;
+	uint32_t mark; /* the packet's mark when it was queued (0: none) */
 	const uint8_t *data; /* the copied bytes, valid until the next recv */
 	size_t len;
 };
@@ -59,10 +60,13 @@ int queue_wake(struct queue *queue);
  * last call; the count is reset. Same thread as queue_recv_batch. */
 unsigned queue_take_kernel_errors(struct queue *queue);
 
-/* Adds a verdict (NF_ACCEPT / NF_DROP) to the pending batch. Add them in
- * the order the packets were received: consecutive ids with the same
- * verdict go to the kernel as one batch verdict. */
-void queue_add_verdict(struct queue *queue, uint32_t id, int verdict);
+/* Adds a verdict (NF_ACCEPT / NF_DROP) to the pending batch; with
+ * SET_MARK the packet leaves with mark MARK (the whole mark: pass the
+ * packet's own bits along). Add them in the order the packets were
+ * received: consecutive ids with the same verdict and mark go to the
+ * kernel as one batch verdict. */
+void queue_add_verdict(struct queue *queue, uint32_t id, int verdict, bool set_mark,
+		       uint32_t mark);
 /* Sends the pending verdicts in one message; 0 or -1. */
 int queue_flush_verdicts(struct queue *queue);
 

@@ -1,4 +1,5 @@
 #include "rules.h"
+#include "rules_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,14 +19,17 @@
 
 static const char nft_template[] = GK_NFT_TEMPLATE;
 
-/* The xtables base chain for each hook: raw PREROUTING runs before
- * conntrack, mangle INPUT/FORWARD before the filter table's verdicts. */
-static const char *xt_table(enum config_hook hook)
+const char *rules_xt_table(enum config_hook hook)
 {
 	return hook == CONFIG_HOOK_PREROUTING ? "raw" : "mangle";
 }
 
-static const char *xt_base_chain(enum config_hook hook)
+const char *rules_xt_guard_table(enum config_hook hook)
+{
+	return hook == CONFIG_HOOK_PREROUTING ? "mangle" : "filter";
+}
+
+const char *rules_xt_base_chain(enum config_hook hook)
 {
 	switch (hook) {
 	case CONFIG_HOOK_PREROUTING: return "PREROUTING";
@@ -37,7 +41,7 @@ static const char *xt_base_chain(enum config_hook hook)
 
 /* ---- nft ---------------------------------------------------------------- */
 
-static int nft_run(const char *text, bool dry_run, bool quiet)
+int rules_nft_run(const char *text, bool dry_run, bool quiet)
 {
 	struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
 	int rc;
@@ -88,24 +92,47 @@ static void nft_put_queue(FILE *out, const struct config *cfg)
 			cfg->queue.num + cfg->queue.count - 1, bypass, cfg->queue.fail_open ? "," : "");
 }
 
-static void nft_put_field(FILE *out, const struct config *cfg, const char *name, size_t len)
+static bool field_is(const char *name, size_t len, const char *want)
 {
-	if (len == 4 && memcmp(name, "HOOK", 4) == 0)
+	return len == strlen(want) && memcmp(name, want, len) == 0;
+}
+
+static void nft_put_field(FILE *out, const struct config *cfg, const struct guard_set *guard,
+			  const char *name, size_t len)
+{
+	bool prerouting = cfg->hook == CONFIG_HOOK_PREROUTING;
+
+	if (field_is(name, len, "HOOK"))
 		fputs(config_hook_name(cfg->hook), out);
-	else if (len == 8 && memcmp(name, "PRIORITY", 8) == 0)
-		fputs(cfg->hook == CONFIG_HOOK_PREROUTING ? "-300" : "-150", out);
-	else if (len == 9 && memcmp(name, "ELEMENTS4", 9) == 0)
+	else if (field_is(name, len, "PRIORITY"))
+		fputs(prerouting ? "-300" : "-150", out);
+	else if (field_is(name, len, "GUARD_PRIORITY"))
+		fputs(prerouting ? "-290" : "-140", out);
+	else if (field_is(name, len, "ELEMENTS4"))
 		nft_put_elements(out, cfg, AF_INET);
-	else if (len == 9 && memcmp(name, "ELEMENTS6", 9) == 0)
+	else if (field_is(name, len, "ELEMENTS6"))
 		nft_put_elements(out, cfg, AF_INET6);
-	else if (len == 5 && memcmp(name, "QUEUE", 5) == 0)
+	else if (field_is(name, len, "GUARD_DROP4"))
+		rules_guard_put_nft_elements(out, guard, AF_INET, SITE_ACTION_DROP);
+	else if (field_is(name, len, "GUARD_REJECT4"))
+		rules_guard_put_nft_elements(out, guard, AF_INET, SITE_ACTION_REJECT);
+	else if (field_is(name, len, "GUARD_DROP6"))
+		rules_guard_put_nft_elements(out, guard, AF_INET6, SITE_ACTION_DROP);
+	else if (field_is(name, len, "GUARD_REJECT6"))
+		rules_guard_put_nft_elements(out, guard, AF_INET6, SITE_ACTION_REJECT);
+	else if (field_is(name, len, "QUEUE"))
 		nft_put_queue(out, cfg);
-	else if (len == 10 && memcmp(name, "CHECK_MARK", 10) == 0)
+	else if (field_is(name, len, "CHECK_MARK"))
 		fputs(RULES_CHECK_MARK_TEXT, out);
+	else if (field_is(name, len, "DECIDED_MARK"))
+		fputs(RULES_DECIDED_MARK_TEXT, out);
+	else if (field_is(name, len, "DECIDED_CLEAR"))
+		fputs(RULES_DECIDED_CLEAR_TEXT, out);
 }
 
 /* Writes LEN bytes of LINE with every {{FIELD}} filled in. */
-static void nft_put_line(FILE *out, const struct config *cfg, const char *line, size_t len)
+static void nft_put_line(FILE *out, const struct config *cfg, const struct guard_set *guard,
+			 const char *line, size_t len)
 {
 	const char *end = line + len;
 
@@ -118,12 +145,12 @@ static void nft_put_line(FILE *out, const struct config *cfg, const char *line, 
 			return;
 		}
 		fwrite(line, 1, (size_t)(open - line), out);
-		nft_put_field(out, cfg, open + 2, (size_t)(close - open - 2));
+		nft_put_field(out, cfg, guard, open + 2, (size_t)(close - open - 2));
 		line = close + 2;
 	}
 }
 
-char *rules_render_nft(const struct config *cfg)
+char *rules_render_nft(const struct config *cfg, const struct guard_set *guard)
 {
 	const char *p = nft_template;
 	char *text = NULL;
@@ -141,7 +168,7 @@ char *rules_render_nft(const struct config *cfg)
 
 		/* the template's comments document it; the kernel needn't see them */
 		if (p[0] != '#')
-			nft_put_line(out, cfg, p, len);
+			nft_put_line(out, cfg, guard, p, len);
 		p += len;
 	}
 	if (fclose(out) != 0) {
@@ -165,15 +192,13 @@ static bool tool_find(const char *name, char *path, size_t len)
 	return false;
 }
 
-static const char *xt_flavour(enum rules_backend backend)
+const char *rules_xt_flavour(enum rules_backend backend)
 {
 	return backend == RULES_BACKEND_XT_LEGACY ? "legacy" : "nft";
 }
 
-/* Runs "[ip|ip6]tables-FLAVOUR[-restore] ARGS", feeding INPUT on stdin when
- * given. Returns the exit status, or -1 if it could not run. */
-static int xt_exec(enum rules_backend backend, int family, bool restore, const char *input,
-		   char *const extra[], bool quiet)
+int rules_xt_exec(enum rules_backend backend, int family, bool restore, const char *input,
+		  char *const extra[], bool quiet)
 {
 	char name[64], path[256];
 	char *argv[16];
@@ -181,7 +206,7 @@ static int xt_exec(enum rules_backend backend, int family, bool restore, const c
 	pid_t pid;
 
 	snprintf(name, sizeof(name), "%s-%s%s", family == AF_INET6 ? "ip6tables" : "iptables",
-		 xt_flavour(backend), restore ? "-restore" : "");
+		 rules_xt_flavour(backend), restore ? "-restore" : "");
 	if (!tool_find(name, path, sizeof(path))) {
 		log_error("%s not found: install the iptables package", name);
 		return -1;
@@ -222,6 +247,48 @@ static int xt_exec(enum rules_backend backend, int family, bool restore, const c
 	return child_wait(pid);
 }
 
+int rules_xt_save(enum rules_backend backend, int family, const char *table, bool counters,
+		  void (*line_cb)(void *arg, const char *text), void *arg)
+{
+	char name[64], path[256], *line = NULL;
+	char *argv[] = {path, "-t", (char *)table, counters ? "-c" : NULL, NULL};
+	int pipefd[2], status;
+	size_t cap = 0;
+	FILE *in;
+	pid_t pid;
+
+	snprintf(name, sizeof(name), "%s-%s-save", family == AF_INET6 ? "ip6tables" : "iptables",
+		 rules_xt_flavour(backend));
+	if (!tool_find(name, path, sizeof(path))) {
+		log_error("%s not found: install the iptables package", name);
+		return -1;
+	}
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return -1;
+	pid = child_start(path, argv, -1, pipefd[1], true);
+	close(pipefd[1]);
+	if (pid < 0) {
+		log_error_errno("cannot run %s", path);
+		close(pipefd[0]);
+		return -1;
+	}
+	in = fdopen(pipefd[0], "r");
+	if (!in) {
+		close(pipefd[0]);
+	} else {
+		while (getline(&line, &cap, in) >= 0)
+			line_cb(arg, line);
+		free(line);
+		fclose(in);
+	}
+	status = child_wait(pid);
+	if (!in || status != 0) {
+		log_warn("%s -t %s failed", name, table);
+		return -1;
+	}
+	return 0;
+}
+
 static void xt_put_queue(FILE *out, const struct config *cfg)
 {
 	if (cfg->queue.count <= 1)
@@ -233,17 +300,15 @@ static void xt_put_queue(FILE *out, const struct config *cfg)
 		fputs(" --queue-bypass", out);
 }
 
-char *rules_render_xt(const struct config *cfg, int family, bool with_jump)
-{
-	char *text = NULL, addr[64];
-	size_t size = 0;
-	FILE *out = open_memstream(&text, &size);
+#define XT_JUMP_SPEC "-p tcp -m tcp --tcp-flags SYN,ACK SYN -j " RULES_XT_CHAIN
 
-	if (!out)
-		return NULL;
+static void xt_put_queue_table(FILE *out, const struct config *cfg, int family, int old_jumps)
+{
+	char addr[64];
+
 	/* With --noflush, declaring our chain empties it: the chain's old and
 	 * new contents swap in one commit, with no window in between. */
-	fprintf(out, "*%s\n:%s - [0:0]\n", xt_table(cfg->hook), RULES_XT_CHAIN);
+	fprintf(out, "*%s\n:%s - [0:0]\n", rules_xt_table(cfg->hook), RULES_XT_CHAIN);
 	for (size_t i = 0; i < cfg->n_sites; i++) {
 		const struct config_site *site = &cfg->sites[i];
 		for (size_t a = 0; a < site->n_addresses; a++) {
@@ -260,10 +325,24 @@ char *rules_render_xt(const struct config *cfg, int family, bool with_jump)
 			}
 		}
 	}
-	if (with_jump)
-		fprintf(out, "-I %s 1 -p tcp -m tcp --tcp-flags SYN,ACK SYN -j %s\n",
-			xt_base_chain(cfg->hook), RULES_XT_CHAIN);
+	/* the stale jumps of a dead instance go in the same commit that puts
+	 * ours in: exactly one jump, and never none */
+	for (int i = 0; i < old_jumps; i++)
+		fprintf(out, "-D %s " XT_JUMP_SPEC "\n", rules_xt_base_chain(cfg->hook));
+	if (old_jumps >= 0)
+		fprintf(out, "-I %s 1 " XT_JUMP_SPEC "\n", rules_xt_base_chain(cfg->hook));
 	fputs("COMMIT\n", out);
+}
+
+char *rules_render_xt(const struct config *cfg, int family, int old_jumps)
+{
+	char *text = NULL;
+	size_t size = 0;
+	FILE *out = open_memstream(&text, &size);
+
+	if (!out)
+		return NULL;
+	xt_put_queue_table(out, cfg, family, old_jumps);
 	if (fclose(out) != 0) {
 		free(text);
 		return NULL;
@@ -271,64 +350,231 @@ char *rules_render_xt(const struct config *cfg, int family, bool with_jump)
 	return text;
 }
 
-/* Deletes every jump to our chain from BASE; true if one was there. */
-static bool xt_delete_jumps(enum rules_backend backend, int family, const char *table,
-			    const char *base)
+/* The guard's table first: when the queueing rules change over, the guard
+ * behind them is already the new one. */
+char *rules_render_xt_install(const struct config *cfg, const struct guard_set *guard, int family,
+			      unsigned old_queue_jumps, unsigned old_guard_jumps)
 {
-	char *args[] = {"-t", (char *)table, "-D", (char *)base, "-p", "tcp", "-m", "tcp",
-			"--tcp-flags", "SYN,ACK", "SYN", "-j", RULES_XT_CHAIN, NULL};
+	char *guard_text = rules_render_xt_guard(cfg, guard, family, true, old_guard_jumps);
+	char *text = NULL;
+	size_t size = 0;
+	FILE *out;
+
+	if (!guard_text)
+		return NULL;
+	out = open_memstream(&text, &size);
+	if (!out) {
+		free(guard_text);
+		return NULL;
+	}
+	fputs(guard_text, out);
+	free(guard_text);
+	xt_put_queue_table(out, cfg, family, (int)old_queue_jumps);
+	if (fclose(out) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+/* Deletes every jump to CHAIN (with SPEC) from BASE; true if one was there. */
+static bool xt_delete_jumps(enum rules_backend backend, int family, const char *table,
+			    const char *base, const char *chain, bool queue_spec)
+{
+	char *queue_args[] = {"-t", (char *)table, "-D", (char *)base, "-p", "tcp", "-m", "tcp",
+			      "--tcp-flags", "SYN,ACK", "SYN", "-j", (char *)chain, NULL};
+	char *guard_args[] = {"-t", (char *)table, "-D", (char *)base, "-p", "tcp", "-j",
+			      (char *)chain, NULL};
 	bool found = false;
 
 	/* bounded: a sane table has at most a few stale copies */
-	for (int i = 0; i < 64 && xt_exec(backend, family, false, NULL, args, true) == 0; i++)
+	for (int i = 0; i < 64 && rules_xt_exec(backend, family, false, NULL,
+						queue_spec ? queue_args : guard_args, true) == 0;
+	     i++)
 		found = true;
 	return found;
 }
 
-static void xt_delete_chain(enum rules_backend backend, int family, const char *table)
+static void xt_delete_chain(enum rules_backend backend, int family, const char *table,
+			    const char *chain)
 {
-	char *flush[] = {"-t", (char *)table, "-F", RULES_XT_CHAIN, NULL};
-	char *del[] = {"-t", (char *)table, "-X", RULES_XT_CHAIN, NULL};
+	char *flush[] = {"-t", (char *)table, "-F", (char *)chain, NULL};
+	char *del[] = {"-t", (char *)table, "-X", (char *)chain, NULL};
 
-	xt_exec(backend, family, false, NULL, flush, true);
-	xt_exec(backend, family, false, NULL, del, true);
+	rules_xt_exec(backend, family, false, NULL, flush, true);
+	rules_xt_exec(backend, family, false, NULL, del, true);
 }
 
-/* Removes our jumps and chains from every hook, whatever hook a previous
- * instance was configured with. Returns true if anything was there. */
-static bool xt_purge(enum rules_backend backend, int family)
+static const char *const xt_guard_chains[] = {RULES_XT_GUARD_CHAIN, RULES_XT_OFFLINE_CHAIN,
+					      RULES_XT_DROP_CHAIN, RULES_XT_REJECT_CHAIN};
+
+/* Removes our jumps and chains at HOOK (queue and guard). True if a jump
+ * was there. */
+static bool xt_remove_hook(enum rules_backend backend, int family, enum config_hook hook)
+{
+	const char *base = rules_xt_base_chain(hook);
+	bool found;
+
+	found = xt_delete_jumps(backend, family, rules_xt_table(hook), base, RULES_XT_CHAIN, true);
+	found |= xt_delete_jumps(backend, family, rules_xt_guard_table(hook), base,
+				 RULES_XT_GUARD_CHAIN, false);
+	xt_delete_chain(backend, family, rules_xt_table(hook), RULES_XT_CHAIN);
+	/* GUARD first: it jumps to the others, and a referenced chain stays */
+	for (size_t i = 0; i < 4; i++)
+		xt_delete_chain(backend, family, rules_xt_guard_table(hook), xt_guard_chains[i]);
+	return found;
+}
+
+/* Leftovers of an instance that ran with another hook. Our chains in a
+ * table the current hook also uses are kept (their names differ by role:
+ * GATEKEEPER only ever queues, the GATEKEEPER_* chains only guard). */
+static bool xt_remove_other_hooks(enum rules_backend backend, int family, enum config_hook hook)
 {
 	static const enum config_hook hooks[] = {CONFIG_HOOK_PREROUTING, CONFIG_HOOK_INPUT,
 						 CONFIG_HOOK_FORWARD};
 	bool found = false;
 
-	for (size_t i = 0; i < 3; i++)
-		found |= xt_delete_jumps(backend, family, xt_table(hooks[i]),
-					 xt_base_chain(hooks[i]));
-	xt_delete_chain(backend, family, "raw");
-	xt_delete_chain(backend, family, "mangle");
+	for (size_t i = 0; i < 3; i++) {
+		const char *base = rules_xt_base_chain(hooks[i]);
+		if (hooks[i] == hook)
+			continue;
+		found |= xt_delete_jumps(backend, family, rules_xt_table(hooks[i]), base,
+					 RULES_XT_CHAIN, true);
+		found |= xt_delete_jumps(backend, family, rules_xt_guard_table(hooks[i]), base,
+					 RULES_XT_GUARD_CHAIN, false);
+	}
+	for (size_t i = 0; i < 3; i++) {
+		if (hooks[i] == hook)
+			continue;
+		if (strcmp(rules_xt_table(hooks[i]), rules_xt_table(hook)) != 0)
+			xt_delete_chain(backend, family, rules_xt_table(hooks[i]), RULES_XT_CHAIN);
+		if (strcmp(rules_xt_guard_table(hooks[i]), rules_xt_guard_table(hook)) != 0)
+			for (size_t c = 0; c < 4; c++)
+				xt_delete_chain(backend, family, rules_xt_guard_table(hooks[i]),
+						xt_guard_chains[c]);
+	}
 	return found;
 }
 
-static int xt_apply(enum rules_backend backend, const struct config *cfg, bool with_jump)
+static void xt_scan_cb(void *arg, const char *line)
 {
-	static const int families[] = {AF_INET, AF_INET6};
+	rules_xt_scan_line(arg, line);
+}
 
-	for (size_t i = 0; i < 2; i++) {
-		char *text = rules_render_xt(cfg, families[i], with_jump);
-		int rc;
+static void xt_guard_scan_cb(void *arg, const char *line)
+{
+	rules_xt_guard_scan_line(arg, line);
+}
 
-		if (!text)
-			return -1;
-		rc = xt_exec(backend, families[i], true, text, NULL, false);
-		free(text);
-		if (rc != 0) {
-			log_error("%stables-%s-restore failed (exit %d)",
-				  families[i] == AF_INET6 ? "ip6" : "ip", xt_flavour(backend), rc);
-			return -1;
-		}
+/* What is in the kernel now at CFG's hook for FAMILY. 0 or -1. */
+static int xt_scan_hook(enum rules_backend backend, const struct config *cfg, int family,
+			struct rules_xt_scan *queue, struct rules_xt_guard_scan *guard)
+{
+	*queue = (struct rules_xt_scan){.base_chain = rules_xt_base_chain(cfg->hook)};
+	*guard = (struct rules_xt_guard_scan){.base_chain = rules_xt_base_chain(cfg->hook)};
+	if (rules_xt_save(backend, family, rules_xt_table(cfg->hook), false, xt_scan_cb, queue) < 0)
+		return -1;
+	return rules_xt_save(backend, family, rules_xt_guard_table(cfg->hook), true,
+			     xt_guard_scan_cb, guard);
+}
+
+static int xt_restore(enum rules_backend backend, int family, const char *text)
+{
+	int rc = rules_xt_exec(backend, family, true, text, NULL, false);
+
+	if (rc != 0) {
+		log_error("%stables-%s-restore failed (exit %d)", family == AF_INET6 ? "ip6" : "ip",
+			  rules_xt_flavour(backend), rc);
+		return -1;
 	}
 	return 0;
+}
+
+static const int xt_families[] = {AF_INET, AF_INET6};
+
+static int xt_install(enum rules_backend backend, const struct config *cfg,
+		      const struct guard_set *guard)
+{
+	bool stale = false;
+
+	for (size_t i = 0; i < 2; i++) {
+		struct rules_xt_scan queue;
+		struct rules_xt_guard_scan g;
+		char *text;
+		int rc;
+
+		if (xt_scan_hook(backend, cfg, xt_families[i], &queue, &g) < 0)
+			return -1;
+		stale |= queue.jumps || g.jumps;
+		text = rules_render_xt_install(cfg, guard, xt_families[i], (unsigned)queue.jumps,
+					       (unsigned)g.jumps);
+		if (!text)
+			return -1;
+		rc = xt_restore(backend, xt_families[i], text);
+		free(text);
+		if (rc < 0)
+			return -1;
+	}
+	for (size_t i = 0; i < 2; i++)
+		stale |= xt_remove_other_hooks(backend, xt_families[i], cfg->hook);
+	if (stale)
+		log_warn("replaced the %s rules left by an earlier instance",
+			 rules_backend_name(backend));
+	return 0;
+}
+
+/* A reload: the queueing chain and the offline endpoints, refilled in one
+ * restore per family; the jumps and the guard's counters stay. */
+static int xt_update(enum rules_backend backend, const struct config *cfg,
+		     const struct guard_set *guard)
+{
+	for (size_t i = 0; i < 2; i++) {
+		char *queue_text = rules_render_xt(cfg, xt_families[i], -1);
+		char *guard_text = rules_render_xt_guard(cfg, guard, xt_families[i], false, 0);
+		char *text = NULL;
+		int rc = -1;
+
+		if (queue_text && guard_text && asprintf(&text, "%s%s", guard_text, queue_text) >= 0)
+			rc = xt_restore(backend, xt_families[i], text);
+		free(text);
+		free(queue_text);
+		free(guard_text);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int xt_guard_update(enum rules_backend backend, const struct config *cfg,
+			   const struct guard_set *guard)
+{
+	for (size_t i = 0; i < 2; i++) {
+		char *text = rules_render_xt_guard(cfg, guard, xt_families[i], false, 0);
+		int rc = text ? xt_restore(backend, xt_families[i], text) : -1;
+
+		free(text);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int xt_guard_read(enum rules_backend backend, const struct config *cfg,
+			 struct guard_counters *out)
+{
+	bool found = false;
+
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < 2; i++) {
+		struct rules_xt_guard_scan g = {.base_chain = rules_xt_base_chain(cfg->hook)};
+
+		if (rules_xt_save(backend, xt_families[i], rules_xt_guard_table(cfg->hook), true,
+				  xt_guard_scan_cb, &g) < 0)
+			return -1;
+		found |= g.drop_rules || g.reject_rules;
+		guard_counters_add(out, &g.counters);
+	}
+	return found ? 1 : 0;
 }
 
 /* ---- probe and dispatch ----------------------------------------------------- */
@@ -384,7 +630,7 @@ static bool nft_probe_rule(const char *rule)
 		 "add chain inet gatekeeper_probe c { type filter hook prerouting priority -300; }\n"
 		 "add rule inet gatekeeper_probe c %s\n",
 		 rule);
-	return nft_run(text, true, true) == 0;
+	return rules_nft_run(text, true, true) == 0;
 }
 
 void rules_probe(struct rules_probe *out)
@@ -392,7 +638,7 @@ void rules_probe(struct rules_probe *out)
 	char path[256];
 
 	memset(out, 0, sizeof(*out));
-	out->nf_tables = nft_run("list tables", false, true) == 0;
+	out->nf_tables = rules_nft_run("list tables", false, true) == 0;
 	if (out->nf_tables) {
 		out->nft_queue = nft_probe_rule("tcp dport 443 queue num 0 bypass");
 		out->nft_reject = nft_probe_rule("tcp dport 443 reject with tcp reset");
@@ -501,35 +747,30 @@ const char *rules_backend_name(enum rules_backend backend)
 	return "?";
 }
 
-static int nft_apply(const struct config *cfg)
+static int nft_apply(const struct config *cfg, const struct guard_set *guard)
 {
-	char *text = rules_render_nft(cfg);
+	char *text = rules_render_nft(cfg, guard);
 	int rc;
 
 	if (!text)
 		return -1;
-	rc = nft_run(text, false, false);
+	rc = rules_nft_run(text, false, false);
 	free(text);
 	return rc;
 }
 
-int rules_install(enum rules_backend backend, const struct config *cfg)
+int rules_install(enum rules_backend backend, const struct config *cfg,
+		  const struct guard_set *guard)
 {
-	bool stale4, stale6;
-
 	switch (backend) {
 	case RULES_BACKEND_NFT:
-		return nft_apply(cfg);
+		return nft_apply(cfg, guard);
 	case RULES_BACKEND_XT_NFT:
 	case RULES_BACKEND_XT_LEGACY:
-		stale4 = xt_purge(backend, AF_INET);
-		stale6 = xt_purge(backend, AF_INET6);
-		if (stale4 || stale6)
-			log_warn("removed stale %s rules left by an earlier instance",
-				 rules_backend_name(backend));
-		if (xt_apply(backend, cfg, true) < 0) {
-			xt_purge(backend, AF_INET);
-			xt_purge(backend, AF_INET6);
+		if (xt_install(backend, cfg, guard) < 0) {
+			/* nothing half-installed is left behind */
+			for (size_t i = 0; i < 2; i++)
+				xt_remove_hook(backend, xt_families[i], cfg->hook);
 			return -1;
 		}
 		return 0;
@@ -539,14 +780,76 @@ int rules_install(enum rules_backend backend, const struct config *cfg)
 	return -1;
 }
 
-int rules_update(enum rules_backend backend, const struct config *cfg)
+int rules_update(enum rules_backend backend, const struct config *cfg,
+		 const struct guard_set *guard)
 {
 	switch (backend) {
 	case RULES_BACKEND_NFT:
-		return nft_apply(cfg);
+		return nft_apply(cfg, guard);
 	case RULES_BACKEND_XT_NFT:
 	case RULES_BACKEND_XT_LEGACY:
-		return xt_apply(backend, cfg, false);
+		return xt_update(backend, cfg, guard);
+	case RULES_BACKEND_EXTERNAL:
+		return 0;
+	}
+	return -1;
+}
+
+int rules_guard_update(enum rules_backend backend, const struct config *cfg,
+		       const struct guard_set *guard)
+{
+	char *text;
+	int rc;
+
+	switch (backend) {
+	case RULES_BACKEND_NFT:
+		text = rules_render_nft_guard(guard);
+		if (!text)
+			return -1;
+		rc = rules_nft_run(text, false, false);
+		free(text);
+		return rc;
+	case RULES_BACKEND_XT_NFT:
+	case RULES_BACKEND_XT_LEGACY:
+		return xt_guard_update(backend, cfg, guard);
+	case RULES_BACKEND_EXTERNAL:
+		return 0;
+	}
+	return -1;
+}
+
+static const char *const nft_guard_counters[] = {"guard_syn_dropped", "guard_syn_rejected",
+						 "guard_fragments"};
+
+static int nft_guard_read(struct guard_counters *out)
+{
+	char *listing = rules_nft_output("list counters table inet " RULES_NFT_TABLE, false, NULL, 0);
+	long long v[3];
+
+	memset(out, 0, sizeof(*out));
+	if (!listing)
+		return 0; /* no table: nothing installed */
+	for (size_t i = 0; i < 3; i++)
+		v[i] = rules_nft_counter_packets(listing, nft_guard_counters[i]);
+	free(listing);
+	if (v[0] < 0 || v[1] < 0 || v[2] < 0)
+		return 0; /* a table without a guard (an older version's) */
+	out->syn_dropped = (uint64_t)v[0];
+	out->syn_rejected = (uint64_t)v[1];
+	out->fragments = (uint64_t)v[2];
+	return 1;
+}
+
+int rules_guard_read(enum rules_backend backend, const struct config *cfg,
+		     struct guard_counters *out)
+{
+	memset(out, 0, sizeof(*out));
+	switch (backend) {
+	case RULES_BACKEND_NFT:
+		return nft_guard_read(out);
+	case RULES_BACKEND_XT_NFT:
+	case RULES_BACKEND_XT_LEGACY:
+		return xt_guard_read(backend, cfg, out);
 	case RULES_BACKEND_EXTERNAL:
 		return 0;
 	}
@@ -557,17 +860,12 @@ int rules_remove(enum rules_backend backend, const struct config *cfg)
 {
 	switch (backend) {
 	case RULES_BACKEND_NFT:
-		return nft_run("delete table inet " RULES_NFT_TABLE, false, false);
+		return rules_nft_run("delete table inet " RULES_NFT_TABLE, false, false);
 	case RULES_BACKEND_XT_NFT:
-	case RULES_BACKEND_XT_LEGACY: {
-		static const int families[] = {AF_INET, AF_INET6};
-		const char *table = xt_table(cfg->hook);
-		for (size_t i = 0; i < 2; i++) {
-			xt_delete_jumps(backend, families[i], table, xt_base_chain(cfg->hook));
-			xt_delete_chain(backend, families[i], table);
-		}
+	case RULES_BACKEND_XT_LEGACY:
+		for (size_t i = 0; i < 2; i++)
+			xt_remove_hook(backend, xt_families[i], cfg->hook);
 		return 0;
-	}
 	case RULES_BACKEND_EXTERNAL:
 		return 0;
 	}
@@ -660,6 +958,36 @@ static bool nft_has_queue_rule(const char *listing, const char *needle)
 	return false;
 }
 
+/* Rules in our chain guard: two pass-throughs and eight guard rules. */
+static long nft_guard_rules(const char *listing)
+{
+	const char *chain = strstr(listing, "chain guard {");
+	const char *end = chain ? strstr(chain, "\n\t}") : NULL;
+	long n = 0;
+
+	if (!chain || !end)
+		return -1;
+	/* every rule is a line of its own below the "type filter hook" line */
+	for (const char *p = strstr(chain, "policy accept;"); p && p < end; p = strchr(p + 1, '\n'))
+		n++;
+	return n - 1;
+}
+
+long rules_nft_guard_elements(const char *listing)
+{
+	static const char *const sets[] = {"set guard_drop4 {", "set guard_reject4 {",
+					   "set guard_drop6 {", "set guard_reject6 {"};
+	long n = 0;
+
+	for (size_t i = 0; i < 4; i++) {
+		const char *set = strstr(listing, sets[i]);
+		if (!set)
+			return -1;
+		n += nft_count_elements(set);
+	}
+	return n;
+}
+
 int rules_nft_listing_check(const char *listing, const char *hook, long want4, long want6,
 			    char *why, size_t why_len)
 {
@@ -677,6 +1005,8 @@ int rules_nft_listing_check(const char *listing, const char *hook, long want4, l
 		snprintf(why, why_len, "no base chain on hook %s", hook);
 	else if (!nft_has_queue_rule(listing, "@managed4") || !nft_has_queue_rule(listing, "@managed6"))
 		snprintf(why, why_len, "a queueing rule is gone");
+	else if (!strstr(listing, "chain guard {") || nft_guard_rules(listing) != 10)
+		snprintf(why, why_len, "the guard chain is gone or damaged");
 	else if (want4 >= 0 && (n4 = nft_count_elements(set4)) != want4)
 		snprintf(why, why_len, "set managed4 has %ld elements, want %ld", n4, want4);
 	else if (want6 >= 0 && (n6 = nft_count_elements(set6)) != want6)
@@ -686,107 +1016,99 @@ int rules_nft_listing_check(const char *listing, const char *hook, long want4, l
 	return -1;
 }
 
-static int nft_check(const struct config *cfg, char *why, size_t why_len)
+char *rules_nft_output(const char *cmd, bool terse, char *why, size_t why_len)
 {
-	size_t n4 = count_pairs(cfg, AF_INET), n6 = count_pairs(cfg, AF_INET6);
-	bool terse = n4 + n6 > RULES_CHECK_MAX_ELEMENTS;
 	struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
-	int rc;
+	char *text = NULL;
 
 	if (!ctx) {
 		log_error("libnftables: cannot create a context");
-		return -1;
+		if (why)
+			snprintf(why, why_len, "libnftables: cannot create a context");
+		return NULL;
 	}
 	if (terse)
 		nft_ctx_output_set_flags(ctx, nft_ctx_output_get_flags(ctx) | NFT_CTX_OUTPUT_TERSE);
 	nft_ctx_buffer_output(ctx);
 	nft_ctx_buffer_error(ctx);
-	if (nft_run_cmd_from_buffer(ctx, "list table inet " RULES_NFT_TABLE) != 0) {
+	if (nft_run_cmd_from_buffer(ctx, cmd) == 0)
+		text = strdup(nft_ctx_get_output_buffer(ctx));
+	else if (why)
+		snprintf(why, why_len, "%s", nft_ctx_get_error_buffer(ctx));
+	nft_ctx_free(ctx);
+	return text;
+}
+
+static long guard_count(const struct guard_set *guard, int family)
+{
+	long n = 0;
+
+	for (size_t i = 0; guard && i < guard->count; i++)
+		n += guard->endpoints[i].addr.family == family;
+	return n;
+}
+
+static int nft_check(const struct config *cfg, const struct guard_set *guard, char *why,
+		     size_t why_len)
+{
+	size_t n4 = count_pairs(cfg, AF_INET), n6 = count_pairs(cfg, AF_INET6);
+	bool terse = n4 + n6 > RULES_CHECK_MAX_ELEMENTS;
+	char *listing = rules_nft_output("list table inet " RULES_NFT_TABLE, terse, NULL, 0);
+	int rc;
+
+	if (!listing) {
 		/* "No such file or directory": the table is gone */
 		snprintf(why, why_len, "table inet %s is gone", RULES_NFT_TABLE);
-		rc = 0;
-	} else {
-		rc = rules_nft_listing_check(nft_ctx_get_output_buffer(ctx), config_hook_name(cfg->hook),
-					     terse ? -1 : (long)n4, terse ? -1 : (long)n6, why,
-					     why_len) == 0;
+		return 0;
 	}
-	nft_ctx_free(ctx);
+	rc = rules_nft_listing_check(listing, config_hook_name(cfg->hook), terse ? -1 : (long)n4,
+				     terse ? -1 : (long)n6, why, why_len) == 0;
+	if (rc && !terse) {
+		long want = guard_count(guard, AF_INET) + guard_count(guard, AF_INET6);
+		long have = rules_nft_guard_elements(listing);
+		if (have != want) {
+			snprintf(why, why_len, "the guard sets have %ld elements, want %ld", have, want);
+			rc = 0;
+		}
+	}
+	free(listing);
 	return rc;
 }
 
-/* Runs ip[6]tables-FLAVOUR-save -t TABLE and feeds its output to SCAN.
- * 0, or -1 if it could not run or failed. */
-static int xt_save_scan(enum rules_backend backend, int family, const char *table,
-			struct rules_xt_scan *scan)
+static int xt_check(enum rules_backend backend, const struct config *cfg,
+		    const struct guard_set *guard, char *why, size_t why_len)
 {
-	char name[64], path[256], *line = NULL;
-	char *argv[] = {path, "-t", (char *)table, NULL};
-	int pipefd[2], status;
-	size_t cap = 0;
-	FILE *in;
-	pid_t pid;
-
-	snprintf(name, sizeof(name), "%s-%s-save", family == AF_INET6 ? "ip6tables" : "iptables",
-		 xt_flavour(backend));
-	if (!tool_find(name, path, sizeof(path))) {
-		log_error("%s not found: install the iptables package", name);
-		return -1;
-	}
-	if (pipe2(pipefd, O_CLOEXEC) < 0)
-		return -1;
-	pid = child_start(path, argv, -1, pipefd[1], true);
-	close(pipefd[1]);
-	if (pid < 0) {
-		log_error_errno("cannot run %s", path);
-		close(pipefd[0]);
-		return -1;
-	}
-	in = fdopen(pipefd[0], "r");
-	if (!in) {
-		close(pipefd[0]);
-	} else {
-		while (getline(&line, &cap, in) >= 0)
-			rules_xt_scan_line(scan, line);
-		free(line);
-		fclose(in);
-	}
-	status = child_wait(pid);
-	if (!in || status != 0) {
-		log_warn("rules check: %s -t %s failed", name, table);
-		return -1;
-	}
-	return 0;
-}
-
-static int xt_check(enum rules_backend backend, const struct config *cfg, char *why, size_t why_len)
-{
-	static const int families[] = {AF_INET, AF_INET6};
-
 	for (size_t i = 0; i < 2; i++) {
-		struct rules_xt_scan scan = {.base_chain = xt_base_chain(cfg->hook)};
+		struct rules_xt_scan scan;
+		struct rules_xt_guard_scan g;
 		char reason[192];
+		int family = xt_families[i];
+		const char *table = rules_xt_table(cfg->hook);
 
-		if (xt_save_scan(backend, families[i], xt_table(cfg->hook), &scan) < 0)
+		if (xt_scan_hook(backend, cfg, family, &scan, &g) < 0)
 			return -1;
-		if (rules_xt_scan_verdict(&scan, count_pairs(cfg, families[i]), reason,
-					  sizeof(reason)) < 0) {
-			snprintf(why, why_len, "IPv%d, table %s: %s", families[i] == AF_INET6 ? 6 : 4,
-				 xt_table(cfg->hook), reason);
+		if (rules_xt_scan_verdict(&scan, count_pairs(cfg, family), reason, sizeof(reason)) < 0 ||
+		    (table = rules_xt_guard_table(cfg->hook),
+		     rules_xt_guard_scan_verdict(&g, (size_t)guard_count(guard, family), reason,
+						 sizeof(reason)) < 0)) {
+			snprintf(why, why_len, "IPv%d, table %s: %s", family == AF_INET6 ? 6 : 4, table,
+				 reason);
 			return 0;
 		}
 	}
 	return 1;
 }
 
-int rules_check(enum rules_backend backend, const struct config *cfg, char *why, size_t why_len)
+int rules_check(enum rules_backend backend, const struct config *cfg,
+		const struct guard_set *guard, char *why, size_t why_len)
 {
 	why[0] = '\0';
 	switch (backend) {
 	case RULES_BACKEND_NFT:
-		return nft_check(cfg, why, why_len);
+		return nft_check(cfg, guard, why, why_len);
 	case RULES_BACKEND_XT_NFT:
 	case RULES_BACKEND_XT_LEGACY:
-		return xt_check(backend, cfg, why, why_len);
+		return xt_check(backend, cfg, guard, why, why_len);
 	case RULES_BACKEND_EXTERNAL:
 		return 1;
 	}

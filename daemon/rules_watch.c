@@ -15,10 +15,11 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static void check_and_repair(enum rules_backend backend, const struct config *cfg)
+static void check_and_repair(enum rules_backend backend, const struct config *cfg,
+			     const struct guard_set *guard)
 {
 	char why[256];
-	int intact = rules_check(backend, cfg, why, sizeof(why));
+	int intact = rules_check(backend, cfg, guard, why, sizeof(why));
 
 	if (intact < 0) {
 		counts.check_failures++;
@@ -31,7 +32,7 @@ static void check_and_repair(enum rules_backend backend, const struct config *cf
 	log_error("rules removed behind our back (%s): reinstalling the %s rules; SYNs to "
 		  "managed sites were not decided by gatekeeper until now", why,
 		  rules_backend_name(backend));
-	if (rules_install(backend, cfg) < 0) {
+	if (rules_install(backend, cfg, guard) < 0) {
 		counts.check_failures++;
 		log_error("reinstalling the %s rules failed: retrying in %d ms",
 			  rules_backend_name(backend), RULES_WATCH_INTERVAL_MS);
@@ -42,7 +43,8 @@ static void check_and_repair(enum rules_backend backend, const struct config *cf
 		  (unsigned long long)counts.reinstalled, counts.reinstalled == 1 ? "" : "s");
 }
 
-int rules_watch_tick(enum rules_backend backend, const struct config *cfg)
+int rules_watch_tick(enum rules_backend backend, const struct config *cfg,
+		     const struct guard_set *guard)
 {
 	uint64_t now = now_ms();
 
@@ -51,7 +53,7 @@ int rules_watch_tick(enum rules_backend backend, const struct config *cfg)
 	if (next_check_ms == 0)
 		next_check_ms = now + RULES_WATCH_INTERVAL_MS;
 	if (now >= next_check_ms) {
-		check_and_repair(backend, cfg);
+		check_and_repair(backend, cfg, guard);
 		now = now_ms();
 		next_check_ms = now + RULES_WATCH_INTERVAL_MS;
 	}

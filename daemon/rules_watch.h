@@ -30,7 +30,8 @@ struct rules_watch_counts {
 /* Checks the rules of BACKEND for CFG if the interval has passed, and
  * repairs them. Returns how long the caller may sleep until the next
  * check (ms), or -1 when there is nothing to watch (backend external). */
-int rules_watch_tick(enum rules_backend backend, const struct config *cfg);
+int rules_watch_tick(enum rules_backend backend, const struct config *cfg,
+		     const struct guard_set *guard);
 void rules_watch_get_counts(struct rules_watch_counts *out);
 
 #endif

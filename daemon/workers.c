@@ -16,6 +16,7 @@
 #include "log.h"
 #include "packet.h"
 #include "queue.h"
+#include "rules.h"
 
 /* Idle workers wake this often, so the heartbeat shows a live loop. */
 #define WORKER_IDLE_MS 1000
@@ -35,11 +36,12 @@ struct worker {
 	unsigned slot; /* this worker's counter slot in every site table */
 	uint16_t num; /* its NFQUEUE number */
 	bool started;
+	bool guard; /* undecided packets go on to the kernel guard */
 	int raw4, raw6; /* for the RSTs of rejected SYNs */
 	_Atomic uint64_t active_gen; /* generation in use, 0 while idle */
 	_Atomic uint64_t heartbeat;
 	/* written by this worker only; read by the control path */
-	_Atomic uint64_t packets, malformed, not_syn, unmanaged;
+	_Atomic uint64_t packets, malformed, not_syn, unmanaged, fragments;
 	_Atomic uint64_t rst_sent, rst_failed, recv_errors, verdict_errors;
 };
 
@@ -88,34 +90,54 @@ static void send_rst(struct worker *w, const struct packet_tcp *syn)
 	bump(n == (ssize_t)len ? &w->rst_sent : &w->rst_failed);
 }
 
-static int decide(struct worker *w, const struct sites *sites, const struct queue_packet *pkt)
+/* A worker's answer for one packet: the verdict, and whether the packet
+ * leaves with the decided mark (RULES_DECIDED_MARK) added to its own. */
+struct decision {
+	int verdict;
+	bool decided;
+};
+
+/* What a worker does with a packet it cannot decide: accepted without
+ * the mark, the kernel guard behind the queue decides it by its
+ * destination (dropped or rejected when that endpoint is offline), never
+ * "accepted because malformed". Without a guard it is dropped. */
+static struct decision undecided(const struct worker *w)
+{
+	return (struct decision){w->guard ? NF_ACCEPT : NF_DROP, false};
+}
+
+static struct decision decide(struct worker *w, const struct sites *sites,
+			      const struct queue_packet *pkt)
 {
 	struct packet_tcp tcp;
 	struct site *site;
 
 	if (packet_parse(pkt->data, pkt->len, &tcp) != PACKET_OK) {
 		bump(&w->malformed);
-		return NF_ACCEPT;
+		return undecided(w);
 	}
 	if (!packet_is_syn(&tcp)) {
 		bump(&w->not_syn);
-		return NF_ACCEPT;
+		return (struct decision){NF_ACCEPT, false};
 	}
 	site = sites_lookup(sites, tcp.family, tcp.daddr, tcp.dport);
 	if (!site) {
 		bump(&w->unmanaged);
-		return NF_ACCEPT;
+		return (struct decision){NF_ACCEPT, false};
 	}
+	if (tcp.first_fragment)
+		bump(&w->fragments);
 	switch (site_decide_on(site, w->slot)) {
 	case SITE_VERDICT_ACCEPT:
-		return NF_ACCEPT;
+		return (struct decision){NF_ACCEPT, true};
 	case SITE_VERDICT_REJECT:
+		/* the first fragment of a SYN: the RST refuses it just the same */
 		send_rst(w, &tcp);
-		return NF_DROP;
+		return (struct decision){NF_DROP, false};
 	case SITE_VERDICT_DROP:
-		return NF_DROP;
+		return (struct decision){NF_DROP, false};
 	}
-	return NF_ACCEPT;
+	return undecided(w);
 }
 
 static void worker_batch(struct worker *w, const struct queue_packet *pkts, int n)
@@ -128,8 +150,11 @@ static void worker_batch(struct worker *w, const struct queue_packet *pkts, int 
 	atomic_store(&w->active_gen, atomic_load(&owner->gen));
 	sites = atomic_load(&owner->sites);
 	for (int i = 0; i < n; i++) {
+		struct decision d = decide(w, sites, &pkts[i]);
+
 		bump(&w->packets);
-		queue_add_verdict(w->queue, pkts[i].id, decide(w, sites, &pkts[i]));
+		queue_add_verdict(w->queue, pkts[i].id, d.verdict, d.decided,
+				  pkts[i].mark | RULES_DECIDED_MARK);
 	}
 	atomic_store(&w->active_gen, 0);
 	if (queue_flush_verdicts(w->queue) < 0)
@@ -199,7 +224,7 @@ static int worker_open(struct worker *w, const struct config *cfg, uint16_t num)
 	return w->queue ? 0 : -1;
 }
 
-struct workers *workers_open(const struct config *cfg, struct sites *sites)
+struct workers *workers_open(const struct config *cfg, struct sites *sites, bool guard)
 {
 	struct workers *ws = calloc(1, sizeof(*ws));
 
@@ -217,6 +242,7 @@ struct workers *workers_open(const struct config *cfg, struct sites *sites)
 	for (size_t i = 0; i < ws->count; i++) {
 		ws->workers[i].owner = ws;
 		ws->workers[i].slot = (unsigned)i;
+		ws->workers[i].guard = guard;
 		ws->workers[i].raw4 = ws->workers[i].raw6 = -1;
 		atomic_init(&ws->workers[i].heartbeat, now_seconds());
 	}
@@ -299,6 +325,7 @@ void workers_get_stats(const struct workers *ws, struct workers_stats *out)
 		out->malformed += atomic_load(&w->malformed);
 		out->not_syn += atomic_load(&w->not_syn);
 		out->unmanaged += atomic_load(&w->unmanaged);
+		out->fragments += atomic_load(&w->fragments);
 		out->rst_sent += atomic_load(&w->rst_sent);
 		out->rst_failed += atomic_load(&w->rst_failed);
 		out->recv_errors += atomic_load(&w->recv_errors);

@@ -7,6 +7,7 @@
 #ifndef GK_WORKERS_H
 #define GK_WORKERS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -14,12 +15,17 @@
 
 struct workers;
 
-/* Packets that were let through without a site decision, and the RSTs. */
+/* Packets the workers did not decide themselves, and the RSTs. What a
+ * worker cannot decide it leaves to the kernel guard (rules.h): accepted
+ * without the decided mark, so the guard drops or rejects it when its
+ * endpoint is offline; without a guard (backend external) a malformed
+ * packet is dropped instead. */
 struct workers_stats {
 	uint64_t packets;     /* every packet received from the queues */
-	uint64_t malformed;   /* not parseable as IP + TCP: accepted */
-	uint64_t not_syn;     /* not a SYN without ACK: accepted */
-	uint64_t unmanaged;   /* no site for address:port: accepted */
+	uint64_t malformed;   /* not parseable as IP + TCP: left to the guard */
+	uint64_t not_syn;     /* not a SYN without ACK: left to the guard */
+	uint64_t unmanaged;   /* no site for address:port: left to the guard */
+	uint64_t fragments;   /* first fragments of a SYN, decided like any SYN */
 	uint64_t rst_sent;
 	uint64_t rst_failed;
 	uint64_t recv_errors;
@@ -28,8 +34,10 @@ struct workers_stats {
 
 /* Binds queues CFG->queue.num .. +count-1 and opens the RST sockets;
  * errors are reported here, at start. SYNs wait in the kernel's queue
- * until workers_run() starts the threads. */
-struct workers *workers_open(const struct config *cfg, struct sites *sites);
+ * until workers_run() starts the threads. GUARD: the rules have a kernel
+ * guard that decides what a worker leaves undecided (every backend but
+ * external). */
+struct workers *workers_open(const struct config *cfg, struct sites *sites, bool guard);
 /* Starts one thread per queue. Called after the privilege drop: Linux
  * capabilities are per thread, and a thread inherits its creator's, so
  * threads started earlier would keep root's or, worse, lose CAP_NET_ADMIN

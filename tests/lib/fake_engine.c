@@ -80,3 +80,31 @@ int engine_reload(struct engine *engine, const char *path, struct config_errors 
 	engine->sites = sites;
 	return 0;
 }
+
+/* Backend external: there is no kernel guard to keep in step. */
+int engine_guard_sync(struct engine *engine)
+{
+	(void)engine;
+	return 0;
+}
+
+const struct guard_set *engine_guard(const struct engine *engine)
+{
+	static const struct guard_set none;
+
+	(void)engine;
+	return &none;
+}
+
+bool engine_guard_stale(const struct engine *engine)
+{
+	(void)engine;
+	return false;
+}
+
+int engine_guard_counters(const struct engine *engine, struct guard_counters *out)
+{
+	(void)engine;
+	memset(out, 0, sizeof(*out));
+	return 0;
+}

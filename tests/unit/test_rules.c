@@ -36,7 +36,7 @@ static struct config *load(const char *text)
 static void test_nft_text(void **state)
 {
 	struct config *cfg = load(yaml);
-	char *text = rules_render_nft(cfg);
+	char *text = rules_render_nft(cfg, NULL);
 
 	(void)state;
 	assert_non_null(text);
@@ -59,7 +59,7 @@ static void test_nft_fanout_no_bypass(void **state)
 {
 	struct config *cfg = load("queue: { num: 0, count: 2, fail_open: false }\n"
 				  "sites:\n  - name: a\n    addresses: [192.0.2.5]\n");
-	char *text = rules_render_nft(cfg);
+	char *text = rules_render_nft(cfg, NULL);
 
 	(void)state;
 	assert_non_null(strstr(text, "hook prerouting priority -300;"));
@@ -74,8 +74,8 @@ static void test_nft_fanout_no_bypass(void **state)
 static void test_xt_text(void **state)
 {
 	struct config *cfg = load(yaml);
-	char *v4 = rules_render_xt(cfg, AF_INET, true);
-	char *v6 = rules_render_xt(cfg, AF_INET6, false);
+	char *v4 = rules_render_xt(cfg, AF_INET, 0);
+	char *v6 = rules_render_xt(cfg, AF_INET6, -1);
 
 	(void)state;
 	assert_non_null(strstr(v4, "*mangle\n:GATEKEEPER - [0:0]\n"));

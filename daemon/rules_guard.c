@@ -1,0 +1,245 @@
+/* rules_guard: the kernel guard's texts for both backends and the parsers
+ * of what the kernel says about it (rules.h, guard.h). The nft guard is
+ * part of the table template (kmod-free/gatekeeper.nft.in); here are its
+ * set elements and its update. The xt guard is this file's alone:
+ *
+ *   BASE (mangle PREROUTING | filter INPUT | filter FORWARD)
+ *     -p tcp -j GATEKEEPER_GUARD                          (first rule)
+ *   GATEKEEPER_GUARD
+ *     not decided, not a health check  -j GATEKEEPER_OFFLINE
+ *     decided                          -j MARK: the bit taken off again
+ *   GATEKEEPER_OFFLINE                 one rule per offline endpoint:
+ *     -d ADDR -p tcp --dport PORT --tcp-flags SYN,ACK SYN -j GATEKEEPER_DROP|_REJECT
+ *   GATEKEEPER_DROP    -j DROP         (its counter: the guard's drops)
+ *   GATEKEEPER_REJECT  -j REJECT --reject-with tcp-reset (filter table),
+ *                      -j DROP in mangle PREROUTING, where xtables has no REJECT
+ *
+ * xtables has no sets without ipset (another tool and kernel module): the
+ * offline endpoints are one rule each, walked only by packets the daemon did
+ * not decide (a decided one leaves at the first rule). A first fragment
+ * whose TCP header is shorter than 20 bytes never gets that far: xtables'
+ * tcp match drops it ("tinygram") wherever it is evaluated, and the jump to
+ * our queueing chain evaluates it for every TCP packet. */
+#include "rules_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+/* Writes HEAD, GUARD's FAMILY endpoints with ACTION as "ADDR . PORT, ..."
+ * and " }", or nothing at all when there are none. */
+static void put_nft_list(FILE *out, const char *head, const struct guard_set *guard, int family,
+			 enum site_action action)
+{
+	const char *sep = head;
+	char addr[64];
+
+	for (size_t i = 0; guard && i < guard->count; i++) {
+		const struct guard_endpoint *e = &guard->endpoints[i];
+
+		if (e->addr.family != family || e->action != action)
+			continue;
+		config_addr_str(&e->addr, addr, sizeof(addr));
+		fprintf(out, "%s%s . %u", sep, addr, e->port);
+		sep = ", ";
+	}
+	if (sep != head)
+		fputs(" }", out);
+}
+
+void rules_guard_put_nft_elements(FILE *out, const struct guard_set *guard, int family,
+				  enum site_action action)
+{
+	put_nft_list(out, "elements = { ", guard, family, action);
+}
+
+static const struct {
+	const char *set;
+	int family;
+	enum site_action action;
+} nft_guard_sets[] = {
+	{"guard_drop4", AF_INET, SITE_ACTION_DROP},
+	{"guard_reject4", AF_INET, SITE_ACTION_REJECT},
+	{"guard_drop6", AF_INET6, SITE_ACTION_DROP},
+	{"guard_reject6", AF_INET6, SITE_ACTION_REJECT},
+};
+
+char *rules_render_nft_guard(const struct guard_set *guard)
+{
+	char *text = NULL, head[96];
+	size_t size = 0;
+	FILE *out = open_memstream(&text, &size);
+
+	if (!out)
+		return NULL;
+	/* one transaction: every set flushed and refilled, or none */
+	for (size_t i = 0; i < sizeof(nft_guard_sets) / sizeof(nft_guard_sets[0]); i++) {
+		fprintf(out, "flush set inet %s %s\n", RULES_NFT_TABLE, nft_guard_sets[i].set);
+		snprintf(head, sizeof(head), "add element inet %s %s { ", RULES_NFT_TABLE,
+			 nft_guard_sets[i].set);
+		put_nft_list(out, head, guard, nft_guard_sets[i].family, nft_guard_sets[i].action);
+		fputc('\n', out);
+	}
+	if (fclose(out) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+/* ---- xt ----------------------------------------------------------------- */
+
+static void xt_put_guard_rules(FILE *out, const struct guard_set *guard, int family)
+{
+	char addr[64];
+
+	for (size_t i = 0; guard && i < guard->count; i++) {
+		const struct guard_endpoint *e = &guard->endpoints[i];
+
+		if (e->addr.family != family)
+			continue;
+		config_addr_str(&e->addr, addr, sizeof(addr));
+		fprintf(out, "-A %s -d %s -p tcp -m tcp --dport %u --tcp-flags SYN,ACK SYN -j %s\n",
+			RULES_XT_OFFLINE_CHAIN, addr, e->port,
+			e->action == SITE_ACTION_REJECT ? RULES_XT_REJECT_CHAIN : RULES_XT_DROP_CHAIN);
+	}
+}
+
+char *rules_render_xt_guard(const struct config *cfg, const struct guard_set *guard, int family,
+			    bool full, unsigned old_jumps)
+{
+	const char *base = rules_xt_base_chain(cfg->hook);
+	bool can_reject = strcmp(rules_xt_guard_table(cfg->hook), "filter") == 0;
+	char *text = NULL;
+	size_t size = 0;
+	FILE *out = open_memstream(&text, &size);
+
+	if (!out)
+		return NULL;
+	/* with --noflush, declaring a chain empties it: old and new contents
+	 * swap in one commit */
+	fprintf(out, "*%s\n:%s - [0:0]\n", rules_xt_guard_table(cfg->hook), RULES_XT_OFFLINE_CHAIN);
+	if (full) {
+		fprintf(out, ":%s - [0:0]\n:%s - [0:0]\n:%s - [0:0]\n", RULES_XT_GUARD_CHAIN,
+			RULES_XT_DROP_CHAIN, RULES_XT_REJECT_CHAIN);
+		fprintf(out, "-A %s -m mark ! --mark %s/%s -m mark ! --mark %s -j %s\n",
+			RULES_XT_GUARD_CHAIN, RULES_DECIDED_MARK_TEXT, RULES_DECIDED_MARK_TEXT,
+			RULES_CHECK_MARK_TEXT, RULES_XT_OFFLINE_CHAIN);
+		fprintf(out, "-A %s -m mark --mark %s/%s -j MARK --set-xmark 0x0/%s\n",
+			RULES_XT_GUARD_CHAIN, RULES_DECIDED_MARK_TEXT, RULES_DECIDED_MARK_TEXT,
+			RULES_DECIDED_MARK_TEXT);
+		fprintf(out, "-A %s -j DROP\n", RULES_XT_DROP_CHAIN);
+		if (can_reject)
+			fprintf(out, "-A %s -p tcp -j REJECT --reject-with tcp-reset\n",
+				RULES_XT_REJECT_CHAIN);
+		else
+			fprintf(out, "-A %s -j DROP\n", RULES_XT_REJECT_CHAIN);
+	}
+	xt_put_guard_rules(out, guard, family);
+	if (full) {
+		for (unsigned i = 0; i < old_jumps; i++)
+			fprintf(out, "-D %s -p tcp -j %s\n", base, RULES_XT_GUARD_CHAIN);
+		fprintf(out, "-I %s 1 -p tcp -j %s\n", base, RULES_XT_GUARD_CHAIN);
+	}
+	fputs("COMMIT\n", out);
+	if (fclose(out) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+static bool starts_with(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* "[PACKETS:BYTES] " in front of a rule of `-save -c`: the packets, and
+ * *LINE moved past it. */
+static unsigned long long take_counter(const char **line)
+{
+	const char *p = *line;
+	unsigned long long packets;
+	char *end;
+
+	if (*p != '[')
+		return 0;
+	packets = strtoull(p + 1, &end, 10);
+	if (*end != ':')
+		return 0;
+	end = strchr(end, ']');
+	if (!end)
+		return 0;
+	*line = end + 1 + (end[1] == ' ');
+	return packets;
+}
+
+void rules_xt_guard_scan_line(struct rules_xt_guard_scan *scan, const char *line)
+{
+	static const char *const chains[] = {RULES_XT_GUARD_CHAIN, RULES_XT_OFFLINE_CHAIN,
+					     RULES_XT_DROP_CHAIN, RULES_XT_REJECT_CHAIN};
+	unsigned long long packets = take_counter(&line);
+	char prefix[64];
+	size_t len;
+
+	for (unsigned i = 0; i < 4; i++) {
+		snprintf(prefix, sizeof(prefix), ":%s ", chains[i]);
+		if (starts_with(line, prefix)) {
+			scan->declared |= 1u << i;
+			return;
+		}
+	}
+	if (starts_with(line, "-A " RULES_XT_GUARD_CHAIN " ")) {
+		scan->guard_rules++;
+	} else if (starts_with(line, "-A " RULES_XT_OFFLINE_CHAIN " ")) {
+		scan->offline_rules++;
+	} else if (starts_with(line, "-A " RULES_XT_DROP_CHAIN " ")) {
+		scan->drop_rules++;
+		scan->counters.syn_dropped += packets;
+	} else if (starts_with(line, "-A " RULES_XT_REJECT_CHAIN " ")) {
+		scan->reject_rules++;
+		scan->counters.syn_rejected += packets;
+	} else {
+		snprintf(prefix, sizeof(prefix), "-A %s ", scan->base_chain);
+		len = strcspn(line, "\r\n");
+		static const char jump[] = " -j " RULES_XT_GUARD_CHAIN;
+		/* the jump ends its line: "-j GATEKEEPER_GUARD" exactly */
+		if (starts_with(line, prefix) && len >= sizeof(jump) - 1 &&
+		    memcmp(line + len - (sizeof(jump) - 1), jump, sizeof(jump) - 1) == 0)
+			scan->jumps++;
+	}
+}
+
+int rules_xt_guard_scan_verdict(const struct rules_xt_guard_scan *scan, size_t want, char *why,
+				size_t why_len)
+{
+	if (scan->declared != 0xfu)
+		snprintf(why, why_len, "a guard chain is gone");
+	else if (scan->jumps != 1)
+		snprintf(why, why_len, "%zu jumps to %s from %s, want 1", scan->jumps,
+			 RULES_XT_GUARD_CHAIN, scan->base_chain);
+	else if (scan->guard_rules != 2 || scan->drop_rules != 1 || scan->reject_rules != 1)
+		snprintf(why, why_len, "the guard chains hold %zu/%zu/%zu rules, want 2/1/1",
+			 scan->guard_rules, scan->drop_rules, scan->reject_rules);
+	else if (scan->offline_rules != want)
+		snprintf(why, why_len, "chain %s has %zu rules, want %zu", RULES_XT_OFFLINE_CHAIN,
+			 scan->offline_rules, want);
+	else
+		return 0;
+	return -1;
+}
+
+long long rules_nft_counter_packets(const char *listing, const char *name)
+{
+	char head[96];
+	const char *p, *packets;
+
+	snprintf(head, sizeof(head), "counter %s {", name);
+	p = strstr(listing, head);
+	if (!p)
+		return -1;
+	packets = strstr(p, "packets ");
+	if (!packets || (strchr(p, '}') && packets > strchr(p, '}')))
+		return -1;
+	return strtoll(packets + strlen("packets "), NULL, 10);
+}

@@ -1,0 +1,52 @@
+/* What rules.c and rules_guard.c share: running nft and the xtables tools,
+ * and where each hook's rules live. Not for other modules. */
+#ifndef GK_RULES_INTERNAL_H
+#define GK_RULES_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "config.h"
+#include "guard.h"
+#include "rules.h"
+
+/* One libnftables run of TEXT (one kernel transaction); 0 or -1. */
+int rules_nft_run(const char *text, bool dry_run, bool quiet);
+/* Runs the nft command CMD and returns its output (malloc'ed), or NULL
+ * when it failed (with the error in WHY when given). */
+char *rules_nft_output(const char *cmd, bool terse, char *why, size_t why_len);
+
+/* Runs "[ip|ip6]tables-FLAVOUR[-restore] -w [--noflush] EXTRA...", feeding
+ * INPUT on stdin when given. The exit status, or -1 if it could not run. */
+int rules_xt_exec(enum rules_backend backend, int family, bool restore, const char *input,
+		  char *const extra[], bool quiet);
+/* Runs ip[6]tables-FLAVOUR-save [-c] -t TABLE and hands each line to
+ * LINE(ARG, line). 0, or -1 if it could not run or failed. */
+int rules_xt_save(enum rules_backend backend, int family, const char *table, bool counters,
+		  void (*line)(void *arg, const char *text), void *arg);
+const char *rules_xt_flavour(enum rules_backend backend);
+
+/* Where the queueing rules of HOOK live (raw PREROUTING runs before
+ * conntrack, mangle INPUT/FORWARD before the filter table's verdicts) and
+ * where its guard does: after them at the same hook, in mangle PREROUTING
+ * (before any DNAT at nat PREROUTING) or filter INPUT/FORWARD, the only
+ * table where xtables' REJECT is allowed. */
+const char *rules_xt_table(enum config_hook hook);
+const char *rules_xt_guard_table(enum config_hook hook);
+const char *rules_xt_base_chain(enum config_hook hook);
+
+/* ---- the guard's texts (rules_guard.c) ---- */
+
+/* "elements = { ADDR . PORT, ... }" of GUARD's FAMILY endpoints with
+ * ACTION, or nothing when there are none. */
+void rules_guard_put_nft_elements(FILE *out, const struct guard_set *guard, int family,
+				  enum site_action action);
+/* The guard rules of one family in xtables-restore form for table
+ * rules_xt_guard_table(CFG->hook), from "*TABLE" to "COMMIT". FULL: every
+ * guard chain declared and filled, OLD_JUMPS stale jumps from the base
+ * chain deleted and one inserted at its top; else only the chain of
+ * offline endpoints is refilled (the counters run on). */
+char *rules_render_xt_guard(const struct config *cfg, const struct guard_set *guard, int family,
+			    bool full, unsigned old_jumps);
+
+#endif
