@@ -167,10 +167,11 @@ enum packet_status packet_parse(const uint8_t *buf, size_t len, struct packet_tc
 		return PACKET_TRUNCATED;
 	const uint8_t *tcp = buf + off;
 	uint32_t doff = (uint32_t)(tcp[12] >> 4) * 4;
-	/* A first fragment may end inside the TCP options: the server sees
-	 * the whole header once it reassembles, so this SYN is as real as an
-	 * unfragmented one and is decided like one. */
-	if (doff < TCP_HDR_MIN || (doff > ip_payload && !first_fragment))
+	/* The fixed header must be inside the packet (bytes past the IP
+	 * length are not part of it). A first fragment may end inside the TCP
+	 * options: the server sees the whole header once it reassembles, so
+	 * this SYN is as real as an unfragmented one and is decided like one. */
+	if (ip_payload < TCP_HDR_MIN || doff < TCP_HDR_MIN || (doff > ip_payload && !first_fragment))
 		return PACKET_BAD_HEADER;
 
 	out->family = family;

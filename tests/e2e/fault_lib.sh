@@ -43,3 +43,19 @@ verdicts_right() {
 	check "$1: wiki (offline, reject) is refused in < 1000 ms" \
 		probe_says refused "$WIKI4" "$SITE_PORT" 3000 1000
 }
+
+# What the kernel guard does with an undecided SYN to offline wiki (action
+# reject) at HOOK: the nft guard answers a RST at every hook; xtables has
+# REJECT only in the filter table, so its guard at prerouting (mangle)
+# drops instead (kmod-free/README.md).
+guard_reject_outcome() {
+	local hook=$1
+	if [[ $(ctl stats | sed -n 's/^backend *//p') == nft || $hook != prerouting ]]; then
+		echo reject
+	else
+		echo drop
+	fi
+}
+
+# guard_count KEY: a figure of `gatekeeperctl stats --json`'s "guard".
+guard_count() { ctl stats --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["guard"][sys.argv[1]])' "$1"; }

@@ -4,16 +4,16 @@
 # queue.fail_open true and once false.
 #
 #   stuck       the kernel queue fills (64 SYNs wait); then fail_open true:
-#               further SYNs pass, also to an offline site (fail-open on
-#               overload); false: they are dropped and the kernel counts
-#               them (queue_dropped)
+#               further SYNs pass the queue (fail-open on overload) and the
+#               kernel guard behind it drops those to an offline site
+#               (counted by the guard); false: they are dropped by the
+#               queue and the kernel counts them (queue_dropped)
 #   SIGCONT     the 64 waiting SYNs are decided (the daemon's counters show
 #               them), gatekeeperctl stats shows the kernel's drop count,
 #               and new SYNs get the right verdicts again
 #
-# With fail_open true the kernel counts nothing for a SYN it let pass: the
-# figures that show it are the ledger's (SYN-ACKs from the server for an
-# offline site) and the held SYNs decided late.
+# With fail_open true the queue counts nothing for a SYN it let pass: the
+# guard's counters (gatekeeperctl stats) show the ones it stopped.
 # shellcheck source=lib.sh
 source "${SRCDIR:-$(dirname "$0")}/lib.sh"
 # shellcheck source=fault_lib.sh
@@ -37,11 +37,13 @@ import json, sys
 print(next(s for s in json.load(sys.stdin)["sites"] if s["name"] == sys.argv[1])["counters"]["dropped"])' "$1"; }
 
 stuck() {
-	local fail_open=$1 line sent accept drop dropped0 qd0
+	local fail_open=$1 line sent accept drop dropped0 qd0 guard0
 	write_fault_config "$TMP/gk.$fail_open.yaml" "$HOOK" "$fail_open" "$MAXLEN"
 	start_daemon "$NS_GW" "$TMP/gk.$fail_open.yaml"
 	dropped0=$(site_dropped blog)
 	qd0=$(kernel_queue queue_dropped)
+	guard0=$(guard_count syn_dropped)
+	syn_counters_reset
 	kill -STOP "$DAEMON_PID"
 	log "SIGSTOP (fail_open: $fail_open, maxlen $MAXLEN)"
 	line=$(ledger --rate 2000 --seconds $((BURST / 2000)).5 --wait-ms 500 "blog=$BLOG4:$SITE_PORT:any" | tail -n 1)
@@ -52,9 +54,11 @@ stuck() {
 	check "fail_open $fail_open, stuck: the kernel queue is full ($MAXLEN waiting)" \
 		eval "(( \$(kernel_queue queue_total) == $MAXLEN ))"
 	if [[ $fail_open == true ]]; then
-		check "fail_open true, stuck: all but the $MAXLEN queued SYNs to offline blog pass ($accept of $sent)" \
-			eval "(( accept == sent - MAXLEN ))"
-		check "fail_open true, stuck: the kernel counts no drop" \
+		check "fail_open true, stuck: no SYN to offline blog is answered ($accept of $sent)" \
+			eval "(( accept == 0 && drop == sent ))"
+		check "fail_open true, stuck: no SYN to blog reached the server" \
+			eval '(( $(syn_count "$BLOG4") == 0 ))'
+		check "fail_open true, stuck: the queue counts no drop" \
 			eval "(( \$(kernel_queue queue_dropped) == qd0 ))"
 	else
 		check "fail_open false, stuck: no SYN passes ($drop of $sent dropped)" \
@@ -69,6 +73,10 @@ stuck() {
 		wait_for eval "(( \$(kernel_queue queue_total) == 0 ))"
 	check "fail_open $fail_open, after SIGCONT: stats shows the kernel's drops" \
 		stats_shows_kernel_drops
+	if [[ $fail_open == true ]]; then
+		check "fail_open true, after SIGCONT: the guard counted the $((sent - MAXLEN)) SYNs it dropped" \
+			eval "(( \$(guard_count syn_dropped) - guard0 == sent - MAXLEN ))"
+	fi
 	check "fail_open $fail_open, after SIGCONT: 1500 SYNs, every verdict right" \
 		ledger --rate 1500 --seconds 1 --wait-ms 500 "shop=$SHOP4:$SITE_PORT:accept" \
 		"blog=$BLOG4:$SITE_PORT:drop" "wiki=$WIKI4:$SITE_PORT:reject"
@@ -87,6 +95,7 @@ main() {
 	e2e_begin
 	trap stop_cleanup EXIT
 	setup_topology
+	setup_syn_counters
 	start_tls_server "$SITE_PORT"
 	stuck true
 	stuck false

@@ -483,10 +483,12 @@ ruleset_shape() {
 }
 
 # rules_as_expected NS HOOK: NS holds the daemon's rules for HOOK and
-# nothing else of it: either the nft table inet gatekeeper, or for each
-# family the xt chain GATEKEEPER (raw for prerouting, mangle otherwise),
-# jumped to once from the hook's base chain, queueing exactly the managed
-# address:port pairs. Prints what it saw.
+# nothing else of it: either the nft table inet gatekeeper (queue chain and
+# guard chain on HOOK), or for each family the xt chain GATEKEEPER (raw for
+# prerouting, mangle otherwise), jumped to once from the hook's base chain,
+# queueing exactly the managed address:port pairs, and the guard's chains
+# (mangle for prerouting, filter otherwise) jumped to once, guarding only
+# managed pairs. Prints what it saw.
 rules_as_expected() {
 	local ns=$1 hook=$2 tables
 	tables=$(in_ns "$ns" nft list tables | grep -v " $SYN_TABLE\$")
@@ -528,6 +530,7 @@ nft_rules_as_expected() {
 		status=1
 	fi
 	grep -q "type filter hook $hook " <<<"$text" || { echo "no base chain on hook $hook"; status=1; }
+	grep -q "chain guard {" <<<"$text" || { echo "no guard chain"; status=1; }
 	if grep 'hook ' <<<"$text" | grep -v "hook $hook " >/dev/null; then
 		echo "a base chain on another hook"
 		status=1
@@ -546,12 +549,12 @@ nft_rules_as_expected() {
 }
 
 xt_rules_as_expected() {
-	local ns=$1 hook=$2 tables=$3 table=mangle base fam save got status=0
-	[[ $hook == prerouting ]] && table=raw
+	local ns=$1 hook=$2 tables=$3 table=mangle guard_table=filter base fam save got status=0
+	[[ $hook == prerouting ]] && table=raw guard_table=mangle
 	base=${hook^^}
 	local other
 	while read -r other; do
-		[[ -z $other || $other =~ ^table\ ip6?\ $table$ ]] && continue
+		[[ -z $other || $other =~ ^table\ ip6?\ ($table|$guard_table)$ ]] && continue
 		if table_has_rules "$ns" "${other#table }"; then
 			echo "unexpected $other, with rules"
 			status=1
@@ -563,7 +566,7 @@ xt_rules_as_expected() {
 		save=$(in_ns "$ns" "$([[ $fam == 6 ]] && echo ip6tables || echo iptables)-$(xt_flavour)-save")
 		echo "--- IPv$fam"
 		grep -E '^(\*|:|-A)' <<<"$save"
-		if [[ $(grep -c -- '-j GATEKEEPER' <<<"$save") != 1 ]] ||
+		if [[ $(grep -c -- '-j GATEKEEPER$' <<<"$save") != 1 ]] ||
 			! grep -q -- "^-A $base .*--tcp-flags SYN,ACK SYN -j GATEKEEPER" <<<"$save"; then
 			echo "IPv$fam: want one jump to GATEKEEPER for SYNs, from $base"
 			status=1
@@ -577,6 +580,18 @@ xt_rules_as_expected() {
 		if [[ $got != "$(expected_pairs "$fam")" ]] ||
 			[[ $(grep -c '^-A GATEKEEPER ' <<<"$save") != $(wc -l <<<"$got") ]]; then
 			echo "IPv$fam: GATEKEEPER does not queue exactly the managed pairs"
+			status=1
+		fi
+		if [[ $(grep -c -- "^-A $base -p tcp -j GATEKEEPER_GUARD$" <<<"$save") != 1 ]] ||
+			[[ $(grep -c -- '-j GATEKEEPER_GUARD$' <<<"$save") != 1 ]]; then
+			echo "IPv$fam: want one jump to GATEKEEPER_GUARD, from $base"
+			status=1
+		fi
+		got=$(grep '^-A GATEKEEPER_OFFLINE ' <<<"$save" |
+			sed -n 's|.* -d \([^/ ]*\)/[0-9]* .*--dport \([0-9]*\) .*-j GATEKEEPER_\(DROP\|REJECT\)$|\1 \2|p' | sort)
+		if [[ $(grep -c '^-A GATEKEEPER_OFFLINE ' <<<"$save") != $(grep -c . <<<"$got") ]] ||
+			[[ -n $(comm -23 <(echo "$got") <(expected_pairs "$fam")) ]]; then
+			echo "IPv$fam: GATEKEEPER_OFFLINE guards something else than managed pairs"
 			status=1
 		fi
 	done

@@ -260,6 +260,7 @@ static void test_v6_ext_headers(void **state)
 	struct packet_tcp tcp;
 
 	assert_int_equal(parse_exact(v6_syn_ext, sizeof(v6_syn_ext), &tcp), PACKET_OK);
+	assert_true(tcp.first_fragment); /* its fragment header: offset 0, M set */
 	assert_int_equal(tcp.family, AF_INET6);
 	assert_int_equal(tcp.sport, 50000);
 	assert_int_equal(tcp.dport, 443);
@@ -293,7 +294,9 @@ static size_t make_hbh_chain(uint8_t *buf, int n)
 	return off;
 }
 
-static void test_v6_ext_chain_bounded(void **state)
+/* The kernel follows a chain of any length: so does the parser, for as
+ * far as the captured bytes go (24 headers: 40 + 192 + 20 = 252 bytes). */
+static void test_v6_ext_chain_any_length(void **state)
 {
 	(void)state;
 	uint8_t buf[PACKET_COPY_RANGE];
@@ -303,9 +306,12 @@ static void test_v6_ext_chain_bounded(void **state)
 	assert_int_equal(parse_exact(buf, len, &tcp), PACKET_OK);
 	assert_int_equal(tcp.seq, 0xdeadbeef);
 	len = make_hbh_chain(buf, 9);
-	assert_int_equal(parse_exact(buf, len, &tcp), PACKET_BAD_HEADER);
+	assert_int_equal(parse_exact(buf, len, &tcp), PACKET_OK);
 	len = make_hbh_chain(buf, 24);
-	assert_int_equal(parse_exact(buf, len, &tcp), PACKET_BAD_HEADER);
+	assert_int_equal(parse_exact(buf, len, &tcp), PACKET_OK);
+	assert_int_equal(tcp.dport, 443);
+	/* the TCP header beyond the copy range: left to the guard */
+	assert_int_equal(parse_exact(buf, 40 + 24 * 8 + 10, &tcp), PACKET_TRUNCATED);
 
 	/* An extension header claiming more bytes than were captured. */
 	memcpy(buf, v6_syn_ext, sizeof(v6_syn_ext));
@@ -324,6 +330,25 @@ static void test_fragments(void **state)
 	buf[6] = 0x20;
 	buf[7] = 0x00;
 	assert_int_equal(parse_exact(buf, sizeof(v4_syn), &tcp), PACKET_OK);
+	assert_true(tcp.first_fragment);
+	/* A first fragment that ends inside the TCP options (24 of 40 header
+	 * bytes): decided like the SYN it is once reassembled. Unfragmented,
+	 * the same bytes are a bad header. */
+	memcpy(buf, v4_syn_opts, 20 + 24);
+	buf[3] = 20 + 24;
+	buf[6] = 0x20;
+	assert_int_equal(parse_exact(buf, 20 + 24, &tcp), PACKET_OK);
+	assert_true(tcp.first_fragment);
+	assert_int_equal(tcp.dport, 443);
+	buf[6] = 0x40;
+	assert_int_equal(parse_exact(buf, 20 + 24, &tcp), PACKET_BAD_HEADER);
+	/* ... but the fixed TCP header must be in it: 8 bytes are not enough */
+	buf[3] = 20 + 8;
+	buf[6] = 0x20;
+	assert_int_equal(parse_exact(buf, 20 + 8, &tcp), PACKET_TRUNCATED);
+	memcpy(buf, v4_syn, sizeof(v4_syn));
+	buf[6] = 0x20;
+	buf[7] = 0x00;
 	/* v4, offset 185*8: not the first fragment, whatever the bytes. */
 	buf[6] = 0x00;
 	buf[7] = 0xb9;
@@ -691,7 +716,7 @@ int main(void)
 		cmocka_unit_test(test_v4_syn_payload),
 		cmocka_unit_test(test_v6_syn),
 		cmocka_unit_test(test_v6_ext_headers),
-		cmocka_unit_test(test_v6_ext_chain_bounded),
+		cmocka_unit_test(test_v6_ext_chain_any_length),
 		cmocka_unit_test(test_fragments),
 		cmocka_unit_test(test_not_tcp),
 		cmocka_unit_test(test_truncation),

@@ -10,7 +10,10 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "guard.h"
 #include "rules.h"
+#include "rules_internal.h"
+#include "sites.h"
 
 static const char yaml[] =
 	"hook: forward\n"
@@ -213,6 +216,18 @@ static void test_xt_scan(void **state)
 /* `nft list table inet gatekeeper` as nftables 1.0.6 prints it. */
 static const char nft_listing_ok[] =
 	"table inet gatekeeper {\n"
+	"\tcounter guard_syn_dropped {\n"
+	"\t\tpackets 7 bytes 420\n"
+	"\t}\n"
+	"\n"
+	"\tcounter guard_syn_rejected {\n"
+	"\t\tpackets 0 bytes 0\n"
+	"\t}\n"
+	"\n"
+	"\tcounter guard_fragments {\n"
+	"\t\tpackets 12 bytes 900\n"
+	"\t}\n"
+	"\n"
 	"\tset managed4 {\n"
 	"\t\ttype ipv4_addr . inet_service\n"
 	"\t\telements = { 198.51.100.10 . 443,\n"
@@ -224,12 +239,43 @@ static const char nft_listing_ok[] =
 	"\t\ttype ipv6_addr . inet_service\n"
 	"\t}\n"
 	"\n"
+	"\tset guard_drop4 {\n"
+	"\t\ttype ipv4_addr . inet_service\n"
+	"\t\telements = { 198.51.100.11 . 443 }\n"
+	"\t}\n"
+	"\n"
+	"\tset guard_reject4 {\n"
+	"\t\ttype ipv4_addr . inet_service\n"
+	"\t}\n"
+	"\n"
+	"\tset guard_drop6 {\n"
+	"\t\ttype ipv6_addr . inet_service\n"
+	"\t}\n"
+	"\n"
+	"\tset guard_reject6 {\n"
+	"\t\ttype ipv6_addr . inet_service\n"
+	"\t}\n"
+	"\n"
 	"\tchain syn {\n"
 	"\t\ttype filter hook prerouting priority raw; policy accept;\n"
 	"\t\ttcp flags syn / syn,ack meta mark != 0x0000676b ip daddr . tcp dport @managed4 "
 	"queue flags bypass to 0\n"
 	"\t\ttcp flags syn / syn,ack meta mark != 0x0000676b ip6 daddr . tcp dport @managed6 "
 	"queue flags bypass to 0\n"
+	"\t}\n"
+	"\n"
+	"\tchain guard {\n"
+	"\t\ttype filter hook prerouting priority raw + 10; policy accept;\n"
+	"\t\tmeta mark & 0x20000000 == 0x20000000 meta mark set meta mark & 0xdfffffff accept\n"
+	"\t\tmeta mark 0x0000676b accept\n"
+	"\t\tip frag-off & 16383 == 8192 ip daddr . tcp dport @guard_drop4 counter name \"guard_fragments\" drop\n"
+	"\t\tip frag-off & 16383 == 8192 ip daddr . tcp dport @guard_reject4 counter name \"guard_fragments\" drop\n"
+	"\t\tfrag more-fragments 1 frag frag-off 0 ip6 daddr . tcp dport @guard_drop6 counter name \"guard_fragments\" drop\n"
+	"\t\tfrag more-fragments 1 frag frag-off 0 ip6 daddr . tcp dport @guard_reject6 counter name \"guard_fragments\" drop\n"
+	"\t\ttcp flags syn / syn,ack ip daddr . tcp dport @guard_drop4 counter name \"guard_syn_dropped\" drop\n"
+	"\t\ttcp flags syn / syn,ack ip daddr . tcp dport @guard_reject4 counter name \"guard_syn_rejected\" reject with tcp reset\n"
+	"\t\ttcp flags syn / syn,ack ip6 daddr . tcp dport @guard_drop6 counter name \"guard_syn_dropped\" drop\n"
+	"\t\ttcp flags syn / syn,ack ip6 daddr . tcp dport @guard_reject6 counter name \"guard_syn_rejected\" reject with tcp reset\n"
 	"\t}\n"
 	"}\n";
 
@@ -257,6 +303,209 @@ static void test_nft_listing(void **state)
 	text = replace(nft_listing_ok, "set managed6", "set other6");
 	assert_int_equal(rules_nft_listing_check(text, "prerouting", 3, 0, why, sizeof(why)), -1);
 	free(text);
+	/* the guard: chain gone, a rule gone */
+	text = replace(nft_listing_ok, "chain guard {", "chain other {");
+	assert_int_equal(rules_nft_listing_check(text, "prerouting", 3, 0, why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "guard chain"));
+	free(text);
+	text = replace(nft_listing_ok, "\t\tmeta mark 0x0000676b accept\n", "");
+	assert_int_equal(rules_nft_listing_check(text, "prerouting", 3, 0, why, sizeof(why)), -1);
+	free(text);
+	/* its sets and counters */
+	assert_int_equal(rules_nft_guard_elements(nft_listing_ok), 1);
+	text = replace(nft_listing_ok, "set guard_reject6", "set other6");
+	assert_int_equal(rules_nft_guard_elements(text), -1);
+	free(text);
+	assert_int_equal(rules_nft_counter_packets(nft_listing_ok, "guard_syn_dropped"), 7);
+	assert_int_equal(rules_nft_counter_packets(nft_listing_ok, "guard_syn_rejected"), 0);
+	assert_int_equal(rules_nft_counter_packets(nft_listing_ok, "guard_fragments"), 12);
+	assert_int_equal(rules_nft_counter_packets(nft_listing_ok, "guard_other"), -1);
+}
+
+/* Two offline sites: blog (drop, v4 + v6) and wiki (reject, v4). */
+static const char guard_yaml[] =
+	"hook: prerouting\n"
+	"sites:\n"
+	"  - name: shop\n"
+	"    addresses: [198.51.100.10]\n"
+	"  - name: blog\n"
+	"    addresses: [198.51.100.11, \"2001:db8:2::11\"]\n"
+	"    state: offline\n"
+	"  - name: wiki\n"
+	"    addresses: [198.51.100.12]\n"
+	"    ports: [443, 8443]\n"
+	"    state: offline\n"
+	"    action: reject\n";
+
+static void guard_of(const struct config *cfg, struct guard_set *guard)
+{
+	struct sites *sites = sites_create(cfg);
+
+	assert_non_null(sites);
+	assert_int_equal(guard_set_build(guard, sites), 0);
+	sites_free(sites);
+}
+
+static void test_guard_set(void **state)
+{
+	struct config *cfg = load(guard_yaml);
+	struct guard_set a, b;
+	struct sites *sites = sites_create(cfg);
+
+	(void)state;
+	assert_int_equal(guard_set_build(&a, sites), 0);
+	assert_int_equal(a.count, 4);
+	assert_int_equal(guard_set_build(&b, sites), 0);
+	assert_true(guard_set_equal(&a, &b));
+	/* a toggle changes the set; the action counts too */
+	site_set_override(sites_find(sites, "shop"), SITE_OFFLINE, SITE_ACTION_DROP);
+	guard_set_free(&b);
+	assert_int_equal(guard_set_build(&b, sites), 0);
+	assert_int_equal(b.count, 5);
+	assert_false(guard_set_equal(&a, &b));
+	site_set_override(sites_find(sites, "shop"), SITE_ONLINE, SITE_ACTION_DROP);
+	site_set_override(sites_find(sites, "blog"), SITE_OFFLINE, SITE_ACTION_REJECT);
+	guard_set_free(&b);
+	assert_int_equal(guard_set_build(&b, sites), 0);
+	assert_int_equal(b.count, 4);
+	assert_false(guard_set_equal(&a, &b));
+	guard_set_move(&a, &b);
+	assert_int_equal(a.count, 4);
+	assert_int_equal(b.count, 0);
+	guard_set_free(&a);
+	sites_free(sites);
+	config_free(cfg);
+}
+
+static void test_guard_nft_text(void **state)
+{
+	struct config *cfg = load(guard_yaml);
+	struct guard_set guard;
+	char *text, *update;
+
+	(void)state;
+	guard_of(cfg, &guard);
+	text = rules_render_nft(cfg, &guard);
+	assert_non_null(strstr(text, "type filter hook prerouting priority -290;"));
+	assert_non_null(strstr(text, "set guard_drop4 {\n\t\ttype ipv4_addr . inet_service\n"
+				     "\t\telements = { 198.51.100.11 . 443 }"));
+	assert_non_null(strstr(text, "elements = { 198.51.100.12 . 443, 198.51.100.12 . 8443 }"));
+	assert_non_null(strstr(text, "elements = { 2001:db8:2::11 . 443 }"));
+	assert_non_null(strstr(text, "meta mark & 0x20000000 == 0x20000000 meta mark set meta mark & "
+				     "0xdfffffff accept"));
+	assert_non_null(strstr(text, "@guard_reject4 counter name guard_syn_rejected reject with tcp reset"));
+	assert_null(strstr(text, "{{"));
+	update = rules_render_nft_guard(&guard);
+	assert_string_equal(update,
+			    "flush set inet gatekeeper guard_drop4\n"
+			    "add element inet gatekeeper guard_drop4 { 198.51.100.11 . 443 }\n"
+			    "flush set inet gatekeeper guard_reject4\n"
+			    "add element inet gatekeeper guard_reject4 { 198.51.100.12 . 443, "
+			    "198.51.100.12 . 8443 }\n"
+			    "flush set inet gatekeeper guard_drop6\n"
+			    "add element inet gatekeeper guard_drop6 { 2001:db8:2::11 . 443 }\n"
+			    "flush set inet gatekeeper guard_reject6\n\n");
+	free(update);
+	free(text);
+	guard_set_free(&guard);
+	config_free(cfg);
+}
+
+static void test_guard_xt_text(void **state)
+{
+	struct config *cfg = load(guard_yaml);
+	struct guard_set guard;
+	char *v4, *v6;
+
+	(void)state;
+	guard_of(cfg, &guard);
+	/* install: both tables, guard first, stale jumps swapped in the commit */
+	v4 = rules_render_xt_install(cfg, &guard, AF_INET, 2, 1);
+	assert_non_null(strstr(v4, "*mangle\n:GATEKEEPER_OFFLINE - [0:0]\n:GATEKEEPER_GUARD - [0:0]\n"));
+	assert_true(strstr(v4, "*mangle") < strstr(v4, "*raw"));
+	assert_non_null(strstr(v4, "-A GATEKEEPER_GUARD -m mark ! --mark 0x20000000/0x20000000 "
+				   "-m mark ! --mark 0x676b -j GATEKEEPER_OFFLINE\n"));
+	assert_non_null(strstr(v4, "-A GATEKEEPER_OFFLINE -d 198.51.100.12 -p tcp -m tcp --dport 8443 "
+				   "--tcp-flags SYN,ACK SYN -j GATEKEEPER_REJECT\n"));
+	/* prerouting: the guard is in mangle, where xtables has no REJECT */
+	assert_non_null(strstr(v4, "-A GATEKEEPER_REJECT -j DROP\n"));
+	assert_non_null(strstr(v4, "-D PREROUTING -p tcp -j GATEKEEPER_GUARD\n"
+				   "-I PREROUTING 1 -p tcp -j GATEKEEPER_GUARD\n"));
+	assert_non_null(strstr(v4, "-D PREROUTING -p tcp -m tcp --tcp-flags SYN,ACK SYN -j GATEKEEPER\n"
+				   "-D PREROUTING -p tcp -m tcp --tcp-flags SYN,ACK SYN -j GATEKEEPER\n"
+				   "-I PREROUTING 1"));
+	assert_null(strstr(v4, "2001:db8"));
+	free(v4);
+	/* a toggle: only the offline chain, counters kept */
+	v6 = rules_render_xt_guard(cfg, &guard, AF_INET6, false, 0);
+	assert_string_equal(v6, "*mangle\n:GATEKEEPER_OFFLINE - [0:0]\n"
+				"-A GATEKEEPER_OFFLINE -d 2001:db8:2::11 -p tcp -m tcp --dport 443 "
+				"--tcp-flags SYN,ACK SYN -j GATEKEEPER_DROP\nCOMMIT\n");
+	free(v6);
+	guard_set_free(&guard);
+	config_free(cfg);
+	/* input: filter INPUT, with REJECT */
+	cfg = load("hook: input\nsites:\n  - name: a\n    addresses: [192.0.2.5]\n");
+	v4 = rules_render_xt_install(cfg, NULL, AF_INET, 0, 0);
+	assert_non_null(strstr(v4, "*filter\n"));
+	assert_non_null(strstr(v4, "-A GATEKEEPER_REJECT -p tcp -j REJECT --reject-with tcp-reset\n"));
+	assert_non_null(strstr(v4, "-I INPUT 1 -p tcp -j GATEKEEPER_GUARD\n"));
+	free(v4);
+	config_free(cfg);
+}
+
+static const char xt_guard_save_ok[] =
+	"*mangle\n"
+	":PREROUTING ACCEPT [0:0]\n"
+	":GATEKEEPER_DROP - [0:0]\n"
+	":GATEKEEPER_GUARD - [0:0]\n"
+	":GATEKEEPER_OFFLINE - [0:0]\n"
+	":GATEKEEPER_REJECT - [0:0]\n"
+	"[3:180] -A PREROUTING -p tcp -j GATEKEEPER_GUARD\n"
+	"[5:300] -A GATEKEEPER_DROP -j DROP\n"
+	"[3:180] -A GATEKEEPER_GUARD -m mark ! --mark 0x20000000/0x20000000 -m mark ! --mark 0x676b "
+	"-j GATEKEEPER_OFFLINE\n"
+	"[0:0] -A GATEKEEPER_GUARD -m mark --mark 0x20000000/0x20000000 -j MARK --set-xmark "
+	"0x0/0x20000000\n"
+	"[1:60] -A GATEKEEPER_OFFLINE -d 198.51.100.11/32 -p tcp -m tcp --dport 443 "
+	"--tcp-flags SYN,ACK SYN -j GATEKEEPER_DROP\n"
+	"[2:120] -A GATEKEEPER_REJECT -j DROP\n"
+	"COMMIT\n";
+
+static int xt_guard_scan_text(const char *text, size_t want, struct rules_xt_guard_scan *scan,
+			      char *why, size_t len)
+{
+	char *copy = strdup(text), *save = NULL;
+
+	*scan = (struct rules_xt_guard_scan){.base_chain = "PREROUTING"};
+	for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		rules_xt_guard_scan_line(scan, line);
+	free(copy);
+	return rules_xt_guard_scan_verdict(scan, want, why, len);
+}
+
+static void test_xt_guard_scan(void **state)
+{
+	struct rules_xt_guard_scan scan;
+	char why[256], *text;
+
+	(void)state;
+	assert_int_equal(xt_guard_scan_text(xt_guard_save_ok, 1, &scan, why, sizeof(why)), 0);
+	assert_int_equal(scan.counters.syn_dropped, 5);
+	assert_int_equal(scan.counters.syn_rejected, 2);
+	assert_int_equal(xt_guard_scan_text(xt_guard_save_ok, 2, &scan, why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "GATEKEEPER_OFFLINE has 1 rules, want 2"));
+	text = replace(xt_guard_save_ok, "[3:180] -A PREROUTING -p tcp -j GATEKEEPER_GUARD\n", "");
+	assert_int_equal(xt_guard_scan_text(text, 1, &scan, why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "0 jumps"));
+	free(text);
+	text = replace(xt_guard_save_ok, ":GATEKEEPER_REJECT - [0:0]\n", "");
+	assert_int_equal(xt_guard_scan_text(text, 1, &scan, why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "guard chain is gone"));
+	free(text);
+	text = replace(xt_guard_save_ok, "[2:120] -A GATEKEEPER_REJECT -j DROP\n", "");
+	assert_int_equal(xt_guard_scan_text(text, 1, &scan, why, sizeof(why)), -1);
+	free(text);
 }
 
 int main(void)
@@ -268,6 +517,10 @@ int main(void)
 		cmocka_unit_test(test_choose),
 		cmocka_unit_test(test_xt_scan),
 		cmocka_unit_test(test_nft_listing),
+		cmocka_unit_test(test_guard_set),
+		cmocka_unit_test(test_guard_nft_text),
+		cmocka_unit_test(test_guard_xt_text),
+		cmocka_unit_test(test_xt_guard_scan),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
