@@ -10,8 +10,8 @@ Sending: the lines of standard input are "CASE DEST [retry]" (DEST one of
 the --dest names); each line gets its own source port (--port-base + line
 number), so every answer maps to one line. The answers are watched on
 --iface with an AF_PACKET socket bound before the first packet leaves.
-The frames go out through the same socket layer to --gw-mac, so nothing
-here depends on scapy's own ARP/ND or routing.
+The frames go out as Ethernet frames to --gw-mac, so nothing here depends
+on scapy's own ARP/ND or routing.
 
     evasion_craft.py send --iface c123 --gw-mac 02:.. --src4 192.0.2.100 \
         --src6 2001:db8:1::100 --dest shop=198.51.100.10,2001:db8:2::10 \
@@ -26,11 +26,13 @@ reject), icmp (an ICMP error quoting the packet) or none; the strongest
 seen, in that order. A line marked "retry" that got no SYN-ACK is sent
 once more, from another port (SPORT is the last one used, TRIES 2).
 
-Only the addresses given are ever used (the test's documentation
-addresses); nothing is sent anywhere else.
+Only the addresses given are ever used, and only documentation addresses
+are accepted (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32);
+nothing is sent anywhere else.
 """
 
 import argparse
+import ipaddress
 import os
 import random
 import socket
@@ -54,7 +56,6 @@ from scapy.all import (  # noqa: E402
     IPv6ExtHdrFragment,
     IPv6ExtHdrHopByHop,
     IPv6ExtHdrRouting,
-    PadN,
     Raw,
     TCPerror,
     conf,
@@ -273,10 +274,21 @@ case("v6-frag-dst-long", 6,
 # ---------------------------------------------------------------- sending
 
 
+DOC_NETS = [ipaddress.ip_network(n) for n in
+            ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")]
+
+
+def documentation_address(text):
+    addr = ipaddress.ip_address(text)
+    if not any(addr in net for net in DOC_NETS if net.version == addr.version):
+        sys.exit(f"evasion_craft: {text} is not a documentation address")
+    return text
+
+
 def parse_dest(text):
     name, addrs = text.split("=", 1)
     a4, a6 = addrs.split(",")
-    return name, {4: a4, 6: a6}
+    return name, {4: documentation_address(a4), 6: documentation_address(a6)}
 
 
 class Watch:
@@ -338,10 +350,14 @@ class Listener:
         self.thread.start()
 
     def run(self):
-        while self.running:
+        # after stop(), what is still queued in the socket is read first:
+        # under a slow VM the dissection may lag behind the wire
+        while True:
             try:
                 frame = self.sock.recv(65535)
             except socket.timeout:
+                if not self.running:
+                    break
                 continue
             self.watch.packet(Ether(frame))
 
@@ -415,8 +431,8 @@ def main():
     s = sub.add_parser("send", help="send the lines of stdin, print the answers")
     s.add_argument("--iface", required=True)
     s.add_argument("--gw-mac", required=True)
-    s.add_argument("--src4", required=True)
-    s.add_argument("--src6", required=True)
+    s.add_argument("--src4", required=True, type=documentation_address)
+    s.add_argument("--src6", required=True, type=documentation_address)
     s.add_argument("--dest", action="append", required=True, help="NAME=ADDR4,ADDR6")
     s.add_argument("--port-base", type=int, required=True)
     s.add_argument("--retry-offset", type=int, default=5000)
