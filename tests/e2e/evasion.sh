@@ -32,7 +32,7 @@ readonly OBS_TABLE="e2e_evasion_$$"
 readonly DESTS=(shop blog wiki)
 readonly BASELINE_PORTS=20000 GATED_PORTS=30000
 
-declare -A CASE_FAMILY=() CASE_CORE=() CASE_LEGIT=() CASE_WHAT=()
+declare -A CASE_CORE=() CASE_LEGIT=() CASE_WHAT=()
 declare -A ANSWER=() SPORT=() # "CASE DEST" -> the last craft run's answer / port
 declare -A OBSERVED=()        # "SET PORT" -> packets the server counted
 CASES=()
@@ -58,10 +58,9 @@ require_scapy() {
 }
 
 load_catalog() {
-	local name family core legit what
-	while read -r name family core legit what; do
+	local name _family core legit what
+	while read -r name _family core legit what; do
 		CASES+=("$name")
-		CASE_FAMILY[$name]=$family
 		CASE_CORE[$name]=$core
 		CASE_LEGIT[$name]=$legit
 		CASE_WHAT[$name]=$what
