@@ -696,7 +696,8 @@ static int choose_xt_flavour(const struct rules_probe *probe, enum config_backen
 int rules_choose(const struct rules_probe *probe, enum config_backend want,
 		 enum rules_backend *out, char *why, size_t why_len)
 {
-	bool nft_ok = probe->nf_tables && probe->nft_queue;
+	/* the nft table's guard answers offline reject sites with nft reject */
+	bool nft_ok = probe->nf_tables && probe->nft_queue && probe->nft_reject;
 	bool xt_ok = probe->xt_nfqueue && (probe->iptables_nft || probe->iptables_legacy);
 
 	why[0] = '\0';
@@ -715,8 +716,9 @@ int rules_choose(const struct rules_probe *probe, enum config_backend want,
 	}
 	if (want == CONFIG_BACKEND_NFT) {
 		snprintf(why, why_len, "backend nft: the kernel lacks %s",
-			 probe->nf_tables ? "the nft queue expression (CONFIG_NFT_QUEUE)"
-					  : "nf_tables (CONFIG_NF_TABLES)");
+			 !probe->nf_tables ? "nf_tables (CONFIG_NF_TABLES)"
+			 : !probe->nft_queue ? "the nft queue expression (CONFIG_NFT_QUEUE)"
+					     : "the nft reject expression (CONFIG_NFT_REJECT)");
 		return -1;
 	}
 	if (!probe->xt_nfqueue) {

@@ -52,7 +52,7 @@ enum rules_backend {
 struct rules_probe {
 	bool nf_tables;       /* CONFIG_NF_TABLES */
 	bool nft_queue;       /* CONFIG_NFT_QUEUE */
-	bool nft_reject;      /* CONFIG_NFT_REJECT (informational) */
+	bool nft_reject;      /* CONFIG_NFT_REJECT (the nft guard's reject) */
 	bool xt_nfqueue;      /* CONFIG_NETFILTER_XT_TARGET_NFQUEUE */
 	bool nfnetlink_queue; /* CONFIG_NETFILTER_NETLINK_QUEUE */
 	bool iptables_nft;    /* iptables-nft-restore found */

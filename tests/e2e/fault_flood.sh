@@ -9,8 +9,9 @@
 #
 #   fail_open false   the excess is dropped by the kernel (queue_dropped
 #                     grows), no SYN to blog passes
-#   fail_open true    the excess passes (SYN-ACKs for offline blog), the
-#                     kernel counts no drop
+#   fail_open true    the excess passes the queue and the kernel guard
+#                     behind it drops every one (no SYN-ACK for offline
+#                     blog; the guard counts them); the queue counts no drop
 #   both              gatekeeperctl answers throughout (each call < 1 s),
 #                     and afterwards every verdict is right again
 # shellcheck source=lib.sh
@@ -24,7 +25,7 @@ readonly CTL_MAX_MS=1000
 FLOOD_PID=""
 
 flood() {
-	local fail_open=$1 line qd0 i t0 t1 tid ms worst=0 answered=0 calls=0 accept sent
+	local fail_open=$1 line qd0 guard0 i t0 t1 tid ms worst=0 answered=0 calls=0 accept sent
 	write_fault_config "$TMP/gk.$fail_open.yaml" "$HOOK" "$fail_open" 1024
 	start_daemon "$NS_GW" "$TMP/gk.$fail_open.yaml"
 	taskset -a -p -c 0 "$DAEMON_PID" >/dev/null || die "taskset"
@@ -33,6 +34,7 @@ flood() {
 		[[ $tid == "$DAEMON_PID" ]] || chrt --idle -p 0 "$tid" || die "chrt"
 	done
 	qd0=$(kernel_queue queue_dropped)
+	guard0=$(guard_count syn_dropped)
 	ip netns exec "$NS_CLIENT" taskset -c 0 "$SYN_LEDGER" --src "$CLIENT4" --rate 0 \
 		--seconds "$FLOOD_SECONDS" --wait-ms 300 "blog=$BLOG4:$SITE_PORT:any" \
 		>"$TMP/flood.$fail_open.out" 2>&1 &
@@ -62,8 +64,10 @@ flood() {
 		check "fail_open false, flood: no SYN to offline blog passed ($accept of $sent)" \
 			eval "(( sent > 0 && accept == 0 ))"
 	else
-		check "fail_open true, flood: the excess passed ($accept of $sent SYNs to offline blog)" \
-			eval "(( accept > 0 ))"
+		check "fail_open true, flood: no SYN to offline blog was answered ($accept of $sent)" \
+			eval "(( sent > 0 && accept == 0 ))"
+		check "fail_open true, flood: the guard stopped the excess ($(guard_count syn_dropped) SYNs)" \
+			eval "(( \$(guard_count syn_dropped) - guard0 > 0 ))"
 		check "fail_open true, flood: the kernel counted no drop" \
 			eval "(( \$(kernel_queue queue_dropped) == qd0 ))"
 	fi

@@ -115,6 +115,13 @@ static void test_choose(void **state)
 	assert_int_equal(b, RULES_BACKEND_XT_NFT);
 	assert_int_equal(rules_choose(&here, CONFIG_BACKEND_NFT, &b, why, sizeof(why)), -1);
 	assert_non_null(strstr(why, "CONFIG_NFT_QUEUE"));
+	/* the guard needs nft reject: without it auto falls back to xt */
+	stock.nft_reject = false;
+	assert_int_equal(rules_choose(&stock, CONFIG_BACKEND_NFT, &b, why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "CONFIG_NFT_REJECT"));
+	assert_int_equal(rules_choose(&stock, CONFIG_BACKEND_AUTO, &b, why, sizeof(why)), 0);
+	assert_int_equal(b, RULES_BACKEND_XT_NFT);
+	stock.nft_reject = true;
 	assert_int_equal(rules_choose(&here, CONFIG_BACKEND_XT_LEGACY, &b, why, sizeof(why)), 0);
 	assert_int_equal(b, RULES_BACKEND_XT_LEGACY);
 	assert_int_equal(rules_choose(&stock, CONFIG_BACKEND_XT_NFT, &b, why, sizeof(why)), 0);
