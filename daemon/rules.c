@@ -406,7 +406,9 @@ static void xt_delete_chain(enum rules_backend backend, int family, const char *
 }
 
 static const char *const xt_guard_chains[] = {RULES_XT_GUARD_CHAIN, RULES_XT_OFFLINE_CHAIN,
-					      RULES_XT_DROP_CHAIN, RULES_XT_REJECT_CHAIN};
+					      RULES_XT_DROP_CHAIN, RULES_XT_REJECT_CHAIN,
+					      RULES_XT_FRAGMENT_CHAIN};
+#define XT_GUARD_CHAINS (sizeof(xt_guard_chains) / sizeof(xt_guard_chains[0]))
 
 /* Removes our jumps and chains at HOOK (queue and guard). True if a jump
  * was there. */
@@ -420,7 +422,7 @@ static bool xt_remove_hook(enum rules_backend backend, int family, enum config_h
 				 RULES_XT_GUARD_CHAIN, false);
 	xt_delete_chain(backend, family, rules_xt_table(hook), RULES_XT_CHAIN);
 	/* GUARD first: it jumps to the others, and a referenced chain stays */
-	for (size_t i = 0; i < 4; i++)
+	for (size_t i = 0; i < XT_GUARD_CHAINS; i++)
 		xt_delete_chain(backend, family, rules_xt_guard_table(hook), xt_guard_chains[i]);
 	return found;
 }
@@ -449,7 +451,7 @@ static bool xt_remove_other_hooks(enum rules_backend backend, int family, enum c
 		if (strcmp(rules_xt_table(hooks[i]), rules_xt_table(hook)) != 0)
 			xt_delete_chain(backend, family, rules_xt_table(hooks[i]), RULES_XT_CHAIN);
 		if (strcmp(rules_xt_guard_table(hooks[i]), rules_xt_guard_table(hook)) != 0)
-			for (size_t c = 0; c < 4; c++)
+			for (size_t c = 0; c < XT_GUARD_CHAINS; c++)
 				xt_delete_chain(backend, family, rules_xt_guard_table(hooks[i]),
 						xt_guard_chains[c]);
 	}
@@ -571,7 +573,7 @@ static int xt_guard_read(enum rules_backend backend, const struct config *cfg,
 		if (rules_xt_save(backend, xt_families[i], rules_xt_guard_table(cfg->hook), true,
 				  xt_guard_scan_cb, &g) < 0)
 			return -1;
-		found |= g.drop_rules || g.reject_rules;
+		found |= g.drop_rules || g.reject_rules || g.fragment_rules;
 		guard_counters_add(out, &g.counters);
 	}
 	return found ? 1 : 0;

@@ -30,6 +30,7 @@
 #define RULES_XT_OFFLINE_CHAIN "GATEKEEPER_OFFLINE"
 #define RULES_XT_DROP_CHAIN "GATEKEEPER_DROP"
 #define RULES_XT_REJECT_CHAIN "GATEKEEPER_REJECT"
+#define RULES_XT_FRAGMENT_CHAIN "GATEKEEPER_FRAGMENT"
 /* The packet mark of the daemon's own health checks (SO_MARK): the
  * queueing rules skip it, so a check from this box is never queued. */
 #define RULES_CHECK_MARK 0x676bu
@@ -122,12 +123,13 @@ struct rules_xt_guard_scan {
 	size_t jumps;         /* -A BASE ... -j GATEKEEPER_GUARD */
 	size_t guard_rules;   /* -A GATEKEEPER_GUARD */
 	size_t offline_rules; /* -A GATEKEEPER_OFFLINE */
-	size_t drop_rules, reject_rules;
-	unsigned declared;    /* bit per guard chain declared (4 of them) */
-	struct guard_counters counters; /* the DROP / REJECT chains' rules */
+	size_t drop_rules, reject_rules, fragment_rules;
+	unsigned declared;    /* bit per guard chain declared (5 of them) */
+	struct guard_counters counters; /* the DROP / REJECT / FRAGMENT chains' rules */
 };
 void rules_xt_guard_scan_line(struct rules_xt_guard_scan *scan, const char *line);
-/* Every guard chain there, jumped to once, WANT offline rules. */
+/* Every guard chain there, jumped to once, WANT offline endpoints (two
+ * rules each: first fragments, SYNs). */
 int rules_xt_guard_scan_verdict(const struct rules_xt_guard_scan *scan, size_t want, char *why,
 				size_t why_len);
 /* Elements in the four guard sets of an nft listing; -1 if one is gone. */

@@ -8,18 +8,24 @@
  *   GATEKEEPER_GUARD
  *     not decided, not a health check  -j GATEKEEPER_OFFLINE
  *     decided                          -j MARK: the bit taken off again
- *   GATEKEEPER_OFFLINE                 one rule per offline endpoint:
+ *   GATEKEEPER_OFFLINE                 two rules per offline endpoint:
+ *     -d ADDR -p tcp --dport PORT, a first fragment      -j GATEKEEPER_FRAGMENT
  *     -d ADDR -p tcp --dport PORT --tcp-flags SYN,ACK SYN -j GATEKEEPER_DROP|_REJECT
- *   GATEKEEPER_DROP    -j DROP         (its counter: the guard's drops)
- *   GATEKEEPER_REJECT  -j REJECT --reject-with tcp-reset (filter table),
- *                      -j DROP in mangle PREROUTING, where xtables has no REJECT
+ *   GATEKEEPER_DROP      -j DROP       (its counter: the guard's drops)
+ *   GATEKEEPER_REJECT    -j REJECT --reject-with tcp-reset (filter table),
+ *                        -j DROP in mangle PREROUTING, where xtables has no REJECT
+ *   GATEKEEPER_FRAGMENT  -j DROP       (first fragments: their flags may be
+ *                        in the next fragment, as in a SYN whose first
+ *                        fragment holds 8 bytes of TCP header)
+ *
+ * A first fragment is "MF set, offset 0": u32 on the IPv4 header, the frag
+ * match on IPv6's fragment header. iptables-legacy's tcp match would drop
+ * an 8-byte one by itself ("tinygram"), but iptables-nft turns the match
+ * into nft payload expressions that merely fail to match it.
  *
  * xtables has no sets without ipset (another tool and kernel module): the
- * offline endpoints are one rule each, walked only by packets the daemon did
- * not decide (a decided one leaves at the first rule). A first fragment
- * whose TCP header is shorter than 20 bytes never gets that far: xtables'
- * tcp match drops it ("tinygram") wherever it is evaluated, and the jump to
- * our queueing chain evaluates it for every TCP packet. */
+ * offline endpoints are rules, walked only by packets the daemon did not
+ * decide (a decided one leaves at the first rule of GATEKEEPER_GUARD). */
 #include "rules_internal.h"
 
 #include <stdlib.h>
@@ -99,6 +105,11 @@ static void xt_put_guard_rules(FILE *out, const struct guard_set *guard, int fam
 		if (e->addr.family != family)
 			continue;
 		config_addr_str(&e->addr, addr, sizeof(addr));
+		fprintf(out, "-A %s -d %s -p tcp -m tcp --dport %u %s -j %s\n", RULES_XT_OFFLINE_CHAIN,
+			addr, e->port,
+			family == AF_INET6 ? "-m frag --fragfirst --fragmore"
+					   : "-m u32 --u32 \"0x4&0x3fff=0x2000\"",
+			RULES_XT_FRAGMENT_CHAIN);
 		fprintf(out, "-A %s -d %s -p tcp -m tcp --dport %u --tcp-flags SYN,ACK SYN -j %s\n",
 			RULES_XT_OFFLINE_CHAIN, addr, e->port,
 			e->action == SITE_ACTION_REJECT ? RULES_XT_REJECT_CHAIN : RULES_XT_DROP_CHAIN);
@@ -120,8 +131,9 @@ char *rules_render_xt_guard(const struct config *cfg, const struct guard_set *gu
 	 * swap in one commit */
 	fprintf(out, "*%s\n:%s - [0:0]\n", rules_xt_guard_table(cfg->hook), RULES_XT_OFFLINE_CHAIN);
 	if (full) {
-		fprintf(out, ":%s - [0:0]\n:%s - [0:0]\n:%s - [0:0]\n", RULES_XT_GUARD_CHAIN,
-			RULES_XT_DROP_CHAIN, RULES_XT_REJECT_CHAIN);
+		fprintf(out, ":%s - [0:0]\n:%s - [0:0]\n:%s - [0:0]\n:%s - [0:0]\n",
+			RULES_XT_GUARD_CHAIN, RULES_XT_DROP_CHAIN, RULES_XT_REJECT_CHAIN,
+			RULES_XT_FRAGMENT_CHAIN);
 		fprintf(out, "-A %s -m mark ! --mark %s/%s -m mark ! --mark %s -j %s\n",
 			RULES_XT_GUARD_CHAIN, RULES_DECIDED_MARK_TEXT, RULES_DECIDED_MARK_TEXT,
 			RULES_CHECK_MARK_TEXT, RULES_XT_OFFLINE_CHAIN);
@@ -129,6 +141,7 @@ char *rules_render_xt_guard(const struct config *cfg, const struct guard_set *gu
 			RULES_XT_GUARD_CHAIN, RULES_DECIDED_MARK_TEXT, RULES_DECIDED_MARK_TEXT,
 			RULES_DECIDED_MARK_TEXT);
 		fprintf(out, "-A %s -j DROP\n", RULES_XT_DROP_CHAIN);
+		fprintf(out, "-A %s -j DROP\n", RULES_XT_FRAGMENT_CHAIN);
 		if (can_reject)
 			fprintf(out, "-A %s -p tcp -j REJECT --reject-with tcp-reset\n",
 				RULES_XT_REJECT_CHAIN);
@@ -177,12 +190,13 @@ static unsigned long long take_counter(const char **line)
 void rules_xt_guard_scan_line(struct rules_xt_guard_scan *scan, const char *line)
 {
 	static const char *const chains[] = {RULES_XT_GUARD_CHAIN, RULES_XT_OFFLINE_CHAIN,
-					     RULES_XT_DROP_CHAIN, RULES_XT_REJECT_CHAIN};
+					     RULES_XT_DROP_CHAIN, RULES_XT_REJECT_CHAIN,
+					     RULES_XT_FRAGMENT_CHAIN};
 	unsigned long long packets = take_counter(&line);
 	char prefix[64];
 	size_t len;
 
-	for (unsigned i = 0; i < 4; i++) {
+	for (unsigned i = 0; i < 5; i++) {
 		snprintf(prefix, sizeof(prefix), ":%s ", chains[i]);
 		if (starts_with(line, prefix)) {
 			scan->declared |= 1u << i;
@@ -199,6 +213,9 @@ void rules_xt_guard_scan_line(struct rules_xt_guard_scan *scan, const char *line
 	} else if (starts_with(line, "-A " RULES_XT_REJECT_CHAIN " ")) {
 		scan->reject_rules++;
 		scan->counters.syn_rejected += packets;
+	} else if (starts_with(line, "-A " RULES_XT_FRAGMENT_CHAIN " ")) {
+		scan->fragment_rules++;
+		scan->counters.fragments += packets;
 	} else {
 		snprintf(prefix, sizeof(prefix), "-A %s ", scan->base_chain);
 		len = strcspn(line, "\r\n");
@@ -213,17 +230,19 @@ void rules_xt_guard_scan_line(struct rules_xt_guard_scan *scan, const char *line
 int rules_xt_guard_scan_verdict(const struct rules_xt_guard_scan *scan, size_t want, char *why,
 				size_t why_len)
 {
-	if (scan->declared != 0xfu)
+	if (scan->declared != 0x1fu)
 		snprintf(why, why_len, "a guard chain is gone");
 	else if (scan->jumps != 1)
 		snprintf(why, why_len, "%zu jumps to %s from %s, want 1", scan->jumps,
 			 RULES_XT_GUARD_CHAIN, scan->base_chain);
-	else if (scan->guard_rules != 2 || scan->drop_rules != 1 || scan->reject_rules != 1)
-		snprintf(why, why_len, "the guard chains hold %zu/%zu/%zu rules, want 2/1/1",
-			 scan->guard_rules, scan->drop_rules, scan->reject_rules);
-	else if (scan->offline_rules != want)
+	else if (scan->guard_rules != 2 || scan->drop_rules != 1 || scan->reject_rules != 1 ||
+		 scan->fragment_rules != 1)
+		snprintf(why, why_len, "the guard chains hold %zu/%zu/%zu/%zu rules, want 2/1/1/1",
+			 scan->guard_rules, scan->drop_rules, scan->reject_rules,
+			 scan->fragment_rules);
+	else if (scan->offline_rules != 2 * want)
 		snprintf(why, why_len, "chain %s has %zu rules, want %zu", RULES_XT_OFFLINE_CHAIN,
-			 scan->offline_rules, want);
+			 scan->offline_rules, 2 * want);
 	else
 		return 0;
 	return -1;

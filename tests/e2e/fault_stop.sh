@@ -6,8 +6,9 @@
 #   stuck       the kernel queue fills (64 SYNs wait); then fail_open true:
 #               further SYNs pass the queue (fail-open on overload) and the
 #               kernel guard behind it drops those to an offline site
-#               (counted by the guard); false: they are dropped by the
-#               queue and the kernel counts them (queue_dropped)
+#               (counted by the guard) and lets those to an online site
+#               through; false: they are dropped by the queue and the
+#               kernel counts them (queue_dropped)
 #   SIGCONT     the 64 waiting SYNs are decided (the daemon's counters show
 #               them), gatekeeperctl stats shows the kernel's drop count,
 #               and new SYNs get the right verdicts again
@@ -60,6 +61,9 @@ stuck() {
 			eval '(( $(syn_count "$BLOG4") == 0 ))'
 		check "fail_open true, stuck: the queue counts no drop" \
 			eval "(( \$(kernel_queue queue_dropped) == qd0 ))"
+		# the queue still full and the daemon still stopped: online stays up
+		check "fail_open true, stuck: online shop still answers every SYN" \
+			ledger --rate 500 --seconds 0.4 --wait-ms 500 "shop=$SHOP4:$SITE_PORT:accept"
 	else
 		check "fail_open false, stuck: no SYN passes ($drop of $sent dropped)" \
 			eval "(( accept == 0 && drop == sent ))"

@@ -429,6 +429,10 @@ static void test_guard_xt_text(void **state)
 	/* install: both tables, guard first, stale jumps swapped in the commit */
 	v4 = rules_render_xt_install(cfg, &guard, AF_INET, 2, 1);
 	assert_non_null(strstr(v4, "*mangle\n:GATEKEEPER_OFFLINE - [0:0]\n:GATEKEEPER_GUARD - [0:0]\n"));
+	/* first fragments by address and port: their flags may come later */
+	assert_non_null(strstr(v4, "-A GATEKEEPER_OFFLINE -d 198.51.100.11 -p tcp -m tcp --dport 443 "
+				   "-m u32 --u32 \"0x4&0x3fff=0x2000\" -j GATEKEEPER_FRAGMENT\n"));
+	assert_non_null(strstr(v4, "-A GATEKEEPER_FRAGMENT -j DROP\n"));
 	assert_true(strstr(v4, "*mangle") < strstr(v4, "*raw"));
 	assert_non_null(strstr(v4, "-A GATEKEEPER_GUARD -m mark ! --mark 0x20000000/0x20000000 "
 				   "-m mark ! --mark 0x676b -j GATEKEEPER_OFFLINE\n"));
@@ -446,6 +450,8 @@ static void test_guard_xt_text(void **state)
 	/* a toggle: only the offline chain, counters kept */
 	v6 = rules_render_xt_guard(cfg, &guard, AF_INET6, false, 0);
 	assert_string_equal(v6, "*mangle\n:GATEKEEPER_OFFLINE - [0:0]\n"
+				"-A GATEKEEPER_OFFLINE -d 2001:db8:2::11 -p tcp -m tcp --dport 443 "
+				"-m frag --fragfirst --fragmore -j GATEKEEPER_FRAGMENT\n"
 				"-A GATEKEEPER_OFFLINE -d 2001:db8:2::11 -p tcp -m tcp --dport 443 "
 				"--tcp-flags SYN,ACK SYN -j GATEKEEPER_DROP\nCOMMIT\n");
 	free(v6);
@@ -465,15 +471,19 @@ static const char xt_guard_save_ok[] =
 	"*mangle\n"
 	":PREROUTING ACCEPT [0:0]\n"
 	":GATEKEEPER_DROP - [0:0]\n"
+	":GATEKEEPER_FRAGMENT - [0:0]\n"
 	":GATEKEEPER_GUARD - [0:0]\n"
 	":GATEKEEPER_OFFLINE - [0:0]\n"
 	":GATEKEEPER_REJECT - [0:0]\n"
 	"[3:180] -A PREROUTING -p tcp -j GATEKEEPER_GUARD\n"
 	"[5:300] -A GATEKEEPER_DROP -j DROP\n"
+	"[4:112] -A GATEKEEPER_FRAGMENT -j DROP\n"
 	"[3:180] -A GATEKEEPER_GUARD -m mark ! --mark 0x20000000/0x20000000 -m mark ! --mark 0x676b "
 	"-j GATEKEEPER_OFFLINE\n"
 	"[0:0] -A GATEKEEPER_GUARD -m mark --mark 0x20000000/0x20000000 -j MARK --set-xmark "
 	"0x0/0x20000000\n"
+	"[4:112] -A GATEKEEPER_OFFLINE -d 198.51.100.11/32 -p tcp -m tcp --dport 443 "
+	"-m u32 --u32 \"0x4&0x3fff=0x2000\" -j GATEKEEPER_FRAGMENT\n"
 	"[1:60] -A GATEKEEPER_OFFLINE -d 198.51.100.11/32 -p tcp -m tcp --dport 443 "
 	"--tcp-flags SYN,ACK SYN -j GATEKEEPER_DROP\n"
 	"[2:120] -A GATEKEEPER_REJECT -j DROP\n"
@@ -500,8 +510,9 @@ static void test_xt_guard_scan(void **state)
 	assert_int_equal(xt_guard_scan_text(xt_guard_save_ok, 1, &scan, why, sizeof(why)), 0);
 	assert_int_equal(scan.counters.syn_dropped, 5);
 	assert_int_equal(scan.counters.syn_rejected, 2);
+	assert_int_equal(scan.counters.fragments, 4);
 	assert_int_equal(xt_guard_scan_text(xt_guard_save_ok, 2, &scan, why, sizeof(why)), -1);
-	assert_non_null(strstr(why, "GATEKEEPER_OFFLINE has 1 rules, want 2"));
+	assert_non_null(strstr(why, "GATEKEEPER_OFFLINE has 2 rules, want 4"));
 	text = replace(xt_guard_save_ok, "[3:180] -A PREROUTING -p tcp -j GATEKEEPER_GUARD\n", "");
 	assert_int_equal(xt_guard_scan_text(text, 1, &scan, why, sizeof(why)), -1);
 	assert_non_null(strstr(why, "0 jumps"));
