@@ -347,6 +347,35 @@ static void gather(const struct control *ctl, struct figures *f)
 	engine_get_stats(ctl->engine, &f->workers);
 }
 
+/* The workers' figures, a line per group of workers_figures[]: "packets
+ * 19 (malformed 0, ...)" where the group has a total, "RSTs sent 3,
+ * failed 0" where it has not. */
+static void workers_text(const struct workers_stats *w, struct strbuf *b)
+{
+	bool total = false, first_word = true;
+
+	for (size_t i = 0; i < WORKERS_N_FIGURES; i++) {
+		const struct workers_figure *f = &workers_figures[i];
+		bool ends_line = i + 1 == WORKERS_N_FIGURES || strcmp(f->line, f[1].line) != 0;
+
+		if (i == 0 || strcmp(f->line, f[-1].line) != 0) {
+			strbuf_printf(b, "%-15s", f->line);
+			total = false;
+			first_word = true;
+		}
+		if (f->word) {
+			strbuf_printf(b, "%s%s %" PRIu64, first_word ? (total ? " (" : "") : ", ",
+				      f->word, w->figure[i]);
+			first_word = false;
+		} else {
+			strbuf_printf(b, "%" PRIu64, w->figure[i]);
+			total = true;
+		}
+		if (ends_line)
+			strbuf_puts(b, total && !first_word ? ")\n" : "\n");
+	}
+}
+
 /* What the kernel guard decided: the packets no daemon decided. */
 static void guard_text(const struct control *ctl, struct strbuf *b)
 {
@@ -369,11 +398,9 @@ static void stats_text(const struct control *ctl, struct strbuf *b)
 {
 	struct rules_watch_counts rw;
 	const struct config *cfg = engine_config(ctl->engine);
-	const struct workers_stats *w;
 	struct figures f;
 
 	gather(ctl, &f);
-	w = &f.workers;
 	strbuf_printf(b, "gatekeeperd %s, protocol %d\n", GK_VERSION, PROTOCOL_VERSION);
 	strbuf_printf(b, "uptime         %" PRIu64 " s\n", f.uptime_s);
 	strbuf_printf(b, "backend        %s\n", rules_backend_name(engine_backend(ctl->engine)));
@@ -384,13 +411,8 @@ static void stats_text(const struct control *ctl, struct strbuf *b)
 		      f.offline, f.runtime);
 	strbuf_printf(b, "verdicts       accepted %" PRIu64 " dropped %" PRIu64 " rejected %" PRIu64 "\n",
 		      f.total.accepted, f.total.dropped, f.total.rejected);
-	strbuf_printf(b, "packets        %" PRIu64 " (unmanaged %" PRIu64 ", not SYN %" PRIu64
-		      ", malformed %" PRIu64 ", first fragments %" PRIu64 ")\n", w->packets,
-		      w->unmanaged, w->not_syn, w->malformed, w->fragments);
+	workers_text(&f.workers, b);
 	guard_text(ctl, b);
-	strbuf_printf(b, "RSTs           sent %" PRIu64 ", failed %" PRIu64 "\n", w->rst_sent, w->rst_failed);
-	strbuf_printf(b, "errors         recv %" PRIu64 ", verdict %" PRIu64 "\n", w->recv_errors,
-		      w->verdict_errors);
 	rules_watch_get_counts(&rw);
 	strbuf_printf(b, "rules          checked %" PRIu64 " times, found removed %" PRIu64
 		      ", reinstalled %" PRIu64 ", check failures %" PRIu64 "\n",
@@ -423,11 +445,9 @@ static void stats_json(const struct control *ctl, struct strbuf *b)
 {
 	struct rules_watch_counts rw;
 	const struct config *cfg = engine_config(ctl->engine);
-	const struct workers_stats *w;
 	struct figures f;
 
 	gather(ctl, &f);
-	w = &f.workers;
 	strbuf_printf(b, "{\"protocol\":%d,\"version\":", PROTOCOL_VERSION);
 	strbuf_json_string(b, GK_VERSION);
 	strbuf_printf(b, ",\"uptime_seconds\":%" PRIu64 ",\"backend\":", f.uptime_s);
@@ -442,12 +462,11 @@ static void stats_json(const struct control *ctl, struct strbuf *b)
 		      "\"accepted\":%" PRIu64 ",\"dropped\":%" PRIu64 ",\"rejected\":%" PRIu64 "}",
 		      f.n_sites, f.offline, f.runtime, f.total.accepted, f.total.dropped,
 		      f.total.rejected);
-	strbuf_printf(b, ",\"workers\":{\"packets\":%" PRIu64 ",\"malformed\":%" PRIu64
-		      ",\"not_syn\":%" PRIu64 ",\"unmanaged\":%" PRIu64 ",\"fragments\":%" PRIu64
-		      ",\"rst_sent\":%" PRIu64 ",\"rst_failed\":%" PRIu64 ",\"recv_errors\":%" PRIu64
-		      ",\"verdict_errors\":%" PRIu64 "}",
-		      w->packets, w->malformed, w->not_syn, w->unmanaged, w->fragments, w->rst_sent,
-		      w->rst_failed, w->recv_errors, w->verdict_errors);
+	strbuf_puts(b, ",\"workers\":{");
+	for (size_t i = 0; i < WORKERS_N_FIGURES; i++)
+		strbuf_printf(b, "%s\"%s\":%" PRIu64, i ? "," : "", workers_figures[i].name,
+			      f.workers.figure[i]);
+	strbuf_puts(b, "}");
 	guard_json(ctl, b);
 	rules_watch_get_counts(&rw);
 	strbuf_printf(b, ",\"rules\":{\"checks\":%" PRIu64 ",\"removed\":%" PRIu64

@@ -9,6 +9,7 @@
 #include "health.h"
 #include "log.h"
 #include "state.h"
+#include "strbuf.h"
 
 struct engine {
 	struct config *cfg;
@@ -290,6 +291,7 @@ void engine_summary(const struct engine *engine, char *buf, size_t len)
 void engine_log_counters(const struct engine *engine)
 {
 	struct workers_stats stats;
+	struct strbuf line;
 
 	for (size_t i = 0; i < sites_count(engine->sites); i++) {
 		const struct site *site = sites_at(engine->sites, i);
@@ -303,9 +305,10 @@ void engine_log_counters(const struct engine *engine)
 			 site_source_name(site_source(site)));
 	}
 	engine_get_stats(engine, &stats);
-	log_info("packets %" PRIu64 ": unmanaged %" PRIu64 " not-syn %" PRIu64
-		 " malformed %" PRIu64 " fragments %" PRIu64 " rst-sent %" PRIu64
-		 " rst-failed %" PRIu64,
-		 stats.packets, stats.unmanaged, stats.not_syn, stats.malformed, stats.fragments,
-		 stats.rst_sent, stats.rst_failed);
+	strbuf_init(&line, 0);
+	strbuf_puts(&line, "workers:");
+	for (size_t i = 0; i < WORKERS_N_FIGURES; i++)
+		strbuf_printf(&line, " %s %" PRIu64, workers_figures[i].name, stats.figure[i]);
+	log_info("%s", strbuf_failed(&line) ? "workers: out of memory for the figures" : line.data);
+	strbuf_free(&line);
 }

@@ -220,6 +220,20 @@ static void counter(struct strbuf *b, const char *name, const char *help, uint64
 	strbuf_printf(b, "%s %" PRIu64 "\n", name, value);
 }
 
+static void render_workers(const struct workers_stats *w, struct strbuf *b)
+{
+	for (size_t i = 0; i < WORKERS_N_FIGURES; i++) {
+		const struct workers_figure *f = &workers_figures[i];
+
+		if (i == 0 || strcmp(f->metric, workers_figures[i - 1].metric) != 0)
+			family(b, f->metric, "counter", f->help);
+		if (f->label)
+			strbuf_printf(b, "%s{%s} %" PRIu64 "\n", f->metric, f->label, w->figure[i]);
+		else
+			strbuf_printf(b, "%s %" PRIu64 "\n", f->metric, w->figure[i]);
+	}
+}
+
 /* The kernel guard's own counters: what no daemon decided. */
 static void render_guard(const struct engine *engine, struct strbuf *b)
 {
@@ -256,28 +270,8 @@ void metrics_render(const struct engine *engine, struct strbuf *b)
 	render_checks(engine_health(engine), b);
 	render_queues(engine_config(engine), b);
 	engine_get_stats(engine, &w);
-	counter(b, "gatekeeper_packets_total", "Packets the workers received from the queues.",
-		w.packets);
-	family(b, "gatekeeper_packets_passed_total", "counter",
-	       "Packets the workers left to the kernel guard (or, backend external, dropped "
-	       "when malformed), by reason.");
-	strbuf_printf(b, "gatekeeper_packets_passed_total{reason=\"malformed\"} %" PRIu64 "\n"
-		      "gatekeeper_packets_passed_total{reason=\"not_syn\"} %" PRIu64 "\n"
-		      "gatekeeper_packets_passed_total{reason=\"unmanaged\"} %" PRIu64 "\n",
-		      w.malformed, w.not_syn, w.unmanaged);
-	counter(b, "gatekeeper_first_fragments_total",
-		"First fragments of SYNs the workers decided (an evasion attempt, or a "
-		"very odd client).", w.fragments);
+	render_workers(&w, b);
 	render_guard(engine, b);
-	family(b, "gatekeeper_rsts_total", "counter", "TCP RSTs for rejected SYNs, by outcome.");
-	strbuf_printf(b, "gatekeeper_rsts_total{result=\"sent\"} %" PRIu64 "\n"
-		      "gatekeeper_rsts_total{result=\"failed\"} %" PRIu64 "\n",
-		      w.rst_sent, w.rst_failed);
-	family(b, "gatekeeper_worker_errors_total", "counter",
-	       "Errors of the queue workers, by kind.");
-	strbuf_printf(b, "gatekeeper_worker_errors_total{kind=\"recv\"} %" PRIu64 "\n"
-		      "gatekeeper_worker_errors_total{kind=\"verdict\"} %" PRIu64 "\n",
-		      w.recv_errors, w.verdict_errors);
 	rules_watch_get_counts(&rw);
 	counter(b, "gatekeeper_rules_reinstalled_total",
 		"Times the daemon found its rules removed or damaged behind its back and "

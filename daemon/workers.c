@@ -42,8 +42,7 @@ struct worker {
 	_Atomic uint64_t active_gen; /* generation in use, 0 while idle */
 	_Atomic uint64_t heartbeat;
 	/* written by this worker only; read by the control path */
-	_Atomic uint64_t packets, malformed, not_syn, unmanaged, fragments;
-	_Atomic uint64_t rst_sent, rst_failed, recv_errors, verdict_errors;
+	_Atomic uint64_t figure[WORKERS_N_FIGURES];
 };
 
 struct workers {
@@ -52,6 +51,31 @@ struct workers {
 	atomic_bool stopping;
 	size_t count;
 	struct worker *workers;
+};
+
+const struct workers_figure workers_figures[WORKERS_N_FIGURES] = {
+	[WORKERS_PACKETS] = { "packets", "packets", NULL, "gatekeeper_packets_total", NULL,
+			      "Packets the workers received from the queues." },
+	[WORKERS_MALFORMED] = { "malformed", "packets", "malformed",
+				"gatekeeper_packets_passed_total", "reason=\"malformed\"",
+				"Packets the workers left to the kernel guard (or, backend external, "
+				"dropped when malformed), by reason." },
+	[WORKERS_NOT_SYN] = { "not_syn", "packets", "not SYN", "gatekeeper_packets_passed_total",
+			      "reason=\"not_syn\"", NULL },
+	[WORKERS_UNMANAGED] = { "unmanaged", "packets", "unmanaged",
+				"gatekeeper_packets_passed_total", "reason=\"unmanaged\"", NULL },
+	[WORKERS_FRAGMENTS] = { "fragments", "packets", "first fragments",
+				"gatekeeper_first_fragments_total", NULL,
+				"First fragments of SYNs the workers decided (an evasion attempt, or "
+				"a very odd client)." },
+	[WORKERS_RST_SENT] = { "rst_sent", "RSTs", "sent", "gatekeeper_rsts_total",
+			       "result=\"sent\"", "TCP RSTs for rejected SYNs, by outcome." },
+	[WORKERS_RST_FAILED] = { "rst_failed", "RSTs", "failed", "gatekeeper_rsts_total",
+				 "result=\"failed\"", NULL },
+	[WORKERS_RECV_ERRORS] = { "recv_errors", "errors", "recv", "gatekeeper_worker_errors_total",
+				  "kind=\"recv\"", "Errors of the queue workers, by kind." },
+	[WORKERS_VERDICT_ERRORS] = { "verdict_errors", "errors", "verdict",
+				     "gatekeeper_worker_errors_total", "kind=\"verdict\"", NULL },
 };
 
 static void bump(_Atomic uint64_t *counter)
@@ -79,7 +103,7 @@ static void send_rst(struct worker *w, const struct packet_tcp *syn)
 		memcpy(&to.sin6_addr, syn->saddr, 16);
 		n = sendto(w->raw6, rst, len, MSG_DONTWAIT, (struct sockaddr *)&to, sizeof(to));
 	}
-	bump(n == (ssize_t)len ? &w->rst_sent : &w->rst_failed);
+	bump(&w->figure[n == (ssize_t)len ? WORKERS_RST_SENT : WORKERS_RST_FAILED]);
 }
 
 /* A worker's answer for one packet: the verdict, and whether the packet
@@ -105,20 +129,20 @@ static struct decision decide(struct worker *w, const struct sites *sites,
 	struct site *site;
 
 	if (packet_parse(pkt->data, pkt->len, &tcp) != PACKET_OK) {
-		bump(&w->malformed);
+		bump(&w->figure[WORKERS_MALFORMED]);
 		return undecided(w);
 	}
 	if (!packet_is_syn(&tcp)) {
-		bump(&w->not_syn);
+		bump(&w->figure[WORKERS_NOT_SYN]);
 		return (struct decision){NF_ACCEPT, false};
 	}
 	site = sites_lookup(sites, tcp.family, tcp.daddr, tcp.dport);
 	if (!site) {
-		bump(&w->unmanaged);
+		bump(&w->figure[WORKERS_UNMANAGED]);
 		return (struct decision){NF_ACCEPT, false};
 	}
 	if (tcp.first_fragment)
-		bump(&w->fragments);
+		bump(&w->figure[WORKERS_FRAGMENTS]);
 	switch (site_decide_on(site, w->slot)) {
 	case SITE_VERDICT_ACCEPT:
 		return (struct decision){NF_ACCEPT, true};
@@ -144,13 +168,13 @@ static void worker_batch(struct worker *w, const struct queue_packet *pkts, int 
 	for (int i = 0; i < n; i++) {
 		struct decision d = decide(w, sites, &pkts[i]);
 
-		bump(&w->packets);
+		bump(&w->figure[WORKERS_PACKETS]);
 		queue_add_verdict(w->queue, pkts[i].id, d.verdict, d.decided,
 				  pkts[i].mark | RULES_DECIDED_MARK);
 	}
 	atomic_store(&w->active_gen, 0);
 	if (queue_flush_verdicts(w->queue) < 0)
-		bump(&w->verdict_errors);
+		bump(&w->figure[WORKERS_VERDICT_ERRORS]);
 }
 
 static void *worker_main(void *arg)
@@ -168,13 +192,13 @@ static void *worker_main(void *arg)
 		atomic_store_explicit(&w->heartbeat, clock_coarse_now_s(), memory_order_relaxed);
 		refused = queue_take_kernel_errors(w->queue);
 		if (refused)
-			atomic_fetch_add_explicit(&w->verdict_errors, refused, memory_order_relaxed);
+			atomic_fetch_add_explicit(&w->figure[WORKERS_VERDICT_ERRORS], refused, memory_order_relaxed);
 		if (n > 0) {
 			worker_batch(w, pkts, n);
 			continue;
 		}
 		if (n < 0) {
-			bump(&w->recv_errors);
+			bump(&w->figure[WORKERS_RECV_ERRORS]);
 			/* a socket that keeps failing must not spin the core */
 			struct timespec pause = {.tv_nsec = 10 * 1000 * 1000};
 			nanosleep(&pause, NULL);
@@ -313,15 +337,9 @@ void workers_get_stats(const struct workers *ws, struct workers_stats *out)
 	memset(out, 0, sizeof(*out));
 	for (size_t i = 0; i < ws->count; i++) {
 		const struct worker *w = &ws->workers[i];
-		out->packets += atomic_load(&w->packets);
-		out->malformed += atomic_load(&w->malformed);
-		out->not_syn += atomic_load(&w->not_syn);
-		out->unmanaged += atomic_load(&w->unmanaged);
-		out->fragments += atomic_load(&w->fragments);
-		out->rst_sent += atomic_load(&w->rst_sent);
-		out->rst_failed += atomic_load(&w->rst_failed);
-		out->recv_errors += atomic_load(&w->recv_errors);
-		out->verdict_errors += atomic_load(&w->verdict_errors);
+
+		for (size_t f = 0; f < WORKERS_N_FIGURES; f++)
+			out->figure[f] += atomic_load(&w->figure[f]);
 	}
 }
 

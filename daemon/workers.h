@@ -15,22 +15,44 @@
 
 struct workers;
 
-/* Packets the workers did not decide themselves, and the RSTs. What a
- * worker cannot decide it leaves to the kernel guard (rules.h): accepted
- * without the decided mark, so the guard drops or rejects it when its
- * endpoint is offline; without a guard (backend external) a malformed
- * packet is dropped instead. */
-struct workers_stats {
-	uint64_t packets;     /* every packet received from the queues */
-	uint64_t malformed;   /* not parseable as IP + TCP: left to the guard */
-	uint64_t not_syn;     /* not a SYN without ACK: left to the guard */
-	uint64_t unmanaged;   /* no site for address:port: left to the guard */
-	uint64_t fragments;   /* first fragments of a SYN, decided like any SYN */
-	uint64_t rst_sent;
-	uint64_t rst_failed;
-	uint64_t recv_errors;
-	uint64_t verdict_errors;
+/* The workers' figures: every packet, those they did not decide
+ * themselves, and the RSTs. What a worker cannot decide it leaves to the
+ * kernel guard (rules.h): accepted without the decided mark, so the guard
+ * drops or rejects it when its endpoint is offline; without a guard
+ * (backend external) a malformed packet is dropped instead.
+ *
+ * A new figure is a value here, a row of workers_figures[] (workers.c),
+ * and the place that counts it: stats (text, JSON), metrics and the exit
+ * log line all render from the table. */
+enum workers_figure_id {
+	WORKERS_PACKETS,        /* every packet received from the queues */
+	WORKERS_MALFORMED,      /* not parseable as IP + TCP: left to the guard */
+	WORKERS_NOT_SYN,        /* not a SYN without ACK: left to the guard */
+	WORKERS_UNMANAGED,      /* no site for address:port: left to the guard */
+	WORKERS_FRAGMENTS,      /* first fragments of a SYN, decided like any SYN */
+	WORKERS_RST_SENT,
+	WORKERS_RST_FAILED,
+	WORKERS_RECV_ERRORS,
+	WORKERS_VERDICT_ERRORS,
+	WORKERS_N_FIGURES
 };
+
+struct workers_stats {
+	uint64_t figure[WORKERS_N_FIGURES]; /* by enum workers_figure_id */
+};
+
+/* How each figure is shown. Rows of one Prometheus family, and of one
+ * text line, are next to each other. */
+struct workers_figure {
+	const char *name;   /* JSON member of stats, and word of the exit log line */
+	const char *line;   /* gatekeeperctl stats: the line it is on */
+	const char *word;   /* ... its word there; NULL for the line's total */
+	const char *metric; /* Prometheus family (a counter) */
+	const char *label;  /* its label pair, or NULL */
+	const char *help;   /* the family's HELP text, on its first row */
+};
+
+extern const struct workers_figure workers_figures[WORKERS_N_FIGURES];
 
 /* Binds queues CFG->queue.num .. +count-1 and opens the RST sockets;
  * errors are reported here, at start. SYNs wait in the kernel's queue

@@ -74,7 +74,7 @@ static int setup(void **state)
 		return -1;
 	}
 	/* figures for the stats and metrics tests to find */
-	f->engine.stats.packets = 42;
+	f->engine.stats.figure[WORKERS_PACKETS] = 42;
 	f->engine.reloads_ok = 3;
 	f->engine.reloads_failed = 1;
 	f->ctl = control_start(&f->engine, f->config_path);
@@ -371,6 +371,46 @@ static void test_hello_status_stats(void **state)
 	close(fd);
 }
 
+/* Every worker figure, from the one table, in the text and JSON of stats
+ * and in the metrics: names, order, labels. */
+static void test_worker_figures(void **state)
+{
+	struct fixture *f = *state;
+	int fd = attach(f, &user_peer);
+	char *body;
+
+	for (size_t i = 0; i < WORKERS_N_FIGURES; i++)
+		f->engine.stats.figure[i] = 10 + i;
+	body = ask(f, fd, "stats\n", NULL, "gatekeeperd ");
+	assert_non_null(strstr(body, "\npackets        10 (malformed 11, not SYN 12, unmanaged 13, "
+				     "first fragments 14)\n"));
+	assert_non_null(strstr(body, "\nRSTs           sent 15, failed 16\n"
+				     "errors         recv 17, verdict 18\n"));
+	free(body);
+	body = ask(f, fd, "stats json\n", NULL, "{\"protocol\":1,");
+	assert_non_null(strstr(body, ",\"workers\":{\"packets\":10,\"malformed\":11,\"not_syn\":12,"
+				     "\"unmanaged\":13,\"fragments\":14,\"rst_sent\":15,\"rst_failed\":16,"
+				     "\"recv_errors\":17,\"verdict_errors\":18},"));
+	free(body);
+	body = ask(f, fd, "metrics\n", NULL, "# HELP ");
+	assert_non_null(strstr(body, "# TYPE gatekeeper_packets_total counter\n"
+				     "gatekeeper_packets_total 10\n# HELP gatekeeper_packets_passed_total "));
+	assert_non_null(strstr(body, "# TYPE gatekeeper_packets_passed_total counter\n"
+				     "gatekeeper_packets_passed_total{reason=\"malformed\"} 11\n"
+				     "gatekeeper_packets_passed_total{reason=\"not_syn\"} 12\n"
+				     "gatekeeper_packets_passed_total{reason=\"unmanaged\"} 13\n#"));
+	assert_non_null(strstr(body, "# TYPE gatekeeper_first_fragments_total counter\n"
+				     "gatekeeper_first_fragments_total 14\n#"));
+	assert_non_null(strstr(body, "# TYPE gatekeeper_rsts_total counter\n"
+				     "gatekeeper_rsts_total{result=\"sent\"} 15\n"
+				     "gatekeeper_rsts_total{result=\"failed\"} 16\n#"));
+	assert_non_null(strstr(body, "# TYPE gatekeeper_worker_errors_total counter\n"
+				     "gatekeeper_worker_errors_total{kind=\"recv\"} 17\n"
+				     "gatekeeper_worker_errors_total{kind=\"verdict\"} 18\n"));
+	free(body);
+	close(fd);
+}
+
 static void test_changes_and_state_file(void **state)
 {
 	struct fixture *f = *state;
@@ -653,6 +693,7 @@ int main(void)
 		cmocka_unit_test(test_peer_in_group),
 		cmocka_unit_test(test_reply_header),
 		cmocka_unit_test_setup_teardown(test_hello_status_stats, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_worker_figures, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_changes_and_state_file, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_only_peer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_save_failure_changes_nothing, setup, teardown),
