@@ -25,100 +25,26 @@
 
 #define MAX_WORDS 4
 
+/* What a command takes after its name. */
+enum command_args {
+	ARGS_NONE,        /* CMD */
+	ARGS_JSON,        /* CMD [json] */
+	ARGS_SITE,        /* CMD SITE */
+	ARGS_SITE_ACTION, /* CMD SITE [drop|reject] */
+};
+
+/* A row of the command table (at the end of this file). */
 struct command {
 	const char *name;
 	enum control_command command;
-	size_t min_args, max_args;
+	enum command_args args;
 	bool changes_state;
 	const char *usage;
+	/* Runs REQ for PEER, the reply's body to B; NULL or an ERR code. */
+	const char *(*run)(struct control *ctl, const struct control_peer *peer,
+			   const struct command *cmd, const struct control_request *req,
+			   struct strbuf *b);
 };
-
-static const struct command commands[] = {
-	{PROTOCOL_CMD_HELLO, CONTROL_CMD_HELLO, 0, 0, false, "hello"},
-	{PROTOCOL_CMD_STATUS, CONTROL_CMD_STATUS, 0, 1, false, "status [json]"},
-	{PROTOCOL_CMD_STATS, CONTROL_CMD_STATS, 0, 1, false, "stats [json]"},
-	{PROTOCOL_CMD_OFFLINE, CONTROL_CMD_OFFLINE, 1, 2, true, "offline SITE [drop|reject]"},
-	{PROTOCOL_CMD_ONLINE, CONTROL_CMD_ONLINE, 1, 1, true, "online SITE"},
-	{PROTOCOL_CMD_RESET, CONTROL_CMD_RESET, 1, 1, true, "reset SITE"},
-	{PROTOCOL_CMD_RELOAD, CONTROL_CMD_RELOAD, 0, 0, true, "reload"},
-	{PROTOCOL_CMD_METRICS, CONTROL_CMD_METRICS, 0, 0, false, "metrics"},
-};
-#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
-
-static const struct command *command_of(enum control_command command)
-{
-	for (size_t i = 0; i < N_COMMANDS; i++)
-		if (commands[i].command == command)
-			return &commands[i];
-	return NULL;
-}
-
-bool control_request_changes_state(const struct control_request *req)
-{
-	const struct command *cmd = command_of(req->command);
-
-	return !cmd || cmd->changes_state; /* an unknown one is treated as a change */
-}
-
-int control_parse_request(char *line, struct control_request *req, char *err, size_t err_len)
-{
-	char *words[MAX_WORDS + 1], *save = NULL;
-	const struct command *cmd = NULL;
-	size_t n = 0, args;
-
-	memset(req, 0, sizeof(*req));
-	for (char *w = strtok_r(line, " \t", &save); w && n <= MAX_WORDS;
-	     w = strtok_r(NULL, " \t", &save))
-		words[n++] = w;
-	if (n == 0) {
-		snprintf(err, err_len, "empty request; commands: hello, status, stats, metrics, "
-			 "offline, online, reset, reload");
-		return -1;
-	}
-	for (size_t i = 0; i < N_COMMANDS && !cmd; i++)
-		if (strcmp(words[0], commands[i].name) == 0)
-			cmd = &commands[i];
-	if (!cmd) {
-		snprintf(err, err_len, "unknown command '%.32s'; commands: hello, status, stats, "
-			 "metrics, offline, online, reset, reload", words[0]);
-		return -1;
-	}
-	args = n - 1;
-	if (args < cmd->min_args || args > cmd->max_args) {
-		snprintf(err, err_len, "usage: %s", cmd->usage);
-		return -1;
-	}
-	req->command = cmd->command;
-	switch (cmd->command) {
-	case CONTROL_CMD_STATUS:
-	case CONTROL_CMD_STATS:
-		if (args == 1 && strcmp(words[1], PROTOCOL_ARG_JSON) != 0) {
-			snprintf(err, err_len, "usage: %s", cmd->usage);
-			return -1;
-		}
-		req->json = args == 1;
-		break;
-	case CONTROL_CMD_OFFLINE:
-		if (args == 2) {
-			if (config_parse_action(words[2], &req->action) < 0) {
-				snprintf(err, err_len, "unknown action '%.32s'; usage: %s", words[2],
-					 cmd->usage);
-				return -1;
-			}
-			req->has_action = true;
-		}
-		/* fall through */
-	case CONTROL_CMD_ONLINE:
-	case CONTROL_CMD_RESET:
-		req->site = words[1];
-		break;
-	case CONTROL_CMD_HELLO:
-	case CONTROL_CMD_RELOAD:
-	case CONTROL_CMD_METRICS:
-		break;
-	}
-	return 0;
-}
 
 /* ---- replies ---- */
 
@@ -492,7 +418,8 @@ static void stats_json(const struct control *ctl, struct strbuf *b)
 /* Saves the override set as it will be after the change, and only then
  * applies the change: a failed save leaves the live state untouched. */
 static const char *change_site(struct control *ctl, const struct control_peer *peer,
-			       const struct control_request *req, struct strbuf *b)
+			       const struct command *cmd, const struct control_request *req,
+			       struct strbuf *b)
 {
 	struct sites *sites = engine_sites(ctl->engine);
 	const char *path = engine_config(ctl->engine)->state_file;
@@ -527,7 +454,7 @@ static const char *change_site(struct control *ctl, const struct control_peer *p
 	}
 	if (state_save(path, &set, err, sizeof(err)) < 0) {
 		log_error("site %s: %s requested by uid %u pid %d not done: %s", req->site,
-			  command_of(req->command)->name, (unsigned)peer->uid, (int)peer->pid, err);
+			  cmd->name, (unsigned)peer->uid, (int)peer->pid, err);
 		strbuf_printf(b, "%s\nnothing changed: the change is refused when it could not be "
 			      "kept across a restart; fix the state file's directory and try again\n", err);
 		code = PROTOCOL_ERR_FAILED;
@@ -613,52 +540,172 @@ int control_reload(struct control *ctl, const char *trigger)
 	return code ? -1 : 0;
 }
 
+/* ---- the command table ---- */
+
+static const char *run_hello(struct control *ctl, const struct control_peer *peer,
+			     const struct command *cmd, const struct control_request *req,
+			     struct strbuf *b)
+{
+	strbuf_printf(b, "protocol %d\ndaemon %s\n", PROTOCOL_VERSION, GK_VERSION);
+	return NULL;
+}
+
+static const char *run_status(struct control *ctl, const struct control_peer *peer,
+			      const struct command *cmd, const struct control_request *req,
+			      struct strbuf *b)
+{
+	(req->json ? status_json : status_text)(engine_sites(ctl->engine), engine_health(ctl->engine),
+						b);
+	return NULL;
+}
+
+static const char *run_stats(struct control *ctl, const struct control_peer *peer,
+			     const struct command *cmd, const struct control_request *req,
+			     struct strbuf *b)
+{
+	(req->json ? stats_json : stats_text)(ctl, b);
+	return NULL;
+}
+
+static const char *run_metrics(struct control *ctl, const struct control_peer *peer,
+			       const struct command *cmd, const struct control_request *req,
+			       struct strbuf *b)
+{
+	metrics_render(ctl->engine, b);
+	return NULL;
+}
+
+static const char *run_reload(struct control *ctl, const struct control_peer *peer,
+			      const struct command *cmd, const struct control_request *req,
+			      struct strbuf *b)
+{
+	char who[64];
+
+	snprintf(who, sizeof(who), "asked by uid %u pid %d", (unsigned)peer->uid, (int)peer->pid);
+	return reload(ctl, who, b);
+}
+
+/* Every command the daemon knows, in the order the error messages list
+ * them. A new command is a row here (and its word in protocol.h). */
+static const struct command commands[] = {
+	{PROTOCOL_CMD_HELLO, CONTROL_CMD_HELLO, ARGS_NONE, false, "hello", run_hello},
+	{PROTOCOL_CMD_STATUS, CONTROL_CMD_STATUS, ARGS_JSON, false, "status [json]", run_status},
+	{PROTOCOL_CMD_STATS, CONTROL_CMD_STATS, ARGS_JSON, false, "stats [json]", run_stats},
+	{PROTOCOL_CMD_METRICS, CONTROL_CMD_METRICS, ARGS_NONE, false, "metrics", run_metrics},
+	{PROTOCOL_CMD_OFFLINE, CONTROL_CMD_OFFLINE, ARGS_SITE_ACTION, true,
+	 "offline SITE [" PROTOCOL_ACTION_DROP "|" PROTOCOL_ACTION_REJECT "]", change_site},
+	{PROTOCOL_CMD_ONLINE, CONTROL_CMD_ONLINE, ARGS_SITE, true, "online SITE", change_site},
+	{PROTOCOL_CMD_RESET, CONTROL_CMD_RESET, ARGS_SITE, true, "reset SITE", change_site},
+	{PROTOCOL_CMD_RELOAD, CONTROL_CMD_RELOAD, ARGS_NONE, true, "reload", run_reload},
+};
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static const struct command *command_of(enum control_command command)
+{
+	for (size_t i = 0; i < N_COMMANDS; i++)
+		if (commands[i].command == command)
+			return &commands[i];
+	return NULL;
+}
+
+/* "hello, status, ...": the names of the table. */
+static void command_names(char *buf, size_t len)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < N_COMMANDS && used < len; i++)
+		used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ", " : "",
+					 commands[i].name);
+}
+
+bool control_request_changes_state(const struct control_request *req)
+{
+	const struct command *cmd = command_of(req->command);
+
+	return !cmd || cmd->changes_state; /* an unknown one is treated as a change */
+}
+
+int control_parse_request(char *line, struct control_request *req, char *err, size_t err_len)
+{
+	static const size_t min_args[] = {[ARGS_SITE] = 1, [ARGS_SITE_ACTION] = 1};
+	static const size_t max_args[] = {[ARGS_JSON] = 1, [ARGS_SITE] = 1, [ARGS_SITE_ACTION] = 2};
+	char *words[MAX_WORDS + 1], *save = NULL, names[128];
+	const struct command *cmd = NULL;
+	size_t n = 0, args;
+
+	memset(req, 0, sizeof(*req));
+	for (char *w = strtok_r(line, " \t", &save); w && n <= MAX_WORDS;
+	     w = strtok_r(NULL, " \t", &save))
+		words[n++] = w;
+	command_names(names, sizeof(names));
+	if (n == 0) {
+		snprintf(err, err_len, "empty request; commands: %s", names);
+		return -1;
+	}
+	for (size_t i = 0; i < N_COMMANDS && !cmd; i++)
+		if (strcmp(words[0], commands[i].name) == 0)
+			cmd = &commands[i];
+	if (!cmd) {
+		snprintf(err, err_len, "unknown command '%.32s'; commands: %s", words[0], names);
+		return -1;
+	}
+	args = n - 1;
+	if (args < min_args[cmd->args] || args > max_args[cmd->args]) {
+		snprintf(err, err_len, "usage: %s", cmd->usage);
+		return -1;
+	}
+	req->command = cmd->command;
+	switch (cmd->args) {
+	case ARGS_JSON:
+		if (args == 1 && strcmp(words[1], PROTOCOL_ARG_JSON) != 0) {
+			snprintf(err, err_len, "usage: %s", cmd->usage);
+			return -1;
+		}
+		req->json = args == 1;
+		break;
+	case ARGS_SITE_ACTION:
+		if (args == 2) {
+			if (config_parse_action(words[2], &req->action) < 0) {
+				snprintf(err, err_len, "unknown action '%.32s'; usage: %s", words[2],
+					 cmd->usage);
+				return -1;
+			}
+			req->has_action = true;
+		}
+		/* fall through */
+	case ARGS_SITE:
+		req->site = words[1];
+		break;
+	case ARGS_NONE:
+		break;
+	}
+	return 0;
+}
+
 void control_execute(struct control *ctl, const struct control_peer *peer, char *line,
 		     struct strbuf *out)
 {
+	const struct command *cmd;
 	struct control_request req;
 	struct strbuf body;
-	const char *code = NULL;
-	char err[256], who[64];
+	char err[256];
 
 	if (control_parse_request(line, &req, err, sizeof(err)) < 0) {
 		control_reply_error(out, PROTOCOL_ERR_USAGE, "%s", err);
 		return;
 	}
-	if (control_request_changes_state(&req) && !peer->privileged) {
+	cmd = command_of(req.command);
+	if (cmd->changes_state && !peer->privileged) {
 		log_info("control: '%s' refused to uid %u pid %d (not root, not in control.group)",
-			 command_of(req.command)->name, (unsigned)peer->uid, (int)peer->pid);
+			 cmd->name, (unsigned)peer->uid, (int)peer->pid);
 		control_reply_error(out, PROTOCOL_ERR_PERMISSION,
 				    "permission denied: '%s' changes state and needs root or a member "
 				    "of the control group (config control.group); uid %u may only read",
-				    command_of(req.command)->name, (unsigned)peer->uid);
+				    cmd->name, (unsigned)peer->uid);
 		return;
 	}
 	strbuf_init(&body, PROTOCOL_MAX_BODY);
-	switch (req.command) {
-	case CONTROL_CMD_HELLO:
-		strbuf_printf(&body, "protocol %d\ndaemon %s\n", PROTOCOL_VERSION, GK_VERSION);
-		break;
-	case CONTROL_CMD_STATUS:
-		(req.json ? status_json : status_text)(engine_sites(ctl->engine),
-						       engine_health(ctl->engine), &body);
-		break;
-	case CONTROL_CMD_METRICS:
-		metrics_render(ctl->engine, &body);
-		break;
-	case CONTROL_CMD_STATS:
-		(req.json ? stats_json : stats_text)(ctl, &body);
-		break;
-	case CONTROL_CMD_OFFLINE:
-	case CONTROL_CMD_ONLINE:
-	case CONTROL_CMD_RESET:
-		code = change_site(ctl, peer, &req, &body);
-		break;
-	case CONTROL_CMD_RELOAD:
-		snprintf(who, sizeof(who), "asked by uid %u pid %d", (unsigned)peer->uid, (int)peer->pid);
-		code = reload(ctl, who, &body);
-		break;
-	}
-	control_reply(out, code, &body);
+	control_reply(out, cmd->run(ctl, peer, cmd, &req, &body), &body);
 	strbuf_free(&body);
 }
