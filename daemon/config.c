@@ -645,7 +645,7 @@ void config_free(struct config *cfg)
 	free(cfg);
 }
 
-void config_errors_clear(struct config_errors *errors)
+void config_errors_free(struct config_errors *errors)
 {
 	for (size_t i = 0; i < errors->count; i++)
 		free(errors->messages[i]);

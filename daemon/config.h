@@ -112,7 +112,7 @@ struct config *config_parse(const char *name, const char *buf, size_t len,
 			    struct config_errors *errors);
 void config_free(struct config *cfg);
 
-void config_errors_clear(struct config_errors *errors);
+void config_errors_free(struct config_errors *errors);
 
 const char *config_hook_name(enum config_hook hook);
 const char *config_backend_name(enum config_backend backend);

@@ -519,7 +519,7 @@ fail:
 	return -1;
 }
 
-struct control *control_start(struct engine *engine, const char *config_path)
+struct control *control_open(struct engine *engine, const char *config_path)
 {
 	struct control *ctl = calloc(1, sizeof(*ctl));
 	int fd;
@@ -549,11 +549,11 @@ struct control *control_start(struct engine *engine, const char *config_path)
 		 ctl->have_group ? engine_config(engine)->control.group : "root only");
 	return ctl;
 fail:
-	control_stop(ctl);
+	control_close(ctl);
 	return NULL;
 }
 
-void control_stop(struct control *ctl)
+void control_close(struct control *ctl)
 {
 	struct stat st;
 

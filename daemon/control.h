@@ -42,9 +42,9 @@ struct control_peer {
 /* Creates the socket named by ENGINE's config and serves ENGINE; reloads
  * read CONFIG_PATH. NULL (after logging why) when the socket cannot be
  * created: the daemon must not run without a way to control it. */
-struct control *control_start(struct engine *engine, const char *config_path);
+struct control *control_open(struct engine *engine, const char *config_path);
 /* Closes every client and removes the socket file, if it is still ours. */
-void control_stop(struct control *ctl);
+void control_close(struct control *ctl);
 
 /* The fd to poll for input (an epoll fd), and how long the poll may sleep
  * before control_dispatch() must run anyway (-1: forever). */

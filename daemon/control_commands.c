@@ -479,7 +479,7 @@ static const char *change_site(struct control *ctl, const struct control_peer *p
 	strbuf_printf(b, "%s: %s (%s), from %s\n", req->site, config_state_name(site_state(site)),
 		      config_action_name(site_action(site)), site_source_name(site_source(site)));
 out:
-	state_set_clear(&set);
+	state_set_free(&set);
 	return code;
 }
 
@@ -524,8 +524,8 @@ static const char *reload(struct control *ctl, const char *who, struct strbuf *b
 out:
 	/* READY again whether or not it took: the daemon serves either way */
 	notify_reloaded();
-	config_errors_clear(&errors);
-	state_set_clear(&set);
+	config_errors_free(&errors);
+	state_set_free(&set);
 	return code;
 }
 

@@ -41,7 +41,7 @@ static void take_over_guard(struct engine *engine)
 			 (unsigned long long)left.fragments);
 }
 
-struct engine *engine_start(struct config *cfg, enum rules_backend backend)
+struct engine *engine_open(struct config *cfg, enum rules_backend backend)
 {
 	struct engine *engine = calloc(1, sizeof(*engine));
 
@@ -58,7 +58,7 @@ struct engine *engine_start(struct config *cfg, enum rules_backend backend)
 	}
 	/* overrides apply before the first SYN is decided, not just after */
 	state_restore(cfg->state_file, engine->sites);
-	engine->health = health_start(cfg);
+	engine->health = health_open(cfg);
 	if (!engine->health)
 		goto fail;
 	if (guard_set_build(&engine->guard, engine->sites) < 0) {
@@ -76,19 +76,19 @@ struct engine *engine_start(struct config *cfg, enum rules_backend backend)
 	engine->rules_installed = true;
 	return engine;
 fail:
-	engine_stop(engine);
+	engine_close(engine);
 	return NULL;
 }
 
-void engine_stop(struct engine *engine)
+void engine_close(struct engine *engine)
 {
 	if (!engine)
 		return;
 	/* rules first: once they are gone no new SYN is queued to us */
 	if (engine->rules_installed && rules_remove(engine->backend, engine->cfg) < 0)
 		log_error("could not remove every %s rule", rules_backend_name(engine->backend));
-	workers_stop(engine->workers);
-	health_stop(engine->health);
+	workers_close(engine->workers);
+	health_close(engine->health);
 	guard_set_free(&engine->guard);
 	sites_free(engine->sites);
 	config_free(engine->cfg);

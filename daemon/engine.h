@@ -23,12 +23,12 @@ struct engine;
  * state file, binds the queues, then installs the rules,
  * so a rule never points at a queue nobody serves. NULL on failure, with
  * nothing left installed. */
-struct engine *engine_start(struct config *cfg, enum rules_backend backend);
+struct engine *engine_open(struct config *cfg, enum rules_backend backend);
 /* Starts deciding: the worker threads. Until then queued SYNs wait in
  * the kernel. Call after the privilege drop (see workers_run). */
 int engine_run(struct engine *engine);
 /* Removes the rules, then stops the workers; frees everything. */
-void engine_stop(struct engine *engine);
+void engine_close(struct engine *engine);
 
 /* Loads PATH; on any error the running config stays in force untouched and
  * the messages are in ERRORS. Run-time overrides of sites that still

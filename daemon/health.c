@@ -599,7 +599,7 @@ static void probe_start(struct health *h, size_t target, struct sites *sites)
 
 /* ---- the module ---- */
 
-struct health *health_start(const struct config *cfg)
+struct health *health_open(const struct config *cfg)
 {
 	struct health *h = calloc(1, sizeof(*h));
 
@@ -618,7 +618,7 @@ struct health *health_start(const struct config *cfg)
 	h->targets = build_targets(cfg, &h->n_targets);
 	if (!h->targets) {
 		log_error("health: out of memory");
-		health_stop(h);
+		health_close(h);
 		return NULL;
 	}
 	if (h->n_targets)
@@ -634,7 +634,7 @@ static void cancel_all(struct health *h)
 			probe_release(h, &h->probes[i]);
 }
 
-void health_stop(struct health *h)
+void health_close(struct health *h)
 {
 	if (!h)
 		return;

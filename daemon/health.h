@@ -62,8 +62,8 @@ struct health_target_info {
 /* Builds the targets of CFG's checks (none: an idle module). NULL only on
  * a system error (logged). CFG must outlive it, or be replaced by
  * health_update() first. */
-struct health *health_start(const struct config *cfg);
-void health_stop(struct health *health);
+struct health *health_open(const struct config *cfg);
+void health_close(struct health *health);
 /* Reload: the targets of CFG, keeping the results of each (site, address,
  * port) that is still checked. Checks in flight are restarted. */
 int health_update(struct health *health, const struct config *cfg);

@@ -92,7 +92,7 @@ static void print_errors(struct config_errors *errors)
 {
 	for (size_t i = 0; i < errors->count; i++)
 		fprintf(stderr, "%s\n", errors->messages[i]);
-	config_errors_clear(errors);
+	config_errors_free(errors);
 }
 
 static int choose_backend(const struct config *cfg, enum rules_backend *backend, bool print)
@@ -330,11 +330,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	engine = engine_start(cfg, backend);
+	engine = engine_open(cfg, backend);
 	if (!engine)
 		goto out;
-	control = control_start(engine, opts.config_path);
-	if (!control || metrics_server_start(engine, &metrics) < 0 ||
+	control = control_open(engine, opts.config_path);
+	if (!control || metrics_server_open(engine, &metrics) < 0 ||
 	    drop_privileges(&opts, engine) < 0 || engine_run(engine) < 0)
 		goto out;
 	engine_summary(engine, status, sizeof(status));
@@ -348,9 +348,9 @@ int main(int argc, char **argv)
 	notify_stopping();
 	engine_log_counters(engine);
 out:
-	metrics_server_stop(metrics);
-	control_stop(control);
-	engine_stop(engine);
+	metrics_server_close(metrics);
+	control_close(control);
+	engine_close(engine);
 	close(sigfd);
 	return rc;
 }

@@ -449,7 +449,7 @@ int metrics_server_timeout_ms(const struct metrics_server *s)
 	return s ? listener_timeout_ms(s->listener) : -1;
 }
 
-int metrics_server_start(struct engine *engine, struct metrics_server **out)
+int metrics_server_open(struct engine *engine, struct metrics_server **out)
 {
 	const struct config *cfg = engine_config(engine);
 	struct metrics_server *s;
@@ -505,7 +505,7 @@ int metrics_server_start(struct engine *engine, struct metrics_server **out)
 	return 0;
 }
 
-void metrics_server_stop(struct metrics_server *s)
+void metrics_server_close(struct metrics_server *s)
 {
 	if (!s)
 		return;

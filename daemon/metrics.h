@@ -25,8 +25,8 @@ void metrics_render(const struct engine *engine, struct strbuf *out);
 
 /* Opens the listener of ENGINE's config (metrics.listen). 0 with *OUT NULL
  * when none is configured; -1 (logged) when it cannot listen. */
-int metrics_server_start(struct engine *engine, struct metrics_server **out);
-void metrics_server_stop(struct metrics_server *server);
+int metrics_server_open(struct engine *engine, struct metrics_server **out);
+void metrics_server_close(struct metrics_server *server);
 /* As control.h: the fd to poll (-1 for a NULL server), how long the poll
  * may sleep, and the work when it wakes. Never blocks. */
 int metrics_server_fd(const struct metrics_server *server);

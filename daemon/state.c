@@ -17,7 +17,7 @@
  * bytes. */
 #define STATE_MAX_LINE 256
 
-void state_set_clear(struct state_set *set)
+void state_set_free(struct state_set *set)
 {
 	free(set->entries);
 	memset(set, 0, sizeof(*set));
@@ -69,14 +69,14 @@ void state_set_remove(struct state_set *set, const char *name)
 
 int state_collect(const struct sites *sites, struct state_set *out)
 {
-	state_set_clear(out);
+	state_set_free(out);
 	for (size_t i = 0; i < sites_count(sites); i++) {
 		const struct site *site = sites_at(sites, i);
 
 		if (site_source(site) != SITE_SOURCE_RUNTIME)
 			continue;
 		if (state_set_put(out, site_name(site), site_state(site), site_action(site)) < 0) {
-			state_set_clear(out);
+			state_set_free(out);
 			return -1;
 		}
 	}
@@ -233,7 +233,7 @@ int state_parse(const char *buf, size_t len, struct state_set *out, size_t *bad_
 	char line[STATE_MAX_LINE + 1], header[64], why[128];
 	size_t pos = 0, lineno = 0;
 
-	state_set_clear(out);
+	state_set_free(out);
 	*bad_lines = 0;
 	err[0] = '\0';
 	if (len > STATE_MAX_FILE_SIZE) {
@@ -266,7 +266,7 @@ int state_parse(const char *buf, size_t len, struct state_set *out, size_t *bad_
 				else
 					snprintf(err, err_len, "line 1: not a gatekeeper state file (want '%s')",
 						 header);
-				state_set_clear(out);
+				state_set_free(out);
 				return -1;
 			}
 			continue;
@@ -297,7 +297,7 @@ int state_load(const char *path, struct state_set *out, size_t *bad_lines, char 
 	size_t len = 0;
 	int fd, rc = -1;
 
-	state_set_clear(out);
+	state_set_free(out);
 	*bad_lines = 0;
 	err[0] = '\0';
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -378,6 +378,6 @@ void state_restore(const char *path, struct sites *sites)
 		log_info("state file %s: %zu override%s restored", path, applied,
 			 applied == 1 ? "" : "s");
 out:
-	state_set_clear(&set);
-	state_set_clear(&kept);
+	state_set_free(&set);
+	state_set_free(&kept);
 }

@@ -36,7 +36,7 @@ struct state_set {
 	size_t count, cap;
 };
 
-void state_set_clear(struct state_set *set);
+void state_set_free(struct state_set *set);
 /* Adds NAME or replaces its entry. -1 if NAME is not a valid site name or
  * memory runs out. */
 int state_set_put(struct state_set *set, const char *name, enum site_state state,

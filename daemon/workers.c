@@ -267,7 +267,7 @@ struct workers *workers_open(const struct config *cfg, struct sites *sites, bool
 			goto fail;
 	return ws;
 fail:
-	workers_stop(ws);
+	workers_close(ws);
 	return NULL;
 }
 
@@ -289,7 +289,7 @@ int workers_run(struct workers *ws)
 	return 0;
 }
 
-void workers_stop(struct workers *ws)
+void workers_close(struct workers *ws)
 {
 	if (!ws)
 		return;

@@ -65,7 +65,7 @@ struct workers *workers_open(const struct config *cfg, struct sites *sites, bool
  * threads started earlier would keep root's or, worse, lose CAP_NET_ADMIN
  * when the main thread alone keeps it and every verdict is refused. */
 int workers_run(struct workers *workers);
-void workers_stop(struct workers *workers);
+void workers_close(struct workers *workers);
 
 /* Publishes SITES; returns the previous table, now unused by any worker. */
 struct sites *workers_swap_sites(struct workers *workers, struct sites *sites);

@@ -129,7 +129,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t i = 0; i < errors.count; i++)
 			CHECK(strncmp(errors.messages[i], NAME ":", sizeof(NAME)) == 0);
 	}
-	config_errors_clear(&errors);
+	config_errors_free(&errors);
 	free(buf);
 	return 0;
 }

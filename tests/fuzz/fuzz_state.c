@@ -54,7 +54,7 @@ static void check_round_trip(const struct state_set *set)
 
 		CHECK(e && e->state == set->entries[i].state && e->action == set->entries[i].action);
 	}
-	state_set_clear(&again);
+	state_set_free(&again);
 	free(text);
 }
 
@@ -86,7 +86,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	check_round_trip(&set);
 out:
-	state_set_clear(&set);
+	state_set_free(&set);
 	free(buf);
 	return 0;
 }

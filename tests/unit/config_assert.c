@@ -28,7 +28,7 @@ struct config *parse_ok(const char *text)
 
 	if (!cfg || errors.count) {
 		print_errors(&errors);
-		config_errors_clear(&errors);
+		config_errors_free(&errors);
 		config_free(cfg);
 		fail_msg("config refused");
 	}
@@ -59,7 +59,7 @@ void assert_errors(const char *text, ...)
 	}
 	if (!ok)
 		print_errors(&errors);
-	config_errors_clear(&errors);
+	config_errors_free(&errors);
 	config_free(cfg);
 	assert_null(cfg);
 	assert_true(ok);

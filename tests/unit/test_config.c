@@ -583,7 +583,7 @@ static void test_error_cap(void **state)
 	assert_string_equal(errors.messages[0], "conf.yaml:1:47: ports: 0 is not a port (1-65535)");
 	assert_string_equal(errors.messages[CONFIG_MAX_ERRORS - 1],
 			    "conf.yaml: too many errors, stopped after 99");
-	config_errors_clear(&errors);
+	config_errors_free(&errors);
 	assert_int_equal(errors.count, 0);
 	assert_null(errors.messages);
 	free(text);
@@ -676,7 +676,7 @@ static void test_errors_append(void **state)
 	assert_int_equal(errors.count, 2);
 	assert_null(parse("sites: []\n", &errors));
 	assert_int_equal(errors.count, 3);
-	config_errors_clear(&errors);
+	config_errors_free(&errors);
 }
 
 /* ---- addresses ---- */
@@ -746,7 +746,7 @@ static void test_load_oversize(void **state)
 	assert_true(asprintf(&want, "%s: file is 16777217 bytes, larger than the 16 MiB limit",
 			     path) > 0);
 	assert_string_equal(errors.messages[0], want);
-	config_errors_clear(&errors);
+	config_errors_free(&errors);
 	unlink(path);
 	rmdir(dir);
 	free(want);
@@ -765,14 +765,14 @@ static void test_load_missing_and_directory(void **state)
 	assert_int_equal(errors.count, 1);
 	assert_true(asprintf(&want, "%s: cannot open: %s", path, strerror(ENOENT)) > 0);
 	assert_string_equal(errors.messages[0], want);
-	config_errors_clear(&errors);
+	config_errors_free(&errors);
 	free(want);
 
 	assert_null(config_load(dir, &errors));
 	assert_int_equal(errors.count, 1);
 	assert_true(asprintf(&want, "%s: cannot open: %s", dir, strerror(EISDIR)) > 0);
 	assert_string_equal(errors.messages[0], want);
-	config_errors_clear(&errors);
+	config_errors_free(&errors);
 	free(want);
 	rmdir(dir);
 	free(path);
@@ -792,7 +792,7 @@ static struct config *load_shipped(const char *name)
 	cfg = config_load(path, &errors);
 	if (!cfg) {
 		print_errors(&errors);
-		config_errors_clear(&errors);
+		config_errors_free(&errors);
 		free(path);
 		fail_msg("shipped config %s refused", name);
 	}

@@ -77,7 +77,7 @@ static int setup(void **state)
 	f->engine.stats.figure[WORKERS_PACKETS] = 42;
 	f->engine.reloads_ok = 3;
 	f->engine.reloads_failed = 1;
-	f->ctl = control_start(&f->engine, f->config_path);
+	f->ctl = control_open(&f->engine, f->config_path);
 	if (!f->ctl)
 		return -1;
 	*state = f;
@@ -89,7 +89,7 @@ static int teardown(void **state)
 	struct fixture *f = *state;
 	char cmd[200];
 
-	control_stop(f->ctl);
+	control_close(f->ctl);
 	fake_engine_finish(&f->engine);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
 	free(f);
@@ -658,8 +658,8 @@ static void test_socket_path_checks(void **state)
 	int fd;
 
 	/* a live daemon's socket is not taken over */
-	assert_null(control_start(&f->engine, f->config_path));
-	control_stop(f->ctl);
+	assert_null(control_open(&f->engine, f->config_path));
+	control_close(f->ctl);
 	f->ctl = NULL;
 	/* the file is removed at stop */
 	assert_int_equal(access(f->socket_path, F_OK), -1);
@@ -672,16 +672,16 @@ static void test_socket_path_checks(void **state)
 		assert_int_equal(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
 		close(fd);
 	}
-	second = control_start(&f->engine, f->config_path);
+	second = control_open(&f->engine, f->config_path);
 	assert_non_null(second);
-	control_stop(second);
+	control_close(second);
 
 	/* anything else is left alone, and start is refused */
 	close(open(f->socket_path, O_CREAT | O_WRONLY, 0600));
-	assert_null(control_start(&f->engine, f->config_path));
+	assert_null(control_open(&f->engine, f->config_path));
 	assert_int_equal(access(f->socket_path, F_OK), 0);
 	unlink(f->socket_path);
-	f->ctl = control_start(&f->engine, f->config_path);
+	f->ctl = control_open(&f->engine, f->config_path);
 	assert_non_null(f->ctl);
 }
 

@@ -227,14 +227,14 @@ static void test_auto_state(void **state)
 	assert_int_equal(site_state(site), SITE_OFFLINE);
 	/* a health module with no result yet leaves the state alone */
 	{
-		struct health *h = health_start(cfg);
+		struct health *h = health_open(cfg);
 
 		assert_non_null(h);
 		assert_int_equal(health_count(h), 2);
 		assert_int_equal(health_site_state(h, "shop"), HEALTH_UNKNOWN);
 		health_apply(h, sites);
 		assert_int_equal(site_state(site), SITE_OFFLINE);
-		health_stop(h);
+		health_close(h);
 	}
 	sites_free(sites);
 	config_free(cfg);

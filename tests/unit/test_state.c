@@ -120,7 +120,7 @@ static void test_set_put_find_remove(void **unused)
 	assert_int_equal(set.count, 1);
 	assert_null(state_set_find(&set, "a"));
 	assert_non_null(state_set_find(&set, "b"));
-	state_set_clear(&set);
+	state_set_free(&set);
 	assert_int_equal(set.count, 0);
 }
 
@@ -155,8 +155,8 @@ static void test_save_load_roundtrip(void **unused)
 	assert_int_equal(back.count, 1);
 	assert_null(state_set_find(&back, "shop"));
 	assert_no_temp_files(dir);
-	state_set_clear(&set);
-	state_set_clear(&back);
+	state_set_free(&set);
+	state_set_free(&back);
 	free(path);
 }
 
@@ -178,7 +178,7 @@ static void test_save_creates_dir_and_fails_cleanly(void **unused)
 	unlink(path);
 	rmdir(sub);
 	unlink(blocker);
-	state_set_clear(&set);
+	state_set_free(&set);
 	free(sub);
 	free(path);
 	free(blocker);
@@ -257,7 +257,7 @@ static void test_parse_bad_lines_skipped(void **unused)
 	assert_int_equal(state_set_find(&set, "shop")->state, SITE_ONLINE);
 	assert_int_equal(state_set_find(&set, "wiki")->state, SITE_OFFLINE);
 	assert_non_null(state_set_find(&set, "last"));
-	state_set_clear(&set);
+	state_set_free(&set);
 }
 
 static void test_parse_long_lines(void **unused)
@@ -307,7 +307,7 @@ static void test_parse_truncated_everywhere(void **unused)
 				assert_string_equal(e->name, "blog");
 		}
 	}
-	state_set_clear(&set);
+	state_set_free(&set);
 }
 
 static void test_collect_and_restore(void **unused)
@@ -354,7 +354,7 @@ static void test_collect_and_restore(void **unused)
 	state_restore(path, sites);
 	assert_int_equal(access(path, F_OK), -1);
 	(void)err;
-	state_set_clear(&set);
+	state_set_free(&set);
 	sites_free(sites);
 	config_free(cfg);
 	free(path);
