@@ -6,8 +6,10 @@
  * schema. Every check keeps going after a failure so that all problems are
  * reported together; the struct is thrown away if any was found.
  *
- * This file has the value helpers, the walk and the document; the keys'
- * own parsers are in config_sections.c, config_sites.c and config_check.c. */
+ * This file has the parser's helpers, the walk and the document; the keys'
+ * own parsers are in config_sections.c, config_sites.c and
+ * config_site_check.c, the public value helpers of config.h in
+ * config_values.c. */
 #include "config.h"
 #include "config_internal.h"
 
@@ -654,7 +656,3 @@ void config_errors_free(struct config_errors *errors)
 	errors->count = 0;
 }
 
-const char *config_word_name(const char *const *names, size_t n, int value)
-{
-	return value >= 0 && (size_t)value < n ? names[value] : "?";
-}

@@ -42,7 +42,7 @@ struct config_addr {
 
 enum config_check_type { CONFIG_CHECK_TLS, CONFIG_CHECK_HTTPS };
 
-/* A site's health check (config_check.c). Durations in milliseconds. */
+/* A site's health check (config_site_check.c). Durations in milliseconds. */
 struct config_check {
 	enum config_check_type type;
 	uint32_t interval_ms, timeout_ms;

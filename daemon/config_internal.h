@@ -1,6 +1,7 @@
-/* config_internal: what config.c (the document and the value helpers)
+/* config_internal: what config.c (the document and the parser's helpers)
  * shares with config_sections.c (the top-level keys but "sites"),
- * config_sites.c (the sites list) and config_check.c (a site's check).
+ * config_sites.c (the sites list), config_site_check.c (a site's check)
+ * and config_values.c (the words of the enumerations).
  * Private to the config module; nothing outside daemon/config*.c includes
  * it. */
 #ifndef GK_CONFIG_INTERNAL_H
@@ -82,10 +83,16 @@ void config_walk_mapping(struct config_parser *p, const yaml_node_t *map, const 
 			 const struct config_key_rule *rules, size_t n_rules, void *target,
 			 yaml_node_t **seen);
 
-/* NAMES[VALUE], or "?" for a value out of range. */
-const char *config_word_name(const char *const *names, size_t n, int value);
+/* The words of the config's enumerations, indexed by the enum value
+ * (config_values.c): what the parsers accept and the names print. */
+struct config_words {
+	const char *const *names;
+	size_t count;
+};
+extern const struct config_words config_hook_words, config_backend_words, config_action_words,
+	config_check_type_words;
 
-/* A site's "check:" block (config_check.c) into SITE->check, and what
+/* A site's "check:" block (config_site_check.c) into SITE->check, and what
  * can only be checked once every key of the site is known. */
 void config_parse_check(struct config_parser *p, yaml_node_t *node, struct config_site *site);
 void config_check_finish(struct config_parser *p, const yaml_node_t *site_node,

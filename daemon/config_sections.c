@@ -20,19 +20,6 @@
 #define MAX_QUEUE_MAXLEN 1048576
 #define MAX_SOCKET_PATH (sizeof(((struct sockaddr_un *)0)->sun_path) - 1)
 
-static const char *const hook_names[] = {
-	[CONFIG_HOOK_PREROUTING] = "prerouting",
-	[CONFIG_HOOK_INPUT] = "input",
-	[CONFIG_HOOK_FORWARD] = "forward",
-};
-static const char *const backend_names[] = {
-	[CONFIG_BACKEND_AUTO] = "auto",
-	[CONFIG_BACKEND_NFT] = "nft",
-	[CONFIG_BACKEND_XT] = "xt",
-	[CONFIG_BACKEND_EXTERNAL] = "external",
-	[CONFIG_BACKEND_XT_NFT] = "xt-nft",
-	[CONFIG_BACKEND_XT_LEGACY] = "xt-legacy",
-};
 
 /* ---- queue ---- */
 
@@ -215,7 +202,7 @@ void config_parse_hook(struct config_parser *p, yaml_node_t *node, void *target)
 	struct config *cfg = target;
 	int v;
 
-	if (config_parse_word(p, node, "hook", hook_names, CONFIG_ARRAY_SIZE(hook_names), &v))
+	if (config_parse_word(p, node, "hook", config_hook_words.names, config_hook_words.count, &v))
 		cfg->hook = (enum config_hook)v;
 }
 
@@ -224,7 +211,7 @@ void config_parse_backend(struct config_parser *p, yaml_node_t *node, void *targ
 	struct config *cfg = target;
 	int v;
 
-	if (config_parse_word(p, node, "backend", backend_names, CONFIG_ARRAY_SIZE(backend_names),
+	if (config_parse_word(p, node, "backend", config_backend_words.names, config_backend_words.count,
 			      &v))
 		cfg->backend = (enum config_backend)v;
 }
@@ -269,12 +256,4 @@ int config_set_string_defaults(struct config *cfg)
 
 /* ---- value names ---- */
 
-const char *config_hook_name(enum config_hook hook)
-{
-	return config_word_name(hook_names, CONFIG_ARRAY_SIZE(hook_names), (int)hook);
-}
 
-const char *config_backend_name(enum config_backend backend)
-{
-	return config_word_name(backend_names, CONFIG_ARRAY_SIZE(backend_names), (int)backend);
-}

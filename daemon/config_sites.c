@@ -1,5 +1,4 @@
-/* config_sites: the "sites" list of the config, and the site-level value
- * helpers of config.h (states, actions, addresses).
+/* config_sites: the "sites" list of the config.
  *
  * Besides each site's own keys it checks what only the whole list shows:
  * unique names and no (address, port) claimed by two sites. Both checks
@@ -19,11 +18,6 @@
 #define MAX_ADDR_PORT_PAIRS (1u << 20)
 #define DEFAULT_PORT 443
 
-static const char *const state_names[] = { [SITE_ONLINE] = "online", [SITE_OFFLINE] = "offline" };
-static const char *const action_names[] = {
-	[SITE_ACTION_DROP] = PROTOCOL_ACTION_DROP,
-	[SITE_ACTION_REJECT] = PROTOCOL_ACTION_REJECT,
-};
 
 struct site_target {
 	struct config_site *site;
@@ -242,7 +236,8 @@ static void parse_site_action(struct config_parser *p, yaml_node_t *node, void *
 	struct config_site *site = ((struct site_target *)target)->site;
 	int v;
 
-	if (config_parse_word(p, node, "action", action_names, CONFIG_ARRAY_SIZE(action_names), &v))
+	if (config_parse_word(p, node, "action", config_action_words.names, config_action_words.count,
+			      &v))
 		site->action = (enum site_action)v;
 }
 
@@ -425,65 +420,4 @@ void config_parse_sites(struct config_parser *p, yaml_node_t *node, void *target
 	}
 	check_duplicate_names(p);
 	check_overlaps(p, node);
-}
-
-static int word_index(const char *const *names, size_t n, const char *word)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(names[i], word) == 0)
-			return (int)i;
-	return -1;
-}
-
-const char *config_state_name(enum site_state state)
-{
-	return config_word_name(state_names, CONFIG_ARRAY_SIZE(state_names), (int)state);
-}
-
-const char *config_action_name(enum site_action action)
-{
-	return config_word_name(action_names, CONFIG_ARRAY_SIZE(action_names), (int)action);
-}
-
-int config_parse_state(const char *word, enum site_state *out)
-{
-	int i = word_index(state_names, CONFIG_ARRAY_SIZE(state_names), word);
-
-	if (i < 0)
-		return -1;
-	*out = (enum site_state)i;
-	return 0;
-}
-
-int config_parse_action(const char *word, enum site_action *out)
-{
-	int i = word_index(action_names, CONFIG_ARRAY_SIZE(action_names), word);
-
-	if (i < 0)
-		return -1;
-	*out = (enum site_action)i;
-	return 0;
-}
-
-int config_parse_addr(const char *text, struct config_addr *out)
-{
-	struct config_addr addr = { 0 };
-
-	if (inet_pton(AF_INET, text, addr.bytes) == 1)
-		addr.family = AF_INET;
-	else if (inet_pton(AF_INET6, text, addr.bytes) == 1)
-		addr.family = AF_INET6;
-	else
-		return -1;
-	*out = addr;
-	return 0;
-}
-
-const char *config_addr_str(const struct config_addr *addr, char *buf, size_t len)
-{
-	if (len == 0)
-		return "";
-	if (!inet_ntop(addr->family, addr->bytes, buf, (socklen_t)len))
-		snprintf(buf, len, "?");
-	return buf;
 }

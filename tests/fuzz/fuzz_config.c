@@ -34,7 +34,7 @@ static int site_has_addr(const struct config_site *s, const struct config_addr *
 	return 0;
 }
 
-/* The health check (config_check.c): what health.c relies on. */
+/* The health check (config_site_check.c): what health.c relies on. */
 static void check_health_check(const struct config_site *s)
 {
 	const struct config_check *c = s->check;

@@ -1,5 +1,5 @@
-/* config_check: a site's "check:" block (the health check of health.c)
- * and the duration syntax ("500ms", "1s", "2m").
+/* config_site_check: a site's "check:" block, the health check that
+ * health.c runs for it.
  *
  * Called from config_sites.c: config_parse_check() while the site's keys
  * are walked, config_check_finish() once all of them are known, for what
@@ -26,11 +26,6 @@
 #define MAX_HOST_LEN 255u
 #define MAX_BODY_LEN 256u
 
-static const char *const type_names[] = {
-	[CONFIG_CHECK_TLS] = "tls",
-	[CONFIG_CHECK_HTTPS] = "https",
-};
-
 enum {
 	CHECK_TYPE,
 	CHECK_INTERVAL,
@@ -49,36 +44,6 @@ enum {
 	CHECK_EXPECT_BODY,
 	CHECK_KEYS
 };
-
-int config_parse_duration(const char *text, uint32_t *out_ms)
-{
-	size_t digits = strspn(text, "0123456789");
-	const char *unit = text + digits;
-	uint64_t value = 0, scale;
-
-	if (digits == 0 || digits > 9 || (digits > 1 && text[0] == '0'))
-		return -1;
-	if (strcmp(unit, "ms") == 0)
-		scale = 1;
-	else if (strcmp(unit, "s") == 0)
-		scale = 1000;
-	else if (strcmp(unit, "m") == 0)
-		scale = 60000;
-	else
-		return -1;
-	for (size_t i = 0; i < digits; i++)
-		value = value * 10 + (uint64_t)(text[i] - '0');
-	value *= scale;
-	if (value > UINT32_MAX)
-		return -1;
-	*out_ms = (uint32_t)value;
-	return 0;
-}
-
-const char *config_check_type_name(enum config_check_type type)
-{
-	return config_word_name(type_names, CONFIG_ARRAY_SIZE(type_names), (int)type);
-}
 
 void config_check_free(struct config_check *check)
 {
@@ -124,7 +89,8 @@ static void parse_type(struct config_parser *p, yaml_node_t *node, void *target)
 	struct config_check *check = target;
 	int v;
 
-	if (config_parse_word(p, node, "check.type", type_names, CONFIG_ARRAY_SIZE(type_names), &v))
+	if (config_parse_word(p, node, "check.type", config_check_type_words.names,
+			      config_check_type_words.count, &v))
 		check->type = (enum config_check_type)v;
 }
 
