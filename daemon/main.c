@@ -330,12 +330,26 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	/* The start-up order, each step needing the one before:
+	 * 1. as root, what needs root: the queues, the raw sockets for the
+	 *    RSTs, the rules (they point at queues already bound) and the
+	 *    health checks; the state file's overrides are applied first */
 	engine = engine_open(cfg, backend);
 	if (!engine)
 		goto out;
+	/* 2. still as root, the sockets others reach us on: the control
+	 *    socket (its directory in /run, its group) and the metrics port */
 	control = control_open(engine, opts.config_path);
-	if (!control || metrics_server_open(engine, &metrics) < 0 ||
-	    drop_privileges(&opts, engine) < 0 || engine_run(engine) < 0)
+	if (!control)
+		goto out;
+	if (metrics_server_open(engine, &metrics) < 0)
+		goto out;
+	/* 3. leave root BEFORE any thread starts: capabilities are per thread
+	 *    and a thread inherits its creator's (workers_run) */
+	if (drop_privileges(&opts, engine) < 0)
+		goto out;
+	/* 4. only now the workers: queued SYNs waited in the kernel until here */
+	if (engine_run(engine) < 0)
 		goto out;
 	engine_summary(engine, status, sizeof(status));
 	log_info("ready: %s, hook %s, queue %u..%u", status,
