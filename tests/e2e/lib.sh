@@ -312,6 +312,16 @@ syn_counters_reset() {
 
 # ---------------------------------------------------------------- the daemon
 
+# daemon_ns: where the daemon runs for the script's HOOK: on the gw (a
+# router in front of the server) for forward and prerouting, on the server
+# itself for input.
+daemon_ns() {
+	case $HOOK in
+	forward | prerouting) echo "$NS_GW" ;;
+	input) echo "$NS_SERVER" ;;
+	esac
+}
+
 # site_yaml NAME ADDR4 ADDR6 STATE [ACTION] [PORT]: one item of a config's
 # sites: list, on PORT (default SITE_PORT). More keys of the site (a
 # check: block) may follow it, indented by four spaces.
