@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "guard.h"
 #include "health.h"
@@ -18,11 +19,20 @@ struct engine {
 	enum rules_backend backend;
 	bool rules_installed;
 	struct guard_set guard;          /* what the kernel guard holds */
-	bool guard_stale;                /* an update failed: retried at the next sync */
+	bool guard_stale;                /* an update failed: retried at a later sync */
+	uint64_t guard_retry_ms;         /* not before this (CLOCK_MONOTONIC) */
 	struct guard_counters guard_base; /* counted by guards since replaced */
 	struct health *health;
 	uint64_t reloads_ok, reloads_failed;
 };
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
 
 /* A guard left by an instance that died kept deciding while no daemon
  * did: say what it did, and keep counting from there. */
@@ -154,10 +164,11 @@ int engine_reload(struct engine *engine, const char *path, struct config_errors 
 		sites_free(sites);
 		goto fail;
 	}
-	/* the nft table is replaced whole, its counters with it */
-	if (engine->backend == RULES_BACKEND_NFT &&
-	    rules_guard_read(engine->backend, engine->cfg, &before) > 0)
-		guard_counters_add(&engine->guard_base, &before);
+	/* the nft table is replaced whole, its counters with it: what they
+	 * said just before goes to the base once the new table is in */
+	if (engine->backend != RULES_BACKEND_NFT ||
+	    rules_guard_read(engine->backend, engine->cfg, &before) <= 0)
+		memset(&before, 0, sizeof(before));
 	/* The new table goes live before the rules change: a newly managed
 	 * address is known to the workers by the time its first SYN is queued,
 	 * and a removed one is left to the guard until its rule is gone. */
@@ -171,6 +182,7 @@ int engine_reload(struct engine *engine, const char *path, struct config_errors 
 	}
 	guard_set_move(&engine->guard, &guard);
 	engine->guard_stale = false;
+	guard_counters_add(&engine->guard_base, &before);
 	/* no worker writes the old table any more: its counts are final */
 	sites_carry_over_counters(sites, old);
 	sites_free(old);
@@ -201,6 +213,13 @@ int engine_guard_sync(struct engine *engine)
 		guard_set_free(&now);
 		return 0;
 	}
+	/* a kernel that keeps refusing is asked again once a second, not on
+	 * every turn of the main loop */
+	if (engine->guard_stale && now_ms() < engine->guard_retry_ms) {
+		guard_set_free(&now);
+		return -1;
+	}
+	engine->guard_retry_ms = now_ms() + 1000;
 	if (rules_guard_update(engine->backend, engine->cfg, &now) < 0) {
 		if (!engine->guard_stale)
 			log_error("the kernel refused the guard's update: while no daemon decides, "

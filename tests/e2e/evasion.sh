@@ -45,13 +45,6 @@ usage() {
 	exit 2
 }
 
-daemon_ns() {
-	case $HOOK in
-	forward | prerouting) echo "$NS_GW" ;;
-	input) echo "$NS_SERVER" ;;
-	esac
-}
-
 require_scapy() {
 	"$PYTHON" -c 'import scapy' 2>/dev/null ||
 		die "$PYTHON cannot import scapy (apt-get install python3-scapy, tests/packages.txt)"

@@ -312,6 +312,16 @@ syn_counters_reset() {
 
 # ---------------------------------------------------------------- the daemon
 
+# daemon_ns: where the daemon runs for the script's HOOK: on the gw (a
+# router in front of the server) for forward and prerouting, on the server
+# itself for input.
+daemon_ns() {
+	case $HOOK in
+	forward | prerouting) echo "$NS_GW" ;;
+	input) echo "$NS_SERVER" ;;
+	esac
+}
+
 # site_yaml NAME ADDR4 ADDR6 STATE [ACTION] [PORT]: one item of a config's
 # sites: list, on PORT (default SITE_PORT). More keys of the site (a
 # check: block) may follow it, indented by four spaces.
@@ -488,7 +498,7 @@ ruleset_shape() {
 # prerouting, mangle otherwise), jumped to once from the hook's base chain,
 # queueing exactly the managed address:port pairs, and the guard's chains
 # (mangle for prerouting, filter otherwise) jumped to once, guarding only
-# managed pairs. Prints what it saw.
+# managed pairs (two rules each: first fragments, SYNs). Prints what it saw.
 rules_as_expected() {
 	local ns=$1 hook=$2 tables
 	tables=$(in_ns "$ns" nft list tables | grep -v " $SYN_TABLE\$")
@@ -590,7 +600,7 @@ xt_rules_as_expected() {
 		got=$(grep '^-A GATEKEEPER_OFFLINE ' <<<"$save" |
 			sed -n 's|.* -d \([^/ ]*\)/[0-9]* .*--dport \([0-9]*\) .*-j GATEKEEPER_[A-Z]*$|\1 \2|p' | sort)
 		if [[ $(grep -c '^-A GATEKEEPER_OFFLINE ' <<<"$save") != $(grep -c . <<<"$got") ]] ||
-			[[ -n $(comm -23 <(echo "$got") <(expected_pairs "$fam")) ]]; then
+			[[ -n $(comm -23 <(sort -u <<<"$got") <(expected_pairs "$fam")) ]]; then
 			echo "IPv$fam: GATEKEEPER_OFFLINE guards something else than managed pairs"
 			status=1
 		fi

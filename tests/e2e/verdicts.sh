@@ -25,13 +25,6 @@ usage() {
 	exit 2
 }
 
-daemon_ns() {
-	case $HOOK in
-	forward | prerouting) echo "$NS_GW" ;;
-	input) echo "$NS_SERVER" ;;
-	esac
-}
-
 # Forgets what the server saw before the daemon started.
 mark_server_view() {
 	syn_counters_reset
