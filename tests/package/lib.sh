@@ -87,7 +87,9 @@ new_root() {
 	ROOT="$GK_WORK/gk-$1-$$"
 	rm -rf "$ROOT"
 	mkdir -p "$ROOT" && tar -C "$ROOT" -xf "$ROOT_TARBALL" || return 1
-	mount -t proc proc "$ROOT/proc" &&
+	# a mount point of its own: `ip netns exec` in the root remounts / as a slave
+	mount --bind "$ROOT" "$ROOT" &&
+		mount -t proc proc "$ROOT/proc" &&
 		mount --rbind /sys "$ROOT/sys" &&
 		mount --bind /dev "$ROOT/dev" &&
 		mount --bind /dev/pts "$ROOT/dev/pts" &&
@@ -133,7 +135,7 @@ cleanup_root() {
 		ip netns del "$ns" 2>/dev/null
 	done
 	if [[ -n $ROOT && -d $ROOT ]]; then
-		umount -R -l "$ROOT/proc" "$ROOT/sys" "$ROOT/dev/pts" "$ROOT/dev" "$ROOT/run" 2>/dev/null
+		umount -R -l "$ROOT" 2>/dev/null
 		if [[ ${GK_KEEP_ROOT:-0} == 1 ]]; then
 			log "kept $ROOT"
 		elif ! grep -q " $ROOT/" /proc/self/mounts; then
