@@ -144,6 +144,11 @@ fuzz_phase() { counted_run bash tests/fuzz/run.sh "$fuzz_seconds"; }
 # gatekeeper.service under systemd as PID 1 in that kernel (one test).
 kernels_phase() { counted_run bash tests/qemu/e2e-kernels.sh "$builddir"; }
 
+# The Debian package: built, lintian, install/upgrade/remove/purge in a
+# fresh debootstrap root, and the README quick start in another
+# (tests/package/run.sh).
+package_phase() { counted_run bash tests/package/run.sh; }
+
 # phase_time NAME FUNCTION: runs it and says how long it took.
 phase_time() {
 	local name=$1 start=$SECONDS rc
@@ -163,6 +168,9 @@ if phase_time main main_phase; then
 	fi
 	if [ "$fuzz_seconds" != 0 ]; then
 		phase_time fuzz fuzz_phase
+	fi
+	if [ "${GK_SKIP_PACKAGE:-0}" != 1 ]; then
+		phase_time package package_phase
 	fi
 fi
 
