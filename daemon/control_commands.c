@@ -308,13 +308,12 @@ static void guard_text(const struct control *ctl, struct strbuf *b)
 	struct guard_counters g;
 	int rc = engine_guard_counters(ctl->engine, &g);
 
-	if (rc == 0 && engine_backend(ctl->engine) == RULES_BACKEND_EXTERNAL) {
+	if (rc == 0) {
 		strbuf_puts(b, "guard          none (backend external)\n");
 		return;
 	}
-	strbuf_printf(b, "guard          %s%zu offline endpoints; undecided SYNs dropped %" PRIu64
+	strbuf_printf(b, "guard          %zu offline endpoints; undecided SYNs dropped %" PRIu64
 		      ", rejected %" PRIu64 ", first fragments dropped %" PRIu64 "\n",
-		      rc > 0 ? "" : rc == 0 ? "NOT INSTALLED, " : "unreadable, ",
 		      engine_guard(ctl->engine)->count, g.syn_dropped, g.syn_rejected, g.fragments);
 	if (engine_guard_stale(ctl->engine))
 		strbuf_puts(b, "guard          STALE: the kernel refused the last update (see the log)\n");

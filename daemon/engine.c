@@ -9,6 +9,7 @@
 #include "guard.h"
 #include "health.h"
 #include "log.h"
+#include "rules_watch.h"
 #include "state.h"
 #include "strbuf.h"
 
@@ -183,6 +184,8 @@ int engine_reload(struct engine *engine, const char *path, struct config_errors 
 	guard_set_move(&engine->guard, &guard);
 	engine->guard_stale = false;
 	guard_counters_add(&engine->guard_base, &before);
+	if (engine->backend == RULES_BACKEND_NFT)
+		rules_watch_forget_guard();
 	/* no worker writes the old table any more: its counts are final */
 	sites_carry_over_counters(sites, old);
 	sites_free(old);
@@ -243,12 +246,15 @@ const struct guard_set *engine_guard(const struct engine *engine)
 int engine_guard_counters(const struct engine *engine, struct guard_counters *out)
 {
 	struct guard_counters now;
-	int rc = rules_guard_read(engine->backend, engine->cfg, &now);
 
 	*out = engine->guard_base;
-	if (rc > 0)
+	if (engine->backend == RULES_BACKEND_EXTERNAL)
+		return 0;
+	/* as of the rules watchdog's last check (at most its interval old):
+	 * a stats request or a scrape costs no kernel listing of its own */
+	if (rules_watch_guard_seen(&now))
 		guard_counters_add(out, &now);
-	return rc;
+	return 1;
 }
 
 bool engine_guard_stale(const struct engine *engine)

@@ -50,7 +50,8 @@ const struct guard_set *engine_guard(const struct engine *engine);
 /* Whether the last guard update failed (the kernel holds an older set). */
 bool engine_guard_stale(const struct engine *engine);
 /* What the guard decided since the daemon started (and what a dead
- * instance's guard decided before): 1 read, 0 no guard, -1 read failed. */
+ * instance's guard decided before), as of the rules watchdog's last check:
+ * 1, or 0 when there is no guard (backend external). */
 int engine_guard_counters(const struct engine *engine, struct guard_counters *out);
 
 /* The health checks of the running config (never NULL once started). */

@@ -241,7 +241,7 @@ static void render_guard(const struct engine *engine, struct strbuf *b)
 	int rc = engine_guard_counters(engine, &g);
 
 	family(b, "gatekeeper_guard_installed", "gauge",
-	       "1 if the kernel guard is in place (0: backend external, or it is gone).");
+	       "1 if the daemon keeps a kernel guard (every backend but external).");
 	strbuf_printf(b, "gatekeeper_guard_installed %d\n", rc > 0);
 	family(b, "gatekeeper_guard_stale", "gauge",
 	       "1 if the kernel refused the guard's last update (it holds older states).");
@@ -251,7 +251,8 @@ static void render_guard(const struct engine *engine, struct strbuf *b)
 	strbuf_printf(b, "gatekeeper_guard_offline_endpoints %zu\n", engine_guard(engine)->count);
 	family(b, "gatekeeper_guard_packets_total", "counter",
 	       "Packets to offline sites that no daemon decided (queue bypassed or full, "
-	       "fragments, unparseable), stopped by the kernel guard, by kind.");
+	       "fragments, unparseable), stopped by the kernel guard, by kind; as of the "
+	       "rules watchdog's last check (every 2 s).");
 	strbuf_printf(b, "gatekeeper_guard_packets_total{kind=\"syn_dropped\"} %" PRIu64 "\n"
 		      "gatekeeper_guard_packets_total{kind=\"syn_rejected\"} %" PRIu64 "\n"
 		      "gatekeeper_guard_packets_total{kind=\"fragment_dropped\"} %" PRIu64 "\n",

@@ -1052,8 +1052,8 @@ static long guard_count(const struct guard_set *guard, int family)
 	return n;
 }
 
-static int nft_check(const struct config *cfg, const struct guard_set *guard, char *why,
-		     size_t why_len)
+static int nft_check(const struct config *cfg, const struct guard_set *guard,
+		     struct guard_counters *seen, char *why, size_t why_len)
 {
 	size_t n4 = count_pairs(cfg, AF_INET), n6 = count_pairs(cfg, AF_INET6);
 	bool terse = n4 + n6 > RULES_CHECK_MAX_ELEMENTS;
@@ -1067,6 +1067,14 @@ static int nft_check(const struct config *cfg, const struct guard_set *guard, ch
 	}
 	rc = rules_nft_listing_check(listing, config_hook_name(cfg->hook), terse ? -1 : (long)n4,
 				     terse ? -1 : (long)n6, why, why_len) == 0;
+	if (rc && seen) {
+		long long v[3];
+		for (size_t i = 0; i < 3; i++)
+			v[i] = rules_nft_counter_packets(listing, nft_guard_counters[i]);
+		seen->syn_dropped = v[0] > 0 ? (uint64_t)v[0] : 0;
+		seen->syn_rejected = v[1] > 0 ? (uint64_t)v[1] : 0;
+		seen->fragments = v[2] > 0 ? (uint64_t)v[2] : 0;
+	}
 	if (rc && !terse) {
 		long want = guard_count(guard, AF_INET) + guard_count(guard, AF_INET6);
 		long have = rules_nft_guard_elements(listing);
@@ -1080,8 +1088,11 @@ static int nft_check(const struct config *cfg, const struct guard_set *guard, ch
 }
 
 static int xt_check(enum rules_backend backend, const struct config *cfg,
-		    const struct guard_set *guard, char *why, size_t why_len)
+		    const struct guard_set *guard, struct guard_counters *seen, char *why,
+		    size_t why_len)
 {
+	struct guard_counters sum = {0};
+
 	for (size_t i = 0; i < 2; i++) {
 		struct rules_xt_scan scan;
 		struct rules_xt_guard_scan g;
@@ -1099,20 +1110,24 @@ static int xt_check(enum rules_backend backend, const struct config *cfg,
 				 reason);
 			return 0;
 		}
+		guard_counters_add(&sum, &g.counters);
 	}
+	if (seen)
+		*seen = sum;
 	return 1;
 }
 
 int rules_check(enum rules_backend backend, const struct config *cfg,
-		const struct guard_set *guard, char *why, size_t why_len)
+		const struct guard_set *guard, struct guard_counters *seen, char *why,
+		size_t why_len)
 {
 	why[0] = '\0';
 	switch (backend) {
 	case RULES_BACKEND_NFT:
-		return nft_check(cfg, guard, why, why_len);
+		return nft_check(cfg, guard, seen, why, why_len);
 	case RULES_BACKEND_XT_NFT:
 	case RULES_BACKEND_XT_LEGACY:
-		return xt_check(backend, cfg, guard, why, why_len);
+		return xt_check(backend, cfg, guard, seen, why, why_len);
 	case RULES_BACKEND_EXTERNAL:
 		return 1;
 	}

@@ -91,15 +91,17 @@ int rules_guard_read(enum rules_backend backend, const struct config *cfg,
 /* Removes what rules_install put in for CFG's hook. */
 int rules_remove(enum rules_backend backend, const struct config *cfg);
 
-/* Whether the rules rules_install put in for CFG are all still in the
- * kernel: 1 intact, 0 damaged or gone (the reason in WHY), -1 the check
- * itself could not run (logged). nft: one in-process listing of our table
+/* Whether the rules rules_install put in for CFG (with GUARD's offline
+ * endpoints) are all still in the kernel: 1 intact, and then the guard's
+ * counters in SEEN (when not NULL), read from the same listing; 0 damaged
+ * or gone (the reason in WHY), -1 the check itself could not run (logged). nft: one in-process listing of our table
  * (terse above RULES_CHECK_MAX_ELEMENTS pairs: then the set elements are not
  * counted); xt: `ip[6]tables-FLAVOUR-save -t TABLE`, run as children and
  * read line by line. external: always 1. */
 #define RULES_CHECK_MAX_ELEMENTS 10000
 int rules_check(enum rules_backend backend, const struct config *cfg,
-		const struct guard_set *guard, char *why, size_t why_len);
+		const struct guard_set *guard, struct guard_counters *seen, char *why,
+		size_t why_len);
 
 /* ---- the parsers of rules_check, pure, exposed for the unit tests ---- */
 

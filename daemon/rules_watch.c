@@ -4,21 +4,27 @@
 #include "log.h"
 
 static struct rules_watch_counts counts;
+static struct guard_counters guard_seen;
+static bool guard_seen_valid;
 static uint64_t next_check_ms;
 
 static void check_and_repair(enum rules_backend backend, const struct config *cfg,
 			     const struct guard_set *guard)
 {
 	char why[256];
-	int intact = rules_check(backend, cfg, guard, why, sizeof(why));
+	struct guard_counters seen;
+	int intact = rules_check(backend, cfg, guard, &seen, why, sizeof(why));
 
 	if (intact < 0) {
 		counts.check_failures++;
 		return;
 	}
 	counts.checks++;
-	if (intact)
+	guard_seen_valid = intact;
+	if (intact) {
+		guard_seen = seen;
 		return;
+	}
 	counts.damaged++;
 	log_error("rules removed behind our back (%s): reinstalling the %s rules; SYNs to "
 		  "managed sites were not decided by gatekeeper until now", why,
@@ -54,4 +60,16 @@ int rules_watch_tick(enum rules_backend backend, const struct config *cfg,
 void rules_watch_get_counts(struct rules_watch_counts *out)
 {
 	*out = counts;
+}
+
+bool rules_watch_guard_seen(struct guard_counters *out)
+{
+	if (guard_seen_valid)
+		*out = guard_seen;
+	return guard_seen_valid;
+}
+
+void rules_watch_forget_guard(void)
+{
+	guard_seen_valid = false;
 }

@@ -13,6 +13,7 @@
 #ifndef GK_RULES_WATCH_H
 #define GK_RULES_WATCH_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -33,5 +34,12 @@ struct rules_watch_counts {
 int rules_watch_tick(enum rules_backend backend, const struct config *cfg,
 		     const struct guard_set *guard);
 void rules_watch_get_counts(struct rules_watch_counts *out);
+/* The kernel guard's counters as the last intact check read them (no
+ * cost of their own: the check lists the rules anyway). False before the
+ * first such check, and after rules_watch_forget_guard(). */
+bool rules_watch_guard_seen(struct guard_counters *out);
+/* The guard's counters were reset (its nft table replaced by a reload):
+ * what the last check read is no longer there. */
+void rules_watch_forget_guard(void);
 
 #endif

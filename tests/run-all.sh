@@ -15,7 +15,10 @@
 # Environment: SANITIZERS=0 skips the ASan+UBSan phase, FUZZ_SECONDS=0 the
 # fuzzing (default 60 s per target), GK_SKIP_VM=1 the other kernel and
 # flavours (for quick local runs; CI never sets it); ASAN_BUILDDIR (build-asan) and
-# FUZZ_BUILDDIR (build-fuzz) name their build dirs.
+# FUZZ_BUILDDIR (build-fuzz) name their build dirs. GK_MESON_TEST_ARGS: what
+# the main phase passes to `meson test` (suites, test names: a subset; the
+# fresh-root test in tests/package/ runs one). GK_SKIP_PACKAGE=1 skips the
+# package phase (tests/package/run.sh).
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
@@ -73,7 +76,9 @@ main_phase() {
 		failed=$((failed + 1))
 		return 1
 	fi
-	meson test -C "$builddir" --print-errorlogs --num-processes 1 | tee "$builddir/test-summary.txt"
+	# shellcheck disable=SC2086 # GK_MESON_TEST_ARGS: words for meson test
+	meson test -C "$builddir" --print-errorlogs --num-processes 1 ${GK_MESON_TEST_ARGS:-} |
+		tee "$builddir/test-summary.txt"
 	tally_meson "$builddir" "${PIPESTATUS[0]}"
 }
 
@@ -139,6 +144,11 @@ fuzz_phase() { counted_run bash tests/fuzz/run.sh "$fuzz_seconds"; }
 # gatekeeper.service under systemd as PID 1 in that kernel (one test).
 kernels_phase() { counted_run bash tests/qemu/e2e-kernels.sh "$builddir"; }
 
+# The Debian package: built, lintian, install/upgrade/remove/purge in a
+# fresh debootstrap root, and the README quick start in another
+# (tests/package/run.sh).
+package_phase() { counted_run bash tests/package/run.sh; }
+
 # phase_time NAME FUNCTION: runs it and says how long it took.
 phase_time() {
 	local name=$1 start=$SECONDS rc
@@ -158,6 +168,9 @@ if phase_time main main_phase; then
 	fi
 	if [ "$fuzz_seconds" != 0 ]; then
 		phase_time fuzz fuzz_phase
+	fi
+	if [ "${GK_SKIP_PACKAGE:-0}" != 1 ]; then
+		phase_time package package_phase
 	fi
 fi
 

@@ -78,8 +78,9 @@ stuck() {
 	check "fail_open $fail_open, after SIGCONT: stats shows the kernel's drops" \
 		stats_shows_kernel_drops
 	if [[ $fail_open == true ]]; then
+		# the counters are read by the rules watchdog, every 2 s
 		check "fail_open true, after SIGCONT: the guard counted the $((sent - MAXLEN)) SYNs it dropped" \
-			eval "(( \$(guard_count syn_dropped) - guard0 == sent - MAXLEN ))"
+			wait_for eval "(( \$(guard_count syn_dropped) - guard0 == sent - MAXLEN ))"
 	fi
 	check "fail_open $fail_open, after SIGCONT: 1500 SYNs, every verdict right" \
 		ledger --rate 1500 --seconds 1 --wait-ms 500 "shop=$SHOP4:$SITE_PORT:accept" \
