@@ -161,7 +161,7 @@ static int connect_daemon(void)
 		exit(EXIT_REFUSED);
 	}
 	fprintf(stderr, "gatekeeperctl: cannot reach gatekeeperd at %s: %s\n"
-		"Is it running (systemctl status gatekeeperd)? -s SOCKET names another socket.\n",
+		"Is it running (systemctl status gatekeeper)? -s SOCKET names another socket.\n",
 		socket_path, strerror(errno));
 	exit(EXIT_UNREACHABLE);
 }
