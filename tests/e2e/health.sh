@@ -67,9 +67,19 @@ write_health_config() {
 # counted SITE VERDICT WANT ADDR [MAX_MS]: a probe from the client that must
 # say WANT; the connection is counted for the metrics check.
 counted() {
-	local site=$1 verdict=$2 want=$3 addr=$4 max=${5:-}
+	local site=$1 verdict=$2 want=$3 addr=$4 max=${5:-} retrans
+	retrans=$(syn_retransmits)
 	probe_says "$want" "$addr" "$SITE_PORT" "$PROBE_MS" $max || return 1
-	MADE["$site $verdict"]=$((${MADE["$site $verdict"]:-0} + 1))
+	# a SYN the client sent again (its answer took over a second, as under
+	# a loaded TCG guest) is one more SYN decided
+	retrans=$(($(syn_retransmits) - retrans))
+	((retrans)) && echo "the client retransmitted $retrans SYN(s)"
+	MADE["$site $verdict"]=$((${MADE["$site $verdict"]:-0} + 1 + retrans))
+}
+
+# The client namespace's count of retransmitted SYNs (TcpExt TCPSynRetrans).
+syn_retransmits() {
+	in_ns "$NS_CLIENT" awk '/^TcpExt:/ { if (!n) { for (i = 1; i <= NF; i++) if ($i == "TCPSynRetrans") c = i; n = 1 } else print $c }' /proc/net/netstat
 }
 
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
