@@ -238,6 +238,17 @@ int engine_guard_sync(struct engine *engine)
 	return 0;
 }
 
+void engine_set_allow(struct engine *engine, struct site *site, struct site_allow *runtime)
+{
+	struct site_allow *old = site_swap_allow(site, runtime);
+
+	if (!old)
+		return;
+	/* a worker may have loaded OLD just before the swap: wait it out */
+	workers_quiesce(engine->workers);
+	free(old);
+}
+
 const struct guard_set *engine_guard(const struct engine *engine)
 {
 	return &engine->guard;
