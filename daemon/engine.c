@@ -335,8 +335,8 @@ void engine_log_counters(const struct engine *engine)
 
 		site_get_counters(site, &c);
 		log_info("site %s: accepted %" PRIu64 " dropped %" PRIu64 " rejected %" PRIu64
-			 " (%s, %s, from %s)",
-			 site_name(site), c.accepted, c.dropped, c.rejected,
+			 " allowed %" PRIu64 " (%s, %s, from %s)",
+			 site_name(site), c.accepted, c.dropped, c.rejected, c.allowed,
 			 config_state_name(site_state(site)), config_action_name(site_action(site)),
 			 site_source_name(site_source(site)));
 	}

@@ -278,7 +278,7 @@ static void test_unknown_keys(void **state)
 		"fail_open, maxlen)",
 		"conf.yaml:5:11: control: unknown key 'sock' (expected one of: socket, group, mode)",
 		"conf.yaml:8:5: site: unknown key 'adresses' (expected one of: name, "
-		"addresses, ports, state, action, check)",
+		"addresses, ports, state, action, check, allow)",
 		"conf.yaml:7:5: site: missing required key 'addresses'", NULL);
 }
 
@@ -558,7 +558,7 @@ static void test_several_errors_together(void **state)
 		"conf.yaml:6:32: addresses: '300.1.1.1' is not an IPv4 or IPv6 address",
 		"conf.yaml:7:13: ports: 70000 is not a port (1-65535)",
 		"conf.yaml:8:5: site: unknown key 'colour' (expected one of: name, addresses, "
-		"ports, state, action, check)",
+		"ports, state, action, check, allow)",
 		"conf.yaml:10:1: unknown key 'extra' (expected one of: hook, backend, queue, "
 		"control, state_file, user, sites, metrics)",
 		NULL);
