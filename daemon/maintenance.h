@@ -12,14 +12,15 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "protocol.h"
 #include "sites.h"
 #include "strbuf.h"
 
 struct engine;
 
-/* Bounds of a deadline, from the moment it is given. */
-#define MAINTENANCE_MIN_SECONDS 1
-#define MAINTENANCE_MAX_SECONDS (366 * 86400)
+/* Bounds of a deadline, from the moment it is given (shared with the CLI). */
+#define MAINTENANCE_MIN_SECONDS PROTOCOL_DEADLINE_MIN_S
+#define MAINTENANCE_MAX_SECONDS PROTOCOL_DEADLINE_MAX_S
 
 /* The options of an `offline` request. */
 struct maintenance_opts {
