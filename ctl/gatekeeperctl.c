@@ -201,8 +201,8 @@ static const struct subcommand subcommands[] = {
 	{"status", "[--json]", "every site: state, action, where the state comes from, addresses, ports, counters", build_read},
 	{"stats", "[--json]", "daemon-wide figures: uptime, backend, packets, kernel queue drops", build_read},
 	{"metrics", "", "every figure in the Prometheus text format (as metrics.listen serves it)", build_plain},
-	{"offline", "SITE [--action drop|reject] [--allow CIDR[,CIDR...]|none] [--for DURATION|--until YYYY-MM-DDTHH:MMZ]",
-	 "take SITE offline (action default: the site's in the config), except for the --allow networks, until the deadline", build_site},
+	{"offline", "SITE [--action drop|reject] [--allow NET[,NET...]|none] [--for DURATION|--until YYYY-MM-DDTHH:MMZ]",
+	 "take SITE offline (action default: the site's in the config); --allow: except for these sources; --for/--until: only until then", build_site},
 	{"online", "SITE", "bring SITE online", build_site},
 	{"reset", "SITE", "give SITE back the state of the config file", build_site},
 	{"reload", "", "re-read the config file; prints its errors if it is refused", build_plain},
@@ -214,9 +214,12 @@ static void usage(FILE *out)
 	fprintf(out, "Usage: gatekeeperctl [-s SOCKET] COMMAND [ARGS]\n"
 		     "Asks the running gatekeeperd about its sites, or changes them.\n\nCommands:\n");
 	for (size_t i = 0; i < N_SUBCOMMANDS; i++) {
-		char left[64];
+		char left[160];
 		snprintf(left, sizeof(left), "%s %s", subcommands[i].name, subcommands[i].args);
-		fprintf(out, "  %-36s %s\n", left, subcommands[i].description);
+		/* a long synopsis gets a line of its own */
+		fprintf(out, strlen(left) > 36 ? "  %s\n  %-36s %s\n" : "  %s%-36s %s\n",
+			strlen(left) > 36 ? left : "", strlen(left) > 36 ? "" : left,
+			subcommands[i].description);
 	}
 	fprintf(out, "\nOptions:\n"
 		     "  -s, --socket SOCKET  the daemon's control socket (default %s)\n"
