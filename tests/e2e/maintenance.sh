@@ -16,6 +16,12 @@ source "${SRCDIR:-$(dirname "$0")}/lib.sh"
 readonly HOOK=prerouting
 readonly DROP_MS=400 # a dropped SYN: the probe gives up after this
 readonly OPS_NETS="203.0.113.0/24,2001:db8:3::/64"
+# Under TCG (WAIT_TIMEOUT raised, everything ~5x slower) a restart alone takes
+# seconds and each status poll hundreds of ms: the restart's override lasts
+# longer there, and the return may be seen a second later than it happens.
+SLOW=0
+((WAIT_TIMEOUT > 10)) && SLOW=1
+readonly RESTART_FOR=$((SLOW ? 12 : 3)) LATE_MAX=$((1 + SLOW))
 
 ctl() { "$GATEKEEPERCTL" -s "$TMP/control.sock" "$@"; }
 
@@ -48,14 +54,14 @@ site_state_is() { ctl status | grep -q "^$1: $2,"; }
 # until_of SITE: the deadline in status --json (Unix time).
 until_of() { ctl status --json | grep -o "\"name\":\"$1\".*" | grep -o '"until":[0-9]*' | head -n 1 | cut -d: -f2; }
 
-# back_in_time SITE UNTIL: wait for SITE online; it must come within a
-# second of UNTIL (and not before it).
+# back_in_time SITE UNTIL: wait for SITE online; it must come within
+# LATE_MAX seconds of UNTIL (one, on a machine of normal speed), not before.
 back_in_time() {
 	local site=$1 until=$2 now
 	wait_for site_state_is "$site" online || return 1
 	now=$(date +%s.%N)
 	echo "deadline $until, online at $now"
-	awk -v n="$now" -v u="$until" 'BEGIN { exit !(n >= u && n - u <= 1.0) }'
+	awk -v n="$now" -v u="$until" -v l="$LATE_MAX" 'BEGIN { exit !(n >= u && n - u <= l) }'
 }
 
 allow_lists() {
@@ -106,7 +112,7 @@ deadlines() {
 	check "--for 3s: back online by itself within a second of the deadline" back_in_time shop "$until"
 	check "the log says why" grep -q "site shop: the offline override ended at its deadline" "$DAEMON_LOG"
 
-	check "offline shop --for 3s, then a restart in the middle" ctl offline shop --for 3s
+	check "offline shop --for ${RESTART_FOR}s, then a restart in the middle" ctl offline shop --for "${RESTART_FOR}s"
 	until=$(until_of shop)
 	check "stopped" stop_daemon
 	start_daemon "$NS_GW" "$TMP/gk.yaml"
