@@ -359,8 +359,10 @@ struct site_allow *site_swap_allow(struct site *site, struct site_allow *runtime
 	struct site_allow *old = site->runtime_allow;
 
 	site->runtime_allow = runtime;
-	atomic_store_explicit(&site->allow, runtime ? runtime : site->config_allow,
-			      memory_order_release);
+	/* sequentially consistent, as the workers' load and their generation
+	 * handshake: once workers_quiesce() returns, no worker can have loaded
+	 * OLD (a plain load on x86: free on the packet path) */
+	atomic_store(&site->allow, runtime ? runtime : site->config_allow);
 	return old;
 }
 
@@ -411,7 +413,7 @@ enum site_verdict site_decide_from(struct site *site, unsigned slot, int family,
 		count_one(&c->accepted, site->shared);
 		return SITE_VERDICT_ACCEPT;
 	}
-	if (allow_matches(atomic_load_explicit(&site->allow, memory_order_acquire), family, saddr)) {
+	if (allow_matches(atomic_load(&site->allow), family, saddr)) {
 		count_one(&c->allowed, site->shared);
 		return SITE_VERDICT_ACCEPT;
 	}
