@@ -502,6 +502,11 @@ static const char *change_site(struct control *ctl, const struct control_peer *p
 		 site_source_name(site_source(site)), (unsigned)peer->uid, (int)peer->pid,
 		 config_state_name(was_state), config_action_name(was_action),
 		 site_source_name(was_source));
+	if (site_until(site) || site_allow_is_runtime(site))
+		log_info("site %s: %zu source networks let in while offline (from %s), until %s",
+			 req->site, site_allow_list(site) ? site_allow_list(site)->count : 0,
+			 site_allow_is_runtime(site) ? "runtime" : "config",
+			 site_until(site) ? state_time_text(site_until(site), err, sizeof(err)) : "reset");
 	strbuf_printf(b, "%s: %s (%s), from %s\n", req->site, config_state_name(site_state(site)),
 		      config_action_name(site_action(site)), site_source_name(site_source(site)));
 	maintenance_status_text(site, clock_wall_ms() / 1000, b);
