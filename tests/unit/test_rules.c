@@ -513,8 +513,8 @@ static const char xt_guard_save_ok[] =
 	"[2:120] -A GATEKEEPER_REJECT -j DROP\n"
 	"COMMIT\n";
 
-static int xt_guard_scan_text(const char *text, size_t want, struct rules_xt_guard_scan *scan,
-			      char *why, size_t len)
+static int xt_guard_scan_allows(const char *text, size_t want, size_t want_allows,
+				struct rules_xt_guard_scan *scan, char *why, size_t len)
 {
 	char *copy = strdup(text), *save = NULL;
 
@@ -522,7 +522,13 @@ static int xt_guard_scan_text(const char *text, size_t want, struct rules_xt_gua
 	for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
 		rules_xt_guard_scan_line(scan, line);
 	free(copy);
-	return rules_xt_guard_scan_verdict(scan, want, 0, why, len);
+	return rules_xt_guard_scan_verdict(scan, want, want_allows, why, len);
+}
+
+static int xt_guard_scan_text(const char *text, size_t want, struct rules_xt_guard_scan *scan,
+			      char *why, size_t len)
+{
+	return xt_guard_scan_allows(text, want, 0, scan, why, len);
 }
 
 static void test_xt_guard_scan(void **state)
@@ -547,6 +553,15 @@ static void test_xt_guard_scan(void **state)
 	free(text);
 	text = replace(xt_guard_save_ok, "[2:120] -A GATEKEEPER_REJECT -j DROP\n", "");
 	assert_int_equal(xt_guard_scan_text(text, 1, &scan, why, sizeof(why)), -1);
+	free(text);
+	/* an allowed source: one RETURN rule more, expected or not */
+	text = replace(xt_guard_save_ok, "[4:112] -A GATEKEEPER_OFFLINE -d 198.51.100.11/32",
+		       "[0:0] -A GATEKEEPER_OFFLINE -s 203.0.113.0/24 -d 198.51.100.11/32 -p tcp -m tcp "
+		       "--dport 443 -j RETURN\n[4:112] -A GATEKEEPER_OFFLINE -d 198.51.100.11/32");
+	assert_int_equal(xt_guard_scan_allows(text, 1, 1, &scan, why, sizeof(why)), 0);
+	assert_int_equal(xt_guard_scan_allows(text, 1, 0, &scan, why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "has 3 rules, want 2"));
+	assert_int_equal(xt_guard_scan_allows(xt_guard_save_ok, 1, 1, &scan, why, sizeof(why)), -1);
 	free(text);
 }
 
