@@ -61,19 +61,111 @@ static int build_read(const struct subcommand *cmd, int argc, char **argv, char 
 	return 0;
 }
 
+/* "30m", "90s", "1h30m", "2d", "45" (seconds): 0 and *OUT seconds, or -1. */
+static int parse_duration(const char *text, long long *out)
+{
+	long long total = 0;
+
+	if (!*text)
+		return -1;
+	while (*text) {
+		char *end;
+		long long v;
+
+		errno = 0;
+		v = strtoll(text, &end, 10);
+		if (end == text || errno || v < 0 || v > 1000000000LL)
+			return -1;
+		switch (*end) {
+		case 'd': v *= 86400; end++; break;
+		case 'h': v *= 3600; end++; break;
+		case 'm': v *= 60; end++; break;
+		case 's': end++; break;
+		case '\0': break;
+		default: return -1;
+		}
+		total += v;
+		text = end;
+	}
+	*out = total;
+	return 0;
+}
+
+/* ISO 8601 in UTC: "2026-12-24T06:00Z" or "2026-12-24T06:00:00Z". */
+static int parse_utc(const char *text, long long *out)
+{
+	struct tm tm = {0};
+	const char *end = strptime(text, "%Y-%m-%dT%H:%M", &tm);
+
+	if (end && *end == ':')
+		end = strptime(end, ":%S", &tm);
+	if (!end || strcmp(end, "Z") != 0)
+		return -1;
+	*out = (long long)timegm(&tm);
+	return 0;
+}
+
+/* --for / --until into the request's "for=" / "until=" word. */
+static int deadline_word(const struct subcommand *cmd, const char *opt, const char *value,
+			 char *word, size_t len)
+{
+	long long v, now = (long long)time(NULL);
+
+	if (word[0])
+		return usage_error(cmd, "give one of --for and --until, once");
+	if (strcmp(opt, "--for") == 0) {
+		if (parse_duration(value, &v) < 0)
+			return usage_error(cmd, "--for '%s': a duration like 30m, 2h, 1h30m, 90s", value);
+		if (v < PROTOCOL_DEADLINE_MIN_S || v > PROTOCOL_DEADLINE_MAX_S)
+			return usage_error(cmd, "--for '%s': from 1s to %d days", value,
+					   PROTOCOL_DEADLINE_MAX_S / 86400);
+		snprintf(word, len, " for=%lld", v);
+		return 0;
+	}
+	if (parse_utc(value, &v) < 0)
+		return usage_error(cmd, "--until '%s': a UTC time like 2026-12-24T06:00Z", value);
+	if (v - now < PROTOCOL_DEADLINE_MIN_S)
+		return usage_error(cmd, "--until '%s' is not in the future", value);
+	if (v - now > PROTOCOL_DEADLINE_MAX_S)
+		return usage_error(cmd, "--until '%s' is more than %d days away", value,
+				   PROTOCOL_DEADLINE_MAX_S / 86400);
+	snprintf(word, len, " until=%lld", v);
+	return 0;
+}
+
+/* "--opt VALUE" or "--opt=VALUE": the value, or NULL when ARGV[*I] is not OPT. */
+static const char *option_value(const char *opt, int argc, char **argv, int *i)
+{
+	size_t n = strlen(opt);
+
+	if (strncmp(argv[*i], opt, n) == 0 && argv[*i][n] == '=')
+		return argv[*i] + n + 1;
+	if (strcmp(argv[*i], opt) != 0)
+		return NULL;
+	return ++*i < argc ? argv[*i] : "";
+}
+
 static int build_site(const struct subcommand *cmd, int argc, char **argv, char *req, size_t len)
 {
-	const char *site = NULL, *action = NULL;
+	const char *site = NULL, *action = NULL, *allow = NULL, *value;
+	bool is_offline = strcmp(cmd->name, PROTOCOL_CMD_OFFLINE) == 0;
+	char deadline[40] = "";
 
 	for (int i = 0; i < argc; i++) {
-		bool is_offline = strcmp(cmd->name, PROTOCOL_CMD_OFFLINE) == 0;
-
-		if (is_offline && (strcmp(argv[i], "--action") == 0 || strcmp(argv[i], "-a") == 0)) {
-			if (++i == argc)
-				return usage_error(cmd, "%s needs drop or reject", argv[i - 1]);
-			action = argv[i];
-		} else if (is_offline && strncmp(argv[i], "--action=", 9) == 0) {
-			action = argv[i] + 9;
+		if (is_offline && strcmp(argv[i], "-a") == 0)
+			argv[i] = "--action";
+		if (is_offline && (value = option_value("--action", argc, argv, &i))) {
+			action = value;
+		} else if (is_offline && (value = option_value("--allow", argc, argv, &i))) {
+			if (!*value || strpbrk(value, " \t"))
+				return usage_error(cmd, "--allow needs CIDR[,CIDR...] (or none)");
+			allow = value;
+		} else if (is_offline && (value = option_value("--for", argc, argv, &i))) {
+			if (deadline_word(cmd, "--for", value, deadline, sizeof(deadline)) < 0)
+				return -1;
+		} else if (is_offline && (value = option_value("--until", argc, argv, &i))) {
+			if (deadline_word(cmd, "--until", value, deadline, sizeof(deadline)) < 0)
+				return -1;
 		} else if (argv[i][0] == '-' || site) {
 			return usage_error(cmd, "unexpected argument '%s'", argv[i]);
 		} else {
@@ -90,7 +182,10 @@ static int build_site(const struct subcommand *cmd, int argc, char **argv, char 
 	if (action && !protocol_action_valid(action))
 		return usage_error(cmd, "unknown action '%s': " PROTOCOL_ACTION_DROP " or "
 				   PROTOCOL_ACTION_REJECT, action);
-	snprintf(req, len, "%s %s%s%s\n", cmd->name, site, action ? " " : "", action ? action : "");
+	if ((size_t)snprintf(req, len, "%s %s%s%s%s%s%s\n", cmd->name, site, action ? " " : "",
+			     action ? action : "", allow ? " allow=" : "", allow ? allow : "",
+			     deadline) >= len)
+		return usage_error(cmd, "the request is too long");
 	return 0;
 }
 
@@ -106,7 +201,8 @@ static const struct subcommand subcommands[] = {
 	{"status", "[--json]", "every site: state, action, where the state comes from, addresses, ports, counters", build_read},
 	{"stats", "[--json]", "daemon-wide figures: uptime, backend, packets, kernel queue drops", build_read},
 	{"metrics", "", "every figure in the Prometheus text format (as metrics.listen serves it)", build_plain},
-	{"offline", "SITE [--action drop|reject]", "take SITE offline (action default: the site's in the config)", build_site},
+	{"offline", "SITE [--action drop|reject] [--allow NET[,NET...]|none] [--for DURATION|--until YYYY-MM-DDTHH:MMZ]",
+	 "take SITE offline (action default: the site's in the config); --allow: except for these sources; --for/--until: only until then", build_site},
 	{"online", "SITE", "bring SITE online", build_site},
 	{"reset", "SITE", "give SITE back the state of the config file", build_site},
 	{"reload", "", "re-read the config file; prints its errors if it is refused", build_plain},
@@ -118,9 +214,12 @@ static void usage(FILE *out)
 	fprintf(out, "Usage: gatekeeperctl [-s SOCKET] COMMAND [ARGS]\n"
 		     "Asks the running gatekeeperd about its sites, or changes them.\n\nCommands:\n");
 	for (size_t i = 0; i < N_SUBCOMMANDS; i++) {
-		char left[64];
+		char left[160];
 		snprintf(left, sizeof(left), "%s %s", subcommands[i].name, subcommands[i].args);
-		fprintf(out, "  %-36s %s\n", left, subcommands[i].description);
+		/* a long synopsis gets a line of its own */
+		fprintf(out, strlen(left) > 36 ? "  %s\n  %-36s %s\n" : "  %s%-36s %s\n",
+			strlen(left) > 36 ? left : "", strlen(left) > 36 ? "" : left,
+			subcommands[i].description);
 	}
 	fprintf(out, "\nOptions:\n"
 		     "  -s, --socket SOCKET  the daemon's control socket (default %s)\n"

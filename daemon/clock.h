@@ -13,5 +13,9 @@ uint64_t clock_now_us(void);
  * touching the TSC, cheap enough for every round of the packet loop, and
  * only as fine as the scheduler tick. For the workers' heartbeat. */
 uint64_t clock_coarse_now_s(void);
+/* CLOCK_REALTIME in milliseconds: only for what an operator gives as a
+ * date (an override's deadline, `--until`), which the wall clock defines.
+ * Waits towards it are re-measured often, so a step costs little. */
+int64_t clock_wall_ms(void);
 
 #endif

@@ -637,6 +637,7 @@ void config_free(struct config *cfg)
 		free(cfg->sites[i].addresses);
 		free(cfg->sites[i].ports);
 		config_check_free(cfg->sites[i].check);
+		free(cfg->sites[i].allow);
 	}
 	free(cfg->sites);
 	free(cfg->path);

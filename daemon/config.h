@@ -40,6 +40,17 @@ struct config_addr {
 	uint8_t bytes[16];
 };
 
+/* A source network of an allow-list: ADDR with the first PREFIX bits
+ * significant (the others are zero). */
+struct config_cidr {
+	struct config_addr addr;
+	uint8_t prefix; /* 0..32 for AF_INET, 0..128 for AF_INET6 */
+};
+
+/* Longest allow-list a site may have, in the config and at run time: the
+ * workers scan it linearly for every SYN to an offline site. */
+#define CONFIG_MAX_ALLOW 64
+
 enum config_check_type { CONFIG_CHECK_TLS, CONFIG_CHECK_HTTPS };
 
 /* A site's health check (config_site_check.c). Durations in milliseconds. */
@@ -70,6 +81,8 @@ struct config_site {
 	unsigned line; /* where the site starts, for later messages */
 	bool state_auto;            /* state: auto: the check decides (state is the start) */
 	struct config_check *check; /* NULL: none */
+	struct config_cidr *allow;  /* sources let through while offline */
+	size_t n_allow;
 };
 
 struct config {
@@ -131,5 +144,13 @@ void config_check_free(struct config_check *check);
 int config_parse_addr(const char *text, struct config_addr *out);
 /* Formats into BUF (at least INET6_ADDRSTRLEN bytes). */
 const char *config_addr_str(const struct config_addr *addr, char *buf, size_t len);
+/* "203.0.113.0/24", "2001:db8::/48", a single address (its full length).
+ * 0, or -1 with why in WHY (host bits set, bad length, not an address). */
+int config_parse_cidr(const char *text, struct config_cidr *out, char *why, size_t why_len);
+/* "203.0.113.0/24" into BUF (at least CONFIG_CIDR_STRLEN bytes). */
+#define CONFIG_CIDR_STRLEN 52
+const char *config_cidr_str(const struct config_cidr *cidr, char *buf, size_t len);
+/* Whether ADDR (FAMILY, network order) lies in CIDR. */
+bool config_cidr_contains(const struct config_cidr *cidr, int family, const uint8_t *addr);
 
 #endif

@@ -241,7 +241,44 @@ static void parse_site_action(struct config_parser *p, yaml_node_t *node, void *
 		site->action = (enum site_action)v;
 }
 
-enum { SITE_NAME, SITE_ADDRESSES, SITE_PORTS, SITE_STATE, SITE_ACTION, SITE_CHECK, SITE_KEYS };
+/* allow: [CIDR, ...]: who still gets through while the site is offline. */
+static void parse_site_allow(struct config_parser *p, yaml_node_t *node, void *target)
+{
+	struct config_site *site = ((struct site_target *)target)->site;
+	size_t n;
+
+	if (!config_expect_kind(p, node, YAML_SEQUENCE_NODE, "allow"))
+		return;
+	n = config_seq_len(node);
+	if (n > CONFIG_MAX_ALLOW) {
+		config_report(p, node, "allow: %zu networks; at most %d", n, CONFIG_MAX_ALLOW);
+		return;
+	}
+	site->allow = calloc(n ? n : 1, sizeof(*site->allow));
+	if (!site->allow) {
+		config_report_oom(p);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		yaml_node_t *item = config_node_at(p, node->data.sequence.items.start[i]);
+		char why[160];
+
+		if (!config_expect_kind(p, item, YAML_SCALAR_NODE, "allow"))
+			continue;
+		if (config_scalar_has_nul(item) ||
+		    config_parse_cidr(config_scalar(item), &site->allow[site->n_allow], why,
+				      sizeof(why)) < 0) {
+			if (config_scalar_has_nul(item))
+				snprintf(why, sizeof(why), "not an IPv4 or IPv6 network");
+			config_report(p, item, "allow: %s", why);
+			continue;
+		}
+		site->n_allow++;
+	}
+}
+
+enum { SITE_NAME, SITE_ADDRESSES, SITE_PORTS, SITE_STATE, SITE_ACTION, SITE_CHECK, SITE_ALLOW,
+       SITE_KEYS };
 
 static void parse_site(struct config_parser *p, yaml_node_t *node, struct config_site *site,
 		       struct config_site_marks *marks)
@@ -253,6 +290,7 @@ static void parse_site(struct config_parser *p, yaml_node_t *node, struct config
 		[SITE_STATE] = { "state", parse_site_state },
 		[SITE_ACTION] = { "action", parse_site_action },
 		[SITE_CHECK] = { "check", parse_site_check },
+		[SITE_ALLOW] = { "allow", parse_site_allow },
 	};
 	struct site_target target = { site, marks };
 	yaml_node_t *seen[SITE_KEYS] = { 0 };

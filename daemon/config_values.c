@@ -3,6 +3,9 @@
  * actions, durations and addresses. The daemon, the control commands and
  * the state file use them as the config parser does. */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -145,4 +148,67 @@ const char *config_addr_str(const struct config_addr *addr, char *buf, size_t le
 	if (!inet_ntop(addr->family, addr->bytes, buf, (socklen_t)len))
 		snprintf(buf, len, "?");
 	return buf;
+}
+
+/* Whether the first PREFIX bits of A and B are equal. */
+static bool prefix_equal(const uint8_t *a, const uint8_t *b, unsigned prefix)
+{
+	unsigned whole = prefix / 8, rest = prefix % 8;
+
+	if (memcmp(a, b, whole) != 0)
+		return false;
+	return rest == 0 || ((a[whole] ^ b[whole]) & (uint8_t)(0xff00u >> rest)) == 0;
+}
+
+int config_parse_cidr(const char *text, struct config_cidr *out, char *why, size_t why_len)
+{
+	char addr[INET6_ADDRSTRLEN];
+	const char *slash = strchr(text, '/');
+	size_t len = slash ? (size_t)(slash - text) : strlen(text);
+	unsigned long prefix;
+	unsigned max;
+	char *end;
+	uint8_t masked[16];
+
+	if (len >= sizeof(addr) || (memcpy(addr, text, len), addr[len] = '\0',
+				    config_parse_addr(addr, &out->addr) < 0)) {
+		snprintf(why, why_len, "'%.64s' is not an IPv4 or IPv6 network (ADDRESS/LENGTH)", text);
+		return -1;
+	}
+	max = out->addr.family == AF_INET ? 32 : 128;
+	prefix = max;
+	if (slash) {
+		errno = 0;
+		prefix = strtoul(slash + 1, &end, 10);
+		if (!slash[1] || *end || errno || prefix > max || !strchr("0123456789", slash[1])) {
+			snprintf(why, why_len, "'%.64s': the length must be 0 to %u", text, max);
+			return -1;
+		}
+	}
+	out->prefix = (uint8_t)prefix;
+	/* 198.51.100.7/24 is most likely a typo for one host or for .0/24:
+	 * refuse it rather than guess */
+	memcpy(masked, out->addr.bytes, 16);
+	for (unsigned bit = (unsigned)prefix; bit < max; bit++)
+		masked[bit / 8] &= (uint8_t)~(0x80u >> (bit % 8));
+	if (memcmp(masked, out->addr.bytes, 16) != 0) {
+		snprintf(why, why_len, "'%.64s' has host bits set; the network is %s/%lu", text,
+			 inet_ntop(out->addr.family, masked, addr, sizeof(addr)) ? addr : "?", prefix);
+		return -1;
+	}
+	return 0;
+}
+
+const char *config_cidr_str(const struct config_cidr *cidr, char *buf, size_t len)
+{
+	char addr[INET6_ADDRSTRLEN];
+
+	snprintf(buf, len, "%s/%u", config_addr_str(&cidr->addr, addr, sizeof(addr)),
+		 (unsigned)cidr->prefix);
+	return buf;
+}
+
+bool config_cidr_contains(const struct config_cidr *cidr, int family, const uint8_t *addr)
+{
+	return cidr->addr.family == family && prefix_equal(cidr->addr.bytes, addr, cidr->prefix);
 }

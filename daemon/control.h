@@ -79,12 +79,18 @@ enum control_command {
 	CONTROL_CMD_METRICS,
 };
 
+#define CONTROL_MAX_OPTIONS 2
+
 struct control_request {
 	enum control_command command;
 	bool json;          /* status, stats */
 	const char *site;   /* offline, online, reset: points into the line */
 	bool has_action;    /* offline */
 	enum site_action action;
+	/* offline: "allow=...", "for=..." / "until=..." (maintenance.h),
+	 * checked by control_parse_request; pointing into the line */
+	const char *options[CONTROL_MAX_OPTIONS];
+	size_t n_options;
 };
 
 /* Parses one request line (no newline, NUL-terminated; split in place).

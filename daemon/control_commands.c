@@ -15,6 +15,7 @@
 #include "gk_version.h"
 #include "health.h"
 #include "log.h"
+#include "maintenance.h"
 #include "metrics.h"
 #include "notify.h"
 #include "protocol.h"
@@ -23,14 +24,14 @@
 #include "rules_watch.h"
 #include "state.h"
 
-#define MAX_WORDS 4
+#define MAX_WORDS 6
 
 /* What a command takes after its name. */
 enum command_args {
 	ARGS_NONE,        /* CMD */
 	ARGS_JSON,        /* CMD [json] */
 	ARGS_SITE,        /* CMD SITE */
-	ARGS_SITE_ACTION, /* CMD SITE [drop|reject] */
+	ARGS_SITE_ACTION, /* CMD SITE [drop|reject] [OPTION ...] */
 };
 
 /* A row of the command table (at the end of this file). */
@@ -137,6 +138,7 @@ static void check_text(const struct health *h, size_t first, size_t n, struct st
 
 static void status_text(const struct sites *sites, const struct health *health, struct strbuf *b)
 {
+	int64_t now_s = clock_wall_ms() / 1000;
 	size_t cursor = 0;
 
 	for (size_t i = 0; i < sites_count(sites); i++) {
@@ -159,8 +161,9 @@ static void status_text(const struct sites *sites, const struct health *health, 
 		strbuf_puts(b, "\n  ports     ");
 		for (size_t p = 0; p < cs->n_ports; p++)
 			strbuf_printf(b, " %u", (unsigned)cs->ports[p]);
-		strbuf_printf(b, "\n  counters   accepted %" PRIu64 " dropped %" PRIu64 " rejected %" PRIu64 "\n",
-			      c.accepted, c.dropped, c.rejected);
+		strbuf_printf(b, "\n  counters   accepted %" PRIu64 " dropped %" PRIu64 " rejected %" PRIu64
+			      " allowed %" PRIu64 "\n", c.accepted, c.dropped, c.rejected, c.allowed);
+		maintenance_status_text(site, now_s, b);
 		n_targets = site_targets(health, &cursor, site_name(site), &first);
 		if (n_targets)
 			check_text(health, first, n_targets, b);
@@ -211,6 +214,7 @@ static void check_json(const struct health *h, size_t first, size_t n, struct st
 
 static void status_json(const struct sites *sites, const struct health *health, struct strbuf *b)
 {
+	int64_t now_s = clock_wall_ms() / 1000;
 	size_t cursor = 0;
 
 	strbuf_printf(b, "{\"protocol\":%d,\"sites\":[", PROTOCOL_VERSION);
@@ -236,7 +240,9 @@ static void status_json(const struct sites *sites, const struct health *health, 
 		for (size_t p = 0; p < cs->n_ports; p++)
 			strbuf_printf(b, "%s%u", p ? "," : "", (unsigned)cs->ports[p]);
 		strbuf_printf(b, "],\"counters\":{\"accepted\":%" PRIu64 ",\"dropped\":%" PRIu64
-			      ",\"rejected\":%" PRIu64 "}", c.accepted, c.dropped, c.rejected);
+			      ",\"rejected\":%" PRIu64 ",\"allowed\":%" PRIu64 "}", c.accepted,
+			      c.dropped, c.rejected, c.allowed);
+		maintenance_status_json(site, now_s, b);
 		n_targets = site_targets(health, &cursor, site_name(site), &first);
 		if (n_targets)
 			check_json(health, first, n_targets, b);
@@ -426,6 +432,7 @@ static const char *change_site(struct control *ctl, const struct control_peer *p
 	enum site_state was_state, state = SITE_ONLINE;
 	enum site_action was_action, action;
 	enum site_source was_source;
+	struct maintenance_opts opts = {0};
 	struct state_set set = {0};
 	const char *code = NULL;
 	char err[512];
@@ -444,9 +451,20 @@ static const char *change_site(struct control *ctl, const struct control_peer *p
 		if (req->has_action)
 			action = req->action;
 	}
+	for (size_t i = 0; i < req->n_options; i++) {
+		/* checked at parsing; a deadline that passed since is refused here */
+		if (maintenance_parse_option(req->options[i], &opts, clock_wall_ms() / 1000, err,
+					     sizeof(err)) < 0) {
+			strbuf_printf(b, "%s\n", err);
+			code = PROTOCOL_ERR_USAGE;
+			goto out;
+		}
+	}
 	if (state_collect(sites, &set) < 0 ||
-	    (req->command == CONTROL_CMD_RESET ? (state_set_remove(&set, req->site), 0)
-					       : state_set_put(&set, req->site, state, action)) < 0) {
+	    (req->command == CONTROL_CMD_RESET
+		     ? (state_set_remove(&set, req->site), 0)
+		     : state_set_put(&set, req->site, state, action) < 0 ||
+			       state_set_extend(&set, req->site, opts.allow, opts.until) < 0)) {
 		strbuf_puts(b, "out of memory; nothing changed\n");
 		code = PROTOCOL_ERR_FAILED;
 		goto out;
@@ -459,12 +477,21 @@ static const char *change_site(struct control *ctl, const struct control_peer *p
 		code = PROTOCOL_ERR_FAILED;
 		goto out;
 	}
+	/* the allow-list before the state: an ops SYN arriving in between
+	 * must not meet an offline site without its exceptions */
+	site_set_until(site, opts.until);
+	if (state == SITE_OFFLINE) {
+		engine_set_allow(ctl->engine, site, opts.allow);
+		opts.allow = NULL;
+	}
 	if (req->command == CONTROL_CMD_RESET) {
 		site_clear_override(site);
 		/* an auto site goes back to what its check says, not to online */
 		health_apply(engine_health(ctl->engine), sites);
 	} else
 		site_set_override(site, state, action);
+	if (state != SITE_OFFLINE)
+		engine_set_allow(ctl->engine, site, NULL);
 	/* before the reply: once it returns, what no daemon decides gets the
 	 * new state too (the workers had it at once) */
 	if (engine_guard_sync(ctl->engine) < 0)
@@ -475,9 +502,16 @@ static const char *change_site(struct control *ctl, const struct control_peer *p
 		 site_source_name(site_source(site)), (unsigned)peer->uid, (int)peer->pid,
 		 config_state_name(was_state), config_action_name(was_action),
 		 site_source_name(was_source));
+	if (site_until(site) || site_allow_is_runtime(site))
+		log_info("site %s: %zu source networks let in while offline (from %s), until %s",
+			 req->site, site_allow_list(site) ? site_allow_list(site)->count : 0,
+			 site_allow_is_runtime(site) ? "runtime" : "config",
+			 site_until(site) ? state_time_text(site_until(site), err, sizeof(err)) : "reset");
 	strbuf_printf(b, "%s: %s (%s), from %s\n", req->site, config_state_name(site_state(site)),
 		      config_action_name(site_action(site)), site_source_name(site_source(site)));
+	maintenance_status_text(site, clock_wall_ms() / 1000, b);
 out:
+	maintenance_opts_free(&opts);
 	state_set_free(&set);
 	return code;
 }
@@ -592,7 +626,8 @@ static const struct command commands[] = {
 	{PROTOCOL_CMD_STATS, CONTROL_CMD_STATS, ARGS_JSON, false, "stats [json]", run_stats},
 	{PROTOCOL_CMD_METRICS, CONTROL_CMD_METRICS, ARGS_NONE, false, "metrics", run_metrics},
 	{PROTOCOL_CMD_OFFLINE, CONTROL_CMD_OFFLINE, ARGS_SITE_ACTION, true,
-	 "offline SITE [" PROTOCOL_ACTION_DROP "|" PROTOCOL_ACTION_REJECT "]", change_site},
+	 "offline SITE [" PROTOCOL_ACTION_DROP "|" PROTOCOL_ACTION_REJECT
+	 "] [allow=CIDR[,CIDR...]|allow=none] [for=SECONDS|until=UNIXTIME]", change_site},
 	{PROTOCOL_CMD_ONLINE, CONTROL_CMD_ONLINE, ARGS_SITE, true, "online SITE", change_site},
 	{PROTOCOL_CMD_RESET, CONTROL_CMD_RESET, ARGS_SITE, true, "reset SITE", change_site},
 	{PROTOCOL_CMD_RELOAD, CONTROL_CMD_RELOAD, ARGS_NONE, true, "reload", run_reload},
@@ -625,10 +660,42 @@ bool control_request_changes_state(const struct control_request *req)
 	return !cmd || cmd->changes_state; /* an unknown one is treated as a change */
 }
 
+/* After SITE: an optional action, then the options, each kind once. */
+static int parse_site_options(const struct command *cmd, char **words, size_t n,
+			      struct control_request *req, char *err, size_t err_len)
+{
+	struct maintenance_opts opts = {0};
+	int rc = 0;
+
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		bool had_allow = opts.allow != NULL;
+
+		if (i == 0 && config_parse_action(words[0], &req->action) == 0) {
+			req->has_action = true;
+			continue;
+		}
+		rc = maintenance_parse_option(words[i], &opts, clock_wall_ms() / 1000, err, err_len);
+		if (rc == 0) {
+			snprintf(err, err_len, "unknown action or option '%.32s'; usage: %s", words[i],
+				 cmd->usage);
+			rc = -1;
+		} else if (rc > 0 && had_allow && strncmp(words[i], "allow=", 6) == 0) {
+			snprintf(err, err_len, "allow= given twice; usage: %s", cmd->usage);
+			rc = -1;
+		} else if (rc > 0) {
+			req->options[req->n_options++] = words[i];
+			rc = 0;
+		}
+	}
+	maintenance_opts_free(&opts);
+	return rc;
+}
+
 int control_parse_request(char *line, struct control_request *req, char *err, size_t err_len)
 {
 	static const size_t min_args[] = {[ARGS_SITE] = 1, [ARGS_SITE_ACTION] = 1};
-	static const size_t max_args[] = {[ARGS_JSON] = 1, [ARGS_SITE] = 1, [ARGS_SITE_ACTION] = 2};
+	static const size_t max_args[] = {[ARGS_JSON] = 1, [ARGS_SITE] = 1,
+					  [ARGS_SITE_ACTION] = 2 + CONTROL_MAX_OPTIONS};
 	char *words[MAX_WORDS + 1], *save = NULL, names[128];
 	const struct command *cmd = NULL;
 	size_t n = 0, args;
@@ -664,14 +731,8 @@ int control_parse_request(char *line, struct control_request *req, char *err, si
 		req->json = args == 1;
 		break;
 	case ARGS_SITE_ACTION:
-		if (args == 2) {
-			if (config_parse_action(words[2], &req->action) < 0) {
-				snprintf(err, err_len, "unknown action '%.32s'; usage: %s", words[2],
-					 cmd->usage);
-				return -1;
-			}
-			req->has_action = true;
-		}
+		if (parse_site_options(cmd, words + 2, args - 1, req, err, err_len) < 0)
+			return -1;
 		/* fall through */
 	case ARGS_SITE:
 		req->site = words[1];

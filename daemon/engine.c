@@ -238,6 +238,17 @@ int engine_guard_sync(struct engine *engine)
 	return 0;
 }
 
+void engine_set_allow(struct engine *engine, struct site *site, struct site_allow *runtime)
+{
+	struct site_allow *old = site_swap_allow(site, runtime);
+
+	if (!old)
+		return;
+	/* a worker may have loaded OLD just before the swap: wait it out */
+	workers_quiesce(engine->workers);
+	free(old);
+}
+
 const struct guard_set *engine_guard(const struct engine *engine)
 {
 	return &engine->guard;
@@ -324,8 +335,8 @@ void engine_log_counters(const struct engine *engine)
 
 		site_get_counters(site, &c);
 		log_info("site %s: accepted %" PRIu64 " dropped %" PRIu64 " rejected %" PRIu64
-			 " (%s, %s, from %s)",
-			 site_name(site), c.accepted, c.dropped, c.rejected,
+			 " allowed %" PRIu64 " (%s, %s, from %s)",
+			 site_name(site), c.accepted, c.dropped, c.rejected, c.allowed,
 			 config_state_name(site_state(site)), config_action_name(site_action(site)),
 			 site_source_name(site_source(site)));
 	}

@@ -45,6 +45,9 @@ const struct workers *engine_workers(const struct engine *engine);
  * change of state (toggle, check, reset). Cheap when nothing changed. A
  * refused update is logged and retried at the next call. 0 or -1. */
 int engine_guard_sync(struct engine *engine);
+/* Puts SITE's run-time allow-list RUNTIME in force (taken; NULL: the
+ * config's), and frees the one it replaces once no worker can read it. */
+void engine_set_allow(struct engine *engine, struct site *site, struct site_allow *runtime);
 /* What the kernel guard holds now. */
 const struct guard_set *engine_guard(const struct engine *engine);
 /* Whether the last guard update failed (the kernel holds an older set). */

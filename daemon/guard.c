@@ -19,19 +19,74 @@ static int endpoint_cmp(const void *pa, const void *pb)
 	return (int)a->action - (int)b->action;
 }
 
+static int addr_cmp(const struct config_addr *a, const struct config_addr *b)
+{
+	if (a->family != b->family)
+		return a->family < b->family ? -1 : 1;
+	return memcmp(a->bytes, b->bytes, sizeof(a->bytes));
+}
+
+/* Field by field: the structs have padding. */
+static int allow_cmp(const void *pa, const void *pb)
+{
+	const struct guard_allow *a = pa, *b = pb;
+	int c = addr_cmp(&a->addr, &b->addr);
+
+	if (!c && a->port != b->port)
+		c = a->port < b->port ? -1 : 1;
+	if (!c)
+		c = addr_cmp(&a->source.addr, &b->source.addr);
+	return c ? c : (int)a->source.prefix - (int)b->source.prefix;
+}
+
+/* Appends SITE's allowed sources for each of its endpoints (only those of
+ * the endpoint's family: the kernel matches a v4 SYN on v4 sources). */
+static int add_allows(struct guard_set *out, size_t *cap, const struct site *site)
+{
+	const struct site_allow *allow = site_allow_list(site);
+	const struct config_site *cs = site_config(site);
+
+	for (size_t a = 0; allow && a < cs->n_addresses; a++)
+		for (size_t p = 0; p < cs->n_ports; p++)
+			for (size_t i = 0; i < allow->count; i++) {
+				struct guard_allow *e;
+
+				if (allow->nets[i].addr.family != cs->addresses[a].family)
+					continue;
+				if (out->n_allows == *cap) {
+					size_t grown_cap = *cap ? *cap * 2 : 16;
+					struct guard_allow *grown =
+						realloc(out->allows, grown_cap * sizeof(*grown));
+					if (!grown)
+						return -1;
+					out->allows = grown;
+					*cap = grown_cap;
+				}
+				e = &out->allows[out->n_allows++];
+				e->addr = cs->addresses[a];
+				e->port = cs->ports[p];
+				e->source = allow->nets[i];
+			}
+	return 0;
+}
+
 int guard_set_build(struct guard_set *out, const struct sites *sites)
 {
-	size_t n = 0, cap = 0;
+	size_t n = 0, cap = 0, allow_cap = 0;
 	struct guard_endpoint *v = NULL;
 
-	out->endpoints = NULL;
-	out->count = 0;
+	memset(out, 0, sizeof(*out));
 	for (size_t i = 0; i < sites_count(sites); i++) {
 		const struct site *site = sites_at(sites, i);
 		const struct config_site *cs = site_config(site);
 
 		if (site_state(site) != SITE_OFFLINE)
 			continue;
+		if (add_allows(out, &allow_cap, site) < 0) {
+			free(v);
+			guard_set_free(out);
+			return -1;
+		}
 		for (size_t a = 0; a < cs->n_addresses; a++) {
 			for (size_t p = 0; p < cs->n_ports; p++) {
 				if (n == cap) {
@@ -40,6 +95,7 @@ int guard_set_build(struct guard_set *out, const struct sites *sites)
 						realloc(v, grown_cap * sizeof(*v));
 					if (!grown) {
 						free(v);
+						guard_set_free(out);
 						return -1;
 					}
 					v = grown;
@@ -55,6 +111,8 @@ int guard_set_build(struct guard_set *out, const struct sites *sites)
 	}
 	if (n > 1)
 		qsort(v, n, sizeof(*v), endpoint_cmp);
+	if (out->n_allows > 1)
+		qsort(out->allows, out->n_allows, sizeof(*out->allows), allow_cmp);
 	out->endpoints = v;
 	out->count = n;
 	return 0;
@@ -62,8 +120,11 @@ int guard_set_build(struct guard_set *out, const struct sites *sites)
 
 bool guard_set_equal(const struct guard_set *a, const struct guard_set *b)
 {
-	if (a->count != b->count)
+	if (a->count != b->count || a->n_allows != b->n_allows)
 		return false;
+	for (size_t i = 0; i < a->n_allows; i++)
+		if (allow_cmp(&a->allows[i], &b->allows[i]) != 0)
+			return false;
 	for (size_t i = 0; i < a->count; i++)
 		if (endpoint_cmp(&a->endpoints[i], &b->endpoints[i]) != 0)
 			return false;
@@ -74,15 +135,14 @@ void guard_set_move(struct guard_set *to, struct guard_set *from)
 {
 	guard_set_free(to);
 	*to = *from;
-	from->endpoints = NULL;
-	from->count = 0;
+	memset(from, 0, sizeof(*from));
 }
 
 void guard_set_free(struct guard_set *set)
 {
 	free(set->endpoints);
-	set->endpoints = NULL;
-	set->count = 0;
+	free(set->allows);
+	memset(set, 0, sizeof(*set));
 }
 
 void guard_counters_add(struct guard_counters *to, const struct guard_counters *from)

@@ -8,7 +8,8 @@
  * everything else pass. A guard_set is its content: every (address, port)
  * of every offline site with that site's action, built from the live site
  * table after each change, and handed to the rules whenever it differs
- * from what the kernel holds. */
+ * from what the kernel holds. The allow-lists of offline sites come with
+ * it: such a source passes the guard as it passes the daemon. */
 #ifndef GK_GUARD_H
 #define GK_GUARD_H
 
@@ -25,9 +26,19 @@ struct guard_endpoint {
 	enum site_action action;
 };
 
+/* A source the guard lets through to an offline endpoint: the site's
+ * allow-list, one entry per (address, port, network) of one family. */
+struct guard_allow {
+	struct config_addr addr;
+	uint16_t port;
+	struct config_cidr source;
+};
+
 struct guard_set {
 	struct guard_endpoint *endpoints; /* sorted: equal sets compare equal */
 	size_t count;
+	struct guard_allow *allows; /* sorted too */
+	size_t n_allows;
 };
 
 /* What the guard's kernel counters say it decided, summed over both
@@ -38,7 +49,7 @@ struct guard_counters {
 	uint64_t fragments;    /* first fragments to an offline endpoint, dropped */
 };
 
-/* Fills OUT with the offline endpoints of SITES; 0, or -1 out of memory
+/* Fills OUT with the offline endpoints of SITES and their allowed sources; 0, or -1 out of memory
  * (OUT is then empty). */
 int guard_set_build(struct guard_set *out, const struct sites *sites);
 bool guard_set_equal(const struct guard_set *a, const struct guard_set *b);

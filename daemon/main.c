@@ -18,6 +18,7 @@
 #include "gk_version.h"
 #include "health.h"
 #include "log.h"
+#include "maintenance.h"
 #include "metrics.h"
 #include "notify.h"
 #include "privileges.h"
@@ -179,14 +180,16 @@ static int earliest(int a, int b)
 	return b >= 0 && (a < 0 || b < a) ? b : a;
 }
 
-static int poll_timeout_ms(struct control *control, const struct health *health,
+static int poll_timeout_ms(struct control *control, const struct engine *engine,
 			   const struct metrics_server *metrics, uint64_t watchdog_usec,
 			   int rules_watch_ms)
 {
 	int timeout = earliest(control_timeout_ms(control), rules_watch_ms);
 	int wd = watchdog_usec ? (int)(watchdog_usec / 4000u) + 1 : -1;
 
-	timeout = earliest(timeout, health_timeout_ms(health));
+	timeout = earliest(timeout, health_timeout_ms(engine_health(engine)));
+	/* the earliest end of a timed offline */
+	timeout = earliest(timeout, maintenance_timeout_ms(engine_sites(engine)));
 	timeout = earliest(timeout, metrics_server_timeout_ms(metrics));
 	return earliest(timeout, wd);
 }
@@ -210,8 +213,8 @@ static int serve(struct engine *engine, struct control *control, struct metrics_
 			{.fd = metrics_server_fd(metrics), .events = POLLIN},
 		};
 
-		if (poll(pfd, 4, poll_timeout_ms(control, engine_health(engine), metrics,
-						 watchdog_usec, rules_watch_ms)) < 0) {
+		if (poll(pfd, 4, poll_timeout_ms(control, engine, metrics, watchdog_usec,
+						 rules_watch_ms)) < 0) {
 			if (errno == EINTR)
 				continue;
 			log_error_errno("poll");
@@ -220,6 +223,7 @@ static int serve(struct engine *engine, struct control *control, struct metrics_
 		/* also on a timeout: it ends clients past their deadline */
 		control_dispatch(control);
 		health_dispatch(engine_health(engine), engine_sites(engine));
+		maintenance_expire(engine);
 		/* a check that changed a site's state, or a failed update to retry */
 		engine_guard_sync(engine);
 		metrics_server_dispatch(metrics);

@@ -73,7 +73,8 @@ static void render_sites(const struct sites *sites, struct strbuf *b)
 	size_t n = sites_count(sites);
 
 	family(b, "gatekeeper_syn_verdicts_total", "counter",
-	       "New connections (SYNs) decided, by site and verdict.");
+	       "New connections (SYNs) decided, by site and verdict (allow: accepted while "
+	       "offline from an allow-listed source).");
 	for (size_t i = 0; i < n; i++) {
 		const struct site *site = sites_at(sites, i);
 		struct site_counters c;
@@ -85,6 +86,9 @@ static void render_sites(const struct sites *sites, struct strbuf *b)
 		strbuf_printf(b, ",verdict=\"drop\"} %" PRIu64 "\n", c.dropped);
 		site_label(b, "gatekeeper_syn_verdicts_total", site_name(site));
 		strbuf_printf(b, ",verdict=\"reject\"} %" PRIu64 "\n", c.rejected);
+		/* accepted while offline, the source on the site's allow-list */
+		site_label(b, "gatekeeper_syn_verdicts_total", site_name(site));
+		strbuf_printf(b, ",verdict=\"allow\"} %" PRIu64 "\n", c.allowed);
 	}
 	family(b, "gatekeeper_site_online", "gauge", "1 if the site is online, 0 if offline.");
 	for (size_t i = 0; i < n; i++) {

@@ -120,6 +120,10 @@ static void nft_put_field(FILE *out, const struct config *cfg, const struct guar
 		rules_guard_put_nft_elements(out, guard, AF_INET6, SITE_ACTION_DROP);
 	else if (field_is(name, len, "GUARD_REJECT6"))
 		rules_guard_put_nft_elements(out, guard, AF_INET6, SITE_ACTION_REJECT);
+	else if (field_is(name, len, "GUARD_ALLOW4"))
+		rules_guard_put_nft_allows(out, guard, AF_INET);
+	else if (field_is(name, len, "GUARD_ALLOW6"))
+		rules_guard_put_nft_allows(out, guard, AF_INET6);
 	else if (field_is(name, len, "QUEUE"))
 		nft_put_queue(out, cfg);
 	else if (field_is(name, len, "CHECK_MARK"))
@@ -962,7 +966,8 @@ static bool nft_has_queue_rule(const char *listing, const char *needle)
 	return false;
 }
 
-/* Rules in our chain guard: two pass-throughs and eight guard rules. */
+/* Rules in our chain guard: two pass-throughs, two allow-lists and eight
+ * guard rules. */
 static long nft_guard_rules(const char *listing)
 {
 	const char *chain = strstr(listing, "chain guard {");
@@ -980,10 +985,11 @@ static long nft_guard_rules(const char *listing)
 long rules_nft_guard_elements(const char *listing)
 {
 	static const char *const sets[] = {"set guard_drop4 {", "set guard_reject4 {",
-					   "set guard_drop6 {", "set guard_reject6 {"};
+					   "set guard_drop6 {", "set guard_reject6 {",
+					   "set guard_allow4 {", "set guard_allow6 {"};
 	long n = 0;
 
-	for (size_t i = 0; i < 4; i++) {
+	for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++) {
 		const char *set = strstr(listing, sets[i]);
 		if (!set)
 			return -1;
@@ -1009,7 +1015,7 @@ int rules_nft_listing_check(const char *listing, const char *hook, long want4, l
 		snprintf(why, why_len, "no base chain on hook %s", hook);
 	else if (!nft_has_queue_rule(listing, "@managed4") || !nft_has_queue_rule(listing, "@managed6"))
 		snprintf(why, why_len, "a queueing rule is gone");
-	else if (!strstr(listing, "chain guard {") || nft_guard_rules(listing) != 10)
+	else if (!strstr(listing, "chain guard {") || nft_guard_rules(listing) != 12)
 		snprintf(why, why_len, "the guard chain is gone or damaged");
 	else if (want4 >= 0 && (n4 = nft_count_elements(set4)) != want4)
 		snprintf(why, why_len, "set managed4 has %ld elements, want %ld", n4, want4);
@@ -1052,6 +1058,15 @@ static long guard_count(const struct guard_set *guard, int family)
 	return n;
 }
 
+static size_t guard_allow_count(const struct guard_set *guard, int family)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; guard && i < guard->n_allows; i++)
+		n += guard->allows[i].addr.family == family;
+	return n;
+}
+
 static int nft_check(const struct config *cfg, const struct guard_set *guard,
 		     struct guard_counters *seen, char *why, size_t why_len)
 {
@@ -1076,7 +1091,8 @@ static int nft_check(const struct config *cfg, const struct guard_set *guard,
 		seen->fragments = v[2] > 0 ? (uint64_t)v[2] : 0;
 	}
 	if (rc && !terse) {
-		long want = guard_count(guard, AF_INET) + guard_count(guard, AF_INET6);
+		long want = guard_count(guard, AF_INET) + guard_count(guard, AF_INET6) +
+			    (long)(guard ? guard->n_allows : 0);
 		long have = rules_nft_guard_elements(listing);
 		if (have != want) {
 			snprintf(why, why_len, "the guard sets have %ld elements, want %ld", have, want);
@@ -1104,7 +1120,8 @@ static int xt_check(enum rules_backend backend, const struct config *cfg,
 			return -1;
 		if (rules_xt_scan_verdict(&scan, count_pairs(cfg, family), reason, sizeof(reason)) < 0 ||
 		    (table = rules_xt_guard_table(cfg->hook),
-		     rules_xt_guard_scan_verdict(&g, (size_t)guard_count(guard, family), reason,
+		     rules_xt_guard_scan_verdict(&g, (size_t)guard_count(guard, family),
+						 guard_allow_count(guard, family), reason,
 						 sizeof(reason)) < 0)) {
 			snprintf(why, why_len, "IPv%d, table %s: %s", family == AF_INET6 ? 6 : 4, table,
 				 reason);

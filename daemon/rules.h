@@ -131,10 +131,11 @@ struct rules_xt_guard_scan {
 };
 void rules_xt_guard_scan_line(struct rules_xt_guard_scan *scan, const char *line);
 /* Every guard chain there, jumped to once, WANT offline endpoints (two
- * rules each: first fragments, SYNs). */
-int rules_xt_guard_scan_verdict(const struct rules_xt_guard_scan *scan, size_t want, char *why,
-				size_t why_len);
-/* Elements in the four guard sets of an nft listing; -1 if one is gone. */
+ * rules each: first fragments, SYNs) and WANT_ALLOWS allowed sources (one
+ * RETURN rule each). */
+int rules_xt_guard_scan_verdict(const struct rules_xt_guard_scan *scan, size_t want,
+				size_t want_allows, char *why, size_t why_len);
+/* Elements in the six guard sets (offline endpoints, allowed sources) of an nft listing; -1 if one is gone. */
 long rules_nft_guard_elements(const char *listing);
 /* The packets of "counter NAME { packets N bytes M }" in an nft listing;
  * -1 when NAME is not there. */

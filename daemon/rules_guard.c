@@ -8,7 +8,9 @@
  *   GATEKEEPER_GUARD
  *     not decided, not a health check  -j GATEKEEPER_OFFLINE
  *     decided                          -j MARK: the bit taken off again
- *   GATEKEEPER_OFFLINE                 two rules per offline endpoint:
+ *   GATEKEEPER_OFFLINE                 per offline endpoint, first its allowed sources:
+ *     -s NET -d ADDR -p tcp --dport PORT                  -j RETURN
+ *   then two rules:
  *     -d ADDR -p tcp --dport PORT, a first fragment      -j GATEKEEPER_FRAGMENT
  *     -d ADDR -p tcp --dport PORT --tcp-flags SYN,ACK SYN -j GATEKEEPER_DROP|_REJECT
  *   GATEKEEPER_DROP      -j DROP       (its counter: the guard's drops)
@@ -59,6 +61,31 @@ void rules_guard_put_nft_elements(FILE *out, const struct guard_set *guard, int 
 	put_nft_list(out, "elements = { ", guard, family, action);
 }
 
+/* The allowed sources of FAMILY after HEAD, then " }"; nothing if none. */
+static void put_nft_allow_list(FILE *out, const char *head, const struct guard_set *guard,
+			       int family)
+{
+	const char *sep = head;
+	char addr[64], net[CONFIG_CIDR_STRLEN];
+
+	for (size_t i = 0; guard && i < guard->n_allows; i++) {
+		const struct guard_allow *e = &guard->allows[i];
+
+		if (e->addr.family != family)
+			continue;
+		fprintf(out, "%s%s . %u . %s", sep, config_addr_str(&e->addr, addr, sizeof(addr)),
+			e->port, config_cidr_str(&e->source, net, sizeof(net)));
+		sep = ", ";
+	}
+	if (sep != head)
+		fputs(" }", out);
+}
+
+void rules_guard_put_nft_allows(FILE *out, const struct guard_set *guard, int family)
+{
+	put_nft_allow_list(out, "elements = { ", guard, family);
+}
+
 static const struct {
 	const char *set;
 	int family;
@@ -86,6 +113,13 @@ char *rules_render_nft_guard(const struct guard_set *guard)
 		put_nft_list(out, head, guard, nft_guard_sets[i].family, nft_guard_sets[i].action);
 		fputc('\n', out);
 	}
+	for (int v6 = 0; v6 < 2; v6++) {
+		fprintf(out, "flush set inet %s guard_allow%d\n", RULES_NFT_TABLE, v6 ? 6 : 4);
+		snprintf(head, sizeof(head), "add element inet %s guard_allow%d { ", RULES_NFT_TABLE,
+			 v6 ? 6 : 4);
+		put_nft_allow_list(out, head, guard, v6 ? AF_INET6 : AF_INET);
+		fputc('\n', out);
+	}
 	if (fclose(out) != 0) {
 		free(text);
 		return NULL;
@@ -94,6 +128,25 @@ char *rules_render_nft_guard(const struct guard_set *guard)
 }
 
 /* ---- xt ----------------------------------------------------------------- */
+
+/* ENDPOINT's allowed sources leave the chain before its drop rules: they
+ * pass the guard as they pass the daemon. */
+static void xt_put_allow_rules(FILE *out, const struct guard_set *guard,
+			       const struct guard_endpoint *endpoint)
+{
+	char addr[64], net[CONFIG_CIDR_STRLEN];
+
+	for (size_t i = 0; i < guard->n_allows; i++) {
+		const struct guard_allow *a = &guard->allows[i];
+
+		if (a->port != endpoint->port || a->addr.family != endpoint->addr.family ||
+		    memcmp(a->addr.bytes, endpoint->addr.bytes, sizeof(a->addr.bytes)) != 0)
+			continue;
+		fprintf(out, "-A %s -s %s -d %s -p tcp -m tcp --dport %u -j RETURN\n",
+			RULES_XT_OFFLINE_CHAIN, config_cidr_str(&a->source, net, sizeof(net)),
+			config_addr_str(&a->addr, addr, sizeof(addr)), a->port);
+	}
+}
 
 static void xt_put_guard_rules(FILE *out, const struct guard_set *guard, int family)
 {
@@ -104,6 +157,7 @@ static void xt_put_guard_rules(FILE *out, const struct guard_set *guard, int fam
 
 		if (e->addr.family != family)
 			continue;
+		xt_put_allow_rules(out, guard, e);
 		config_addr_str(&e->addr, addr, sizeof(addr));
 		fprintf(out, "-A %s -d %s -p tcp -m tcp --dport %u %s -j %s\n", RULES_XT_OFFLINE_CHAIN,
 			addr, e->port,
@@ -227,8 +281,8 @@ void rules_xt_guard_scan_line(struct rules_xt_guard_scan *scan, const char *line
 	}
 }
 
-int rules_xt_guard_scan_verdict(const struct rules_xt_guard_scan *scan, size_t want, char *why,
-				size_t why_len)
+int rules_xt_guard_scan_verdict(const struct rules_xt_guard_scan *scan, size_t want,
+				size_t want_allows, char *why, size_t why_len)
 {
 	if (scan->declared != 0x1fu)
 		snprintf(why, why_len, "a guard chain is gone");
@@ -240,9 +294,9 @@ int rules_xt_guard_scan_verdict(const struct rules_xt_guard_scan *scan, size_t w
 		snprintf(why, why_len, "the guard chains hold %zu/%zu/%zu/%zu rules, want 2/1/1/1",
 			 scan->guard_rules, scan->drop_rules, scan->reject_rules,
 			 scan->fragment_rules);
-	else if (scan->offline_rules != 2 * want)
+	else if (scan->offline_rules != 2 * want + want_allows)
 		snprintf(why, why_len, "chain %s has %zu rules, want %zu", RULES_XT_OFFLINE_CHAIN,
-			 scan->offline_rules, 2 * want);
+			 scan->offline_rules, 2 * want + want_allows);
 	else
 		return 0;
 	return -1;

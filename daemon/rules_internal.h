@@ -39,6 +39,9 @@ const char *rules_xt_base_chain(enum config_hook hook);
 
 /* "elements = { ADDR . PORT, ... }" of GUARD's FAMILY endpoints with
  * ACTION, or nothing when there are none. */
+/* "elements = { ADDR . PORT . SOURCE/LEN, ... }" of GUARD's FAMILY
+ * allowed sources, or nothing. */
+void rules_guard_put_nft_allows(FILE *out, const struct guard_set *guard, int family);
 void rules_guard_put_nft_elements(FILE *out, const struct guard_set *guard, int family,
 				  enum site_action action);
 /* The guard rules of one family in xtables-restore form for table

@@ -16,7 +16,7 @@
  * so the packet path never does a read-modify-write on a cache line that
  * another core writes too; readers add the slots up. */
 struct site_count {
-	_Atomic uint64_t accepted, dropped, rejected;
+	_Atomic uint64_t accepted, dropped, rejected, allowed;
 };
 
 struct site {
@@ -26,6 +26,12 @@ struct site {
 	struct site_count *counts; /* slot s at counts[s * stride] */
 	size_t stride, n_slots;
 	struct site_count carried; /* from the table a reload replaced */
+	/* What the workers read: config_allow or runtime_allow. A replaced
+	 * run-time list is freed by the engine after workers_quiesce(). */
+	_Atomic(struct site_allow *) allow;
+	struct site_allow *config_allow;  /* NULL: the config has none */
+	struct site_allow *runtime_allow; /* NULL: none */
+	int64_t until;                    /* main thread only */
 };
 
 struct slot {
@@ -172,6 +178,12 @@ struct sites *sites_create(const struct config *cfg)
 		site->counts = &sites->counts[i];
 		site->stride = cfg->n_sites;
 		site->n_slots = n_slots;
+		if (cs->n_allow) {
+			site->config_allow = site_allow_new(cs->allow, cs->n_allow);
+			if (!site->config_allow)
+				goto fail;
+		}
+		atomic_init(&site->allow, site->config_allow);
 		for (size_t a = 0; a < cs->n_addresses; a++) {
 			uint8_t key[16];
 			key_addr(cs->addresses[a].family, cs->addresses[a].bytes, key);
@@ -200,6 +212,10 @@ void sites_free(struct sites *sites)
 {
 	if (!sites)
 		return;
+	for (size_t i = 0; sites->sites && i < sites->n_sites; i++) {
+		free(sites->sites[i].config_allow);
+		free(sites->sites[i].runtime_allow);
+	}
 	free(sites->names);
 	free(sites->counts);
 	free(sites->slots);
@@ -247,8 +263,17 @@ void sites_carry_over_overrides(struct sites *to, const struct sites *from)
 		struct site *site = sites_find(to, from->sites[i].conf->name);
 		uint32_t mode = atomic_load(&from->sites[i].mode);
 
-		if (site && (mode & MODE_RUNTIME))
-			atomic_store(&site->mode, mode);
+		const struct site_allow *allow = from->sites[i].runtime_allow;
+
+		if (!site || !(mode & MODE_RUNTIME))
+			continue;
+		atomic_store(&site->mode, mode);
+		site->until = from->sites[i].until;
+		/* the new table is not live yet: nobody reads its lists; out of
+		 * memory, the config's list stands in (logged by the caller's
+		 * status, never a crash) */
+		if (allow)
+			free(site_swap_allow(site, site_allow_new(allow->nets, allow->count)));
 	}
 }
 
@@ -267,6 +292,7 @@ void sites_carry_over_counters(struct sites *to, const struct sites *from)
 		atomic_fetch_add(&site->carried.accepted, c.accepted);
 		atomic_fetch_add(&site->carried.dropped, c.dropped);
 		atomic_fetch_add(&site->carried.rejected, c.rejected);
+		atomic_fetch_add(&site->carried.allowed, c.allowed);
 	}
 }
 
@@ -306,6 +332,58 @@ void site_clear_override(struct site *site)
 	atomic_store(&site->mode, mode_of(site->conf->state, site->conf->action, false));
 }
 
+struct site_allow *site_allow_new(const struct config_cidr *nets, size_t n)
+{
+	struct site_allow *allow = malloc(sizeof(*allow) + n * sizeof(allow->nets[0]));
+
+	if (!allow)
+		return NULL;
+	allow->count = n;
+	if (n)
+		memcpy(allow->nets, nets, n * sizeof(allow->nets[0]));
+	return allow;
+}
+
+const struct site_allow *site_allow_list(const struct site *site)
+{
+	return site->runtime_allow ? site->runtime_allow : site->config_allow;
+}
+
+bool site_allow_is_runtime(const struct site *site)
+{
+	return site->runtime_allow != NULL;
+}
+
+struct site_allow *site_swap_allow(struct site *site, struct site_allow *runtime)
+{
+	struct site_allow *old = site->runtime_allow;
+
+	site->runtime_allow = runtime;
+	/* sequentially consistent, as the workers' load and their generation
+	 * handshake: once workers_quiesce() returns, no worker can have loaded
+	 * OLD (a plain load on x86: free on the packet path) */
+	atomic_store(&site->allow, runtime ? runtime : site->config_allow);
+	return old;
+}
+
+int64_t site_until(const struct site *site)
+{
+	return site->until;
+}
+
+void site_set_until(struct site *site, int64_t until)
+{
+	site->until = until;
+}
+
+static bool allow_matches(const struct site_allow *allow, int family, const uint8_t *saddr)
+{
+	for (size_t i = 0; allow && saddr && i < allow->count; i++)
+		if (config_cidr_contains(&allow->nets[i], family, saddr))
+			return true;
+	return false;
+}
+
 /* The single writer of a slot needs no read-modify-write: a relaxed load
  * and store publish the count without a locked instruction. */
 static void count_one(_Atomic uint64_t *counter, bool shared)
@@ -320,6 +398,12 @@ static void count_one(_Atomic uint64_t *counter, bool shared)
 
 enum site_verdict site_decide_on(struct site *site, unsigned slot)
 {
+	return site_decide_from(site, slot, 0, NULL);
+}
+
+enum site_verdict site_decide_from(struct site *site, unsigned slot, int family,
+				   const uint8_t *saddr)
+{
 	uint32_t mode = atomic_load_explicit(&site->mode, memory_order_acquire);
 	struct site_count *c = &site->counts[site->shared || slot >= site->n_slots
 						     ? 0
@@ -327,6 +411,10 @@ enum site_verdict site_decide_on(struct site *site, unsigned slot)
 
 	if (!(mode & MODE_OFFLINE)) {
 		count_one(&c->accepted, site->shared);
+		return SITE_VERDICT_ACCEPT;
+	}
+	if (allow_matches(atomic_load(&site->allow), family, saddr)) {
+		count_one(&c->allowed, site->shared);
 		return SITE_VERDICT_ACCEPT;
 	}
 	if (mode & MODE_REJECT) {
@@ -347,11 +435,13 @@ void site_get_counters(const struct site *site, struct site_counters *out)
 	out->accepted = atomic_load_explicit(&site->carried.accepted, memory_order_relaxed);
 	out->dropped = atomic_load_explicit(&site->carried.dropped, memory_order_relaxed);
 	out->rejected = atomic_load_explicit(&site->carried.rejected, memory_order_relaxed);
+	out->allowed = atomic_load_explicit(&site->carried.allowed, memory_order_relaxed);
 	for (size_t s = 0; s < site->n_slots; s++) {
 		const struct site_count *c = &site->counts[s * site->stride];
 		out->accepted += atomic_load_explicit(&c->accepted, memory_order_relaxed);
 		out->dropped += atomic_load_explicit(&c->dropped, memory_order_relaxed);
 		out->rejected += atomic_load_explicit(&c->rejected, memory_order_relaxed);
+		out->allowed += atomic_load_explicit(&c->allowed, memory_order_relaxed);
 	}
 }
 

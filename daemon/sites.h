@@ -24,7 +24,18 @@ struct site;
 
 struct site_counters {
 	uint64_t accepted, dropped, rejected;
+	uint64_t allowed; /* accepted while offline: the source is on the allow-list */
 };
+
+/* An allow-list: the source networks let through while the site is
+ * offline. One allocation; free() frees it. */
+struct site_allow {
+	size_t count;
+	struct config_cidr nets[];
+};
+
+/* A copy of NETS[0..N) (N may be 0: an empty list); NULL out of memory. */
+struct site_allow *site_allow_new(const struct config_cidr *nets, size_t n);
 
 /* Borrows CFG: it must outlive the table. NULL on allocation failure. */
 struct sites *sites_create(const struct config *cfg);
@@ -50,10 +61,28 @@ enum site_source site_source(const struct site *site);
 void site_set_override(struct site *site, enum site_state state, enum site_action action);
 void site_clear_override(struct site *site);
 
+/* The allow-list in force: the run-time one if set, else the config's;
+ * NULL when the site has none. Main thread. */
+const struct site_allow *site_allow_list(const struct site *site);
+bool site_allow_is_runtime(const struct site *site);
+/* Puts RUNTIME (taken; NULL: back to the config's list) in force and
+ * returns the run-time list it replaces. The workers may still be reading
+ * that one: free it only once they are past it (workers_quiesce()). */
+struct site_allow *site_swap_allow(struct site *site, struct site_allow *runtime);
+/* The end of the run-time override, in Unix time (wall clock: a deadline
+ * is a date an operator gave); 0: none. Main thread only. */
+int64_t site_until(const struct site *site);
+void site_set_until(struct site *site, int64_t until);
+
 /* The verdict for a new connection to SITE; counts it in counter slot
  * SLOT. Each slot has one writer at a time: worker i uses slot i (the table
  * has one slot per configured queue). */
 enum site_verdict site_decide_on(struct site *site, unsigned slot);
+/* The same for a SYN from SADDR (FAMILY, network order): while the site is
+ * offline, a source on its allow-list is accepted (and counted as allowed).
+ * No lock, no allocation: a linear scan of at most CONFIG_MAX_ALLOW nets. */
+enum site_verdict site_decide_from(struct site *site, unsigned slot, int family,
+				   const uint8_t *saddr);
 /* site_decide_on(SITE, 0), for single-threaded callers. */
 enum site_verdict site_decide(struct site *site);
 void site_get_counters(const struct site *site, struct site_counters *out);

@@ -1,12 +1,14 @@
 #include "state.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -16,9 +18,15 @@
 /* Longer lines cannot be valid: a name is at most PROTOCOL_SITE_NAME_MAX
  * bytes. */
 #define STATE_MAX_LINE 256
+/* ... except a "+allow" line: up to CONFIG_MAX_ALLOW networks */
+#define STATE_MAX_ALLOW_LINE (PROTOCOL_SITE_NAME_MAX + 16 + CONFIG_MAX_ALLOW * CONFIG_CIDR_STRLEN)
+#define STATE_ALLOW "+allow"
+#define STATE_UNTIL "+until"
 
 void state_set_free(struct state_set *set)
 {
+	for (size_t i = 0; i < set->count; i++)
+		free(set->entries[i].allow);
 	free(set->entries);
 	memset(set, 0, sizeof(*set));
 }
@@ -49,6 +57,7 @@ int state_set_put(struct state_set *set, const char *name, enum site_state state
 			set->cap = cap;
 		}
 		e = &set->entries[set->count++];
+		memset(e, 0, sizeof(*e));
 		memcpy(e->name, name, len + 1);
 	}
 	e->state = state;
@@ -62,9 +71,24 @@ void state_set_remove(struct state_set *set, const char *name)
 
 	if (!e)
 		return;
+	free(e->allow);
 	/* order does not matter: the last entry fills the hole */
 	set->entries[e - set->entries] = set->entries[set->count - 1];
 	set->count--;
+}
+
+int state_set_extend(struct state_set *set, const char *name, const struct site_allow *allow,
+		     int64_t until)
+{
+	struct state_entry *e = (struct state_entry *)state_set_find(set, name);
+	struct site_allow *copy = NULL;
+
+	if (!e || (allow && !(copy = site_allow_new(allow->nets, allow->count))))
+		return -1;
+	free(e->allow);
+	e->allow = copy;
+	e->until = until;
+	return 0;
 }
 
 int state_collect(const struct sites *sites, struct state_set *out)
@@ -75,7 +99,10 @@ int state_collect(const struct sites *sites, struct state_set *out)
 
 		if (site_source(site) != SITE_SOURCE_RUNTIME)
 			continue;
-		if (state_set_put(out, site_name(site), site_state(site), site_action(site)) < 0) {
+		if (state_set_put(out, site_name(site), site_state(site), site_action(site)) < 0 ||
+		    state_set_extend(out, site_name(site),
+				     site_allow_is_runtime(site) ? site_allow_list(site) : NULL,
+				     site_until(site)) < 0) {
 			state_set_free(out);
 			return -1;
 		}
@@ -115,6 +142,24 @@ static int write_all(int fd, const char *data, size_t len)
 	return 0;
 }
 
+/* An entry's line, then its "+" lines: a reader of the first version of
+ * the format skips those (not a site name) and keeps the override itself. */
+static void entry_text(const struct state_entry *e, struct strbuf *text)
+{
+	char net[CONFIG_CIDR_STRLEN];
+
+	strbuf_printf(text, "%s %s %s\n", e->name, config_state_name(e->state),
+		      config_action_name(e->action));
+	if (e->allow) {
+		strbuf_printf(text, STATE_ALLOW " %s", e->name);
+		for (size_t i = 0; i < e->allow->count; i++)
+			strbuf_printf(text, " %s", config_cidr_str(&e->allow->nets[i], net, sizeof(net)));
+		strbuf_puts(text, "\n");
+	}
+	if (e->until)
+		strbuf_printf(text, STATE_UNTIL " %s %" PRId64 "\n", e->name, e->until);
+}
+
 int state_save(const char *path, const struct state_set *set, char *err, size_t err_len)
 {
 	struct strbuf text;
@@ -126,9 +171,7 @@ int state_save(const char *path, const struct state_set *set, char *err, size_t 
 	strbuf_printf(&text, "%s %d\n", STATE_MAGIC, STATE_VERSION);
 	strbuf_puts(&text, "# run-time overrides of gatekeeperd; written by the daemon, do not edit\n");
 	for (size_t i = 0; i < set->count; i++)
-		strbuf_printf(&text, "%s %s %s\n", set->entries[i].name,
-			      config_state_name(set->entries[i].state),
-			      config_action_name(set->entries[i].action));
+		entry_text(&set->entries[i], &text);
 	if (strbuf_failed(&text) || dir_of(path, dir, sizeof(dir)) < 0 ||
 	    asprintf(&tmp, "%s.tmp.XXXXXX", path) < 0) {
 		tmp = NULL;
@@ -197,12 +240,57 @@ static size_t split_words(char *line, char **words, size_t max)
 	return n;
 }
 
+/* "+allow NAME [CIDR ...]" or "+until NAME UNIXTIME", after NAME's line. */
+static int parse_extension(char *line, struct state_set *out, char *why, size_t why_len)
+{
+	char *words[CONFIG_MAX_ALLOW + 2], *end;
+	struct config_cidr nets[CONFIG_MAX_ALLOW];
+	size_t n = split_words(line, words, CONFIG_MAX_ALLOW + 2);
+	const struct state_entry *e = n >= 2 ? state_set_find(out, words[1]) : NULL;
+	struct site_allow *allow;
+	long long until;
+	int rc;
+
+	if (!e) {
+		snprintf(why, why_len, "'%.16s' for no site listed above it", words[0]);
+		return -1;
+	}
+	if (strcmp(words[0], STATE_UNTIL) == 0) {
+		errno = 0;
+		until = n == 3 ? strtoll(words[2], &end, 10) : 0;
+		if (n != 3 || errno || *end || until <= 0) {
+			snprintf(why, why_len, "expected '" STATE_UNTIL " NAME UNIXTIME'");
+			return -1;
+		}
+		return state_set_extend(out, e->name, e->allow, until);
+	}
+	if (n > CONFIG_MAX_ALLOW + 2) {
+		snprintf(why, why_len, "more than %d networks", CONFIG_MAX_ALLOW);
+		return -1;
+	}
+	for (size_t i = 2; i < n; i++)
+		if (config_parse_cidr(words[i], &nets[i - 2], why, why_len) < 0)
+			return -1;
+	allow = site_allow_new(nets, n - 2);
+	rc = allow ? state_set_extend(out, e->name, allow, e->until) : -1;
+	free(allow);
+	if (rc < 0)
+		snprintf(why, why_len, "out of memory");
+	return rc;
+}
+
 static int parse_entry(char *line, struct state_set *out, char *why, size_t why_len)
 {
 	char *words[3];
 	enum site_state state;
 	enum site_action action;
-	size_t n = split_words(line, words, 3);
+	size_t n;
+
+	line += strspn(line, " \t");
+	if (strncmp(line, STATE_ALLOW " ", sizeof(STATE_ALLOW)) == 0 ||
+	    strncmp(line, STATE_UNTIL " ", sizeof(STATE_UNTIL)) == 0)
+		return parse_extension(line, out, why, why_len);
+	n = split_words(line, words, 3);
 
 	if (n != 3) {
 		snprintf(why, why_len, "expected 'NAME STATE ACTION', found %zu words", n);
@@ -230,7 +318,7 @@ static int parse_entry(char *line, struct state_set *out, char *why, size_t why_
 int state_parse(const char *buf, size_t len, struct state_set *out, size_t *bad_lines,
 		char *err, size_t err_len)
 {
-	char line[STATE_MAX_LINE + 1], header[64], why[128];
+	char line[STATE_MAX_ALLOW_LINE + 1], header[64], why[128];
 	size_t pos = 0, lineno = 0;
 
 	state_set_free(out);
@@ -244,7 +332,8 @@ int state_parse(const char *buf, size_t len, struct state_set *out, size_t *bad_
 	while (pos < len) {
 		const char *end = memchr(buf + pos, '\n', len - pos);
 		size_t n = (end ? (size_t)(end - buf) : len) - pos;
-		bool too_long = n > STATE_MAX_LINE, has_nul;
+		bool too_long = n > (memcmp(buf + pos, STATE_ALLOW, n < 6 ? n : 6) == 0
+					     ? STATE_MAX_ALLOW_LINE : STATE_MAX_LINE), has_nul;
 
 		lineno++;
 		if (!too_long) {
@@ -341,6 +430,18 @@ out:
 	return rc;
 }
 
+const char *state_time_text(int64_t t, char *buf, size_t len)
+{
+	time_t tt = (time_t)t;
+	struct tm tm;
+
+	if (!gmtime_r(&tt, &tm) || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(buf, len, "%" PRId64, t);
+	return buf;
+}
+
+/* Before the table goes live (engine_open): no worker reads it yet, so a
+ * replaced allow-list may be freed at once. */
 void state_restore(const char *path, struct sites *sites)
 {
 	struct state_set set = {0}, kept = {0};
@@ -365,7 +466,18 @@ void state_restore(const char *path, struct sites *sites)
 			dropped++;
 			continue;
 		}
+		if (e->until && e->until <= (int64_t)time(NULL)) {
+			/* it ended while no daemon ran: the return is due now */
+			log_info("site %s: its override (%s) ended at %s while gatekeeperd was not "
+				 "running; back to its config", e->name, config_state_name(e->state),
+				 state_time_text(e->until, err, sizeof(err)));
+			dropped++;
+			continue;
+		}
 		site_set_override(site, e->state, e->action);
+		site_set_until(site, e->until);
+		if (e->allow)
+			free(site_swap_allow(site, site_allow_new(e->allow->nets, e->allow->count)));
 		log_info("site %s: %s (%s) from the state file", e->name,
 			 config_state_name(e->state), config_action_name(e->action));
 		applied++;

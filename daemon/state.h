@@ -6,6 +6,8 @@
  *   gatekeeper-state 1
  *   # comments and blank lines are ignored
  *   NAME STATE ACTION        e.g. "blog online drop"
+ *   +allow NAME [CIDR ...]   the run-time allow-list of NAME's override
+ *   +until NAME UNIXTIME     when NAME's override ends
  *
  * Saving is atomic (temp file in the same directory, fsync, rename, fsync
  * of the directory), so a crash leaves the old file or the new one, never
@@ -28,6 +30,8 @@ struct state_entry {
 	char name[PROTOCOL_SITE_NAME_MAX + 1];
 	enum site_state state;
 	enum site_action action;
+	struct site_allow *allow; /* owned; NULL: the config's list applies */
+	int64_t until;            /* Unix time the override ends; 0: never */
 };
 
 /* A set of overrides, at most one per site name. */
@@ -42,6 +46,10 @@ void state_set_free(struct state_set *set);
 int state_set_put(struct state_set *set, const char *name, enum site_state state,
 		  enum site_action action);
 void state_set_remove(struct state_set *set, const char *name);
+/* Gives NAME's entry (which must exist) a copy of ALLOW (NULL: none) and
+ * UNTIL. -1 if there is no such entry or memory runs out. */
+int state_set_extend(struct state_set *set, const char *name, const struct site_allow *allow,
+		     int64_t until);
 const struct state_entry *state_set_find(const struct state_set *set, const char *name);
 
 /* The run-time overrides now in force in SITES. 0 or -1 (memory). */
@@ -66,5 +74,8 @@ int state_load(const char *path, struct state_set *out, size_t *bad_lines, char 
  * for sites no longer in the config are dropped, and the file rewritten
  * without them. */
 void state_restore(const char *path, struct sites *sites);
+
+/* "2026-12-24T06:00:00Z" (UTC) into BUF: how deadlines are shown. */
+const char *state_time_text(int64_t t, char *buf, size_t len);
 
 #endif

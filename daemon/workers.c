@@ -143,7 +143,7 @@ static struct decision decide(struct worker *w, const struct sites *sites,
 	}
 	if (tcp.first_fragment)
 		bump(&w->figure[WORKERS_FRAGMENTS]);
-	switch (site_decide_on(site, w->slot)) {
+	switch (site_decide_from(site, w->slot, tcp.family, tcp.saddr)) {
 	case SITE_VERDICT_ACCEPT:
 		return (struct decision){NF_ACCEPT, true};
 	case SITE_VERDICT_REJECT:
@@ -318,6 +318,17 @@ void workers_close(struct workers *ws)
 struct sites *workers_swap_sites(struct workers *ws, struct sites *sites)
 {
 	struct sites *old = atomic_exchange(&ws->sites, sites);
+
+	workers_quiesce(ws);
+	return old;
+}
+
+/* A worker reads the site table, and the allow-lists it points to, only
+ * between announcing a generation and announcing 0. Once every worker is
+ * idle or announces the new generation, it can no longer hold a pointer
+ * read before the bump: what was unpublished before this call may go. */
+void workers_quiesce(struct workers *ws)
+{
 	uint64_t gen = atomic_fetch_add(&ws->gen, 1) + 1;
 
 	for (size_t i = 0; i < ws->count; i++) {
@@ -329,7 +340,6 @@ struct sites *workers_swap_sites(struct workers *ws, struct sites *sites)
 			sched_yield();
 		}
 	}
-	return old;
 }
 
 void workers_get_stats(const struct workers *ws, struct workers_stats *out)

@@ -69,6 +69,9 @@ void workers_close(struct workers *workers);
 
 /* Publishes SITES; returns the previous table, now unused by any worker. */
 struct sites *workers_swap_sites(struct workers *workers, struct sites *sites);
+/* Returns once no worker can still use a pointer it read from the site
+ * table before the call (e.g. an allow-list replaced at run time). */
+void workers_quiesce(struct workers *workers);
 void workers_get_stats(const struct workers *workers, struct workers_stats *out);
 /* The oldest time (CLOCK_MONOTONIC, seconds) any worker last went round
  * its loop: a stuck worker shows here, for the watchdog. */

@@ -52,6 +52,10 @@
 #define PROTOCOL_CMD_METRICS "metrics" /* Prometheus text exposition */
 /* The optional argument of status and stats that asks for a JSON body. */
 #define PROTOCOL_ARG_JSON "json"
+/* offline's deadline (for=SECONDS, until=UNIXTIME): from 1 s to 366 days
+ * ahead, checked by gatekeeperctl and again by the daemon */
+#define PROTOCOL_DEADLINE_MIN_S 1
+#define PROTOCOL_DEADLINE_MAX_S (366 * 86400)
 
 /* Error codes of "ERR <code> <len>". */
 #define PROTOCOL_ERR_USAGE "usage"               /* unknown command, bad arguments */

@@ -27,10 +27,21 @@ static char *format(const struct state_set *set, size_t *len)
 	if (!f)
 		return NULL;
 	fprintf(f, "%s %d\n# comment\n", STATE_MAGIC, STATE_VERSION);
-	for (size_t i = 0; i < set->count; i++)
-		fprintf(f, "%s %s %s\n", set->entries[i].name,
-			config_state_name(set->entries[i].state),
-			config_action_name(set->entries[i].action));
+	for (size_t i = 0; i < set->count; i++) {
+		const struct state_entry *e = &set->entries[i];
+		char net[CONFIG_CIDR_STRLEN];
+
+		fprintf(f, "%s %s %s\n", e->name, config_state_name(e->state),
+			config_action_name(e->action));
+		if (e->allow) {
+			fprintf(f, "+allow %s", e->name);
+			for (size_t n = 0; n < e->allow->count; n++)
+				fprintf(f, " %s", config_cidr_str(&e->allow->nets[n], net, sizeof(net)));
+			fputc('\n', f);
+		}
+		if (e->until)
+			fprintf(f, "+until %s %lld\n", e->name, (long long)e->until);
+	}
 	if (fclose(f) != 0) {
 		free(text);
 		return NULL;
@@ -53,6 +64,9 @@ static void check_round_trip(const struct state_set *set)
 		const struct state_entry *e = state_set_find(&again, set->entries[i].name);
 
 		CHECK(e && e->state == set->entries[i].state && e->action == set->entries[i].action);
+		CHECK(e->until == set->entries[i].until);
+		CHECK(!e->allow == !set->entries[i].allow);
+		CHECK(!e->allow || e->allow->count == set->entries[i].allow->count);
 	}
 	state_set_free(&again);
 	free(text);

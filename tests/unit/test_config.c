@@ -278,7 +278,7 @@ static void test_unknown_keys(void **state)
 		"fail_open, maxlen)",
 		"conf.yaml:5:11: control: unknown key 'sock' (expected one of: socket, group, mode)",
 		"conf.yaml:8:5: site: unknown key 'adresses' (expected one of: name, "
-		"addresses, ports, state, action, check)",
+		"addresses, ports, state, action, check, allow)",
 		"conf.yaml:7:5: site: missing required key 'addresses'", NULL);
 }
 
@@ -538,6 +538,51 @@ static void test_address_port_claimed_twice(void **state)
 		      NULL);
 }
 
+static void test_allow_list(void **state)
+{
+	struct config *cfg;
+	char text[CONFIG_CIDR_STRLEN];
+
+	(void)state;
+	cfg = parse_ok("sites:\n"
+		       "  - name: shop\n"
+		       "    addresses: [198.51.100.10]\n"
+		       "    allow: [203.0.113.0/24, \"2001:db8:3::/64\", 192.0.2.7, 0.0.0.0/0]\n");
+	assert_int_equal(cfg->sites[0].n_allow, 4);
+	assert_string_equal(config_cidr_str(&cfg->sites[0].allow[0], text, sizeof(text)),
+			    "203.0.113.0/24");
+	assert_string_equal(config_cidr_str(&cfg->sites[0].allow[1], text, sizeof(text)),
+			    "2001:db8:3::/64");
+	/* a single address is its whole length */
+	assert_string_equal(config_cidr_str(&cfg->sites[0].allow[2], text, sizeof(text)),
+			    "192.0.2.7/32");
+	assert_true(config_cidr_contains(&cfg->sites[0].allow[0], AF_INET,
+					 (const uint8_t[]){203, 0, 113, 99}));
+	assert_false(config_cidr_contains(&cfg->sites[0].allow[0], AF_INET,
+					  (const uint8_t[]){203, 0, 114, 1}));
+	assert_true(config_cidr_contains(&cfg->sites[0].allow[3], AF_INET,
+					 (const uint8_t[]){8, 8, 8, 8}));
+	/* a v4 network never matches a v6 source */
+	assert_false(config_cidr_contains(&cfg->sites[0].allow[3], AF_INET6,
+					  (const uint8_t[16]){0}));
+	config_free(cfg);
+	assert_errors("sites:\n"
+		      "  - name: shop\n"
+		      "    addresses: [198.51.100.10]\n"
+		      "    allow: [203.0.113.7/24, 10.0.0.0/33, nonsense, \"2001:db8::/129\", [1]]\n",
+		      "conf.yaml:4:13: allow: '203.0.113.7/24' has host bits set; the network is "
+		      "203.0.113.0/24",
+		      "conf.yaml:4:29: allow: '10.0.0.0/33': the length must be 0 to 32",
+		      "conf.yaml:4:42: allow: 'nonsense' is not an IPv4 or IPv6 network (ADDRESS/LENGTH)",
+		      "conf.yaml:4:52: allow: '2001:db8::/129': the length must be 0 to 128",
+		      "conf.yaml:4:70: allow: expected a single value, found a list", NULL);
+	assert_errors("sites:\n"
+		      "  - name: shop\n"
+		      "    addresses: [198.51.100.10]\n"
+		      "    allow: 203.0.113.0/24\n",
+		      "conf.yaml:4:12: allow: expected a list, found a scalar", NULL);
+}
+
 static void test_several_errors_together(void **state)
 {
 	(void)state;
@@ -558,7 +603,7 @@ static void test_several_errors_together(void **state)
 		"conf.yaml:6:32: addresses: '300.1.1.1' is not an IPv4 or IPv6 address",
 		"conf.yaml:7:13: ports: 70000 is not a port (1-65535)",
 		"conf.yaml:8:5: site: unknown key 'colour' (expected one of: name, addresses, "
-		"ports, state, action, check)",
+		"ports, state, action, check, allow)",
 		"conf.yaml:10:1: unknown key 'extra' (expected one of: hook, backend, queue, "
 		"control, state_file, user, sites, metrics)",
 		NULL);
@@ -874,6 +919,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_duplicate_keys_and_names),
 		cmocka_unit_test(test_address_port_claimed_twice),
 		cmocka_unit_test(test_several_errors_together),
+		cmocka_unit_test(test_allow_list),
 		cmocka_unit_test(test_error_cap),
 		cmocka_unit_test(test_syntax_errors),
 		cmocka_unit_test(test_anchors_and_aliases_rejected),

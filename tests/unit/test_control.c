@@ -262,6 +262,18 @@ static void test_parse_every_command(void **unused)
 	assert_int_equal(PARSE("offline blog reject"), 0);
 	assert_true(req.has_action);
 	assert_int_equal(req.action, SITE_ACTION_REJECT);
+	/* the options of offline: after the action, or without one */
+	assert_int_equal(PARSE("offline blog reject allow=203.0.113.0/24,2001:db8:3::/64 for=60"), 0);
+	assert_true(req.has_action);
+	assert_int_equal(req.n_options, 2);
+	assert_string_equal(req.options[0], "allow=203.0.113.0/24,2001:db8:3::/64");
+	assert_string_equal(req.options[1], "for=60");
+	assert_int_equal(PARSE("offline blog allow=none"), 0);
+	assert_false(req.has_action);
+	assert_int_equal(req.n_options, 1);
+	snprintf(line, sizeof(line), "offline blog until=%lld", (long long)time(NULL) + 3600);
+	assert_int_equal(control_parse_request(line, &req, err, sizeof(err)), 0);
+	assert_int_equal(req.n_options, 1);
 	assert_int_equal(PARSE("online shop"), 0);
 	assert_int_equal(req.command, CONTROL_CMD_ONLINE);
 	assert_int_equal(PARSE("reset shop"), 0);
@@ -277,6 +289,11 @@ static void test_parse_refusals(void **unused)
 		"", "   ", "\t", "HELLO", "hello there", "status xml", "status json json",
 		"stats --json", "offline", "offline blog sideways", "offline blog drop now",
 		"online", "online a b", "reset", "reload now", "quit", "statusjson",
+		"offline blog for=0", "offline blog for=-5", "offline blog for=99999999",
+		"offline blog until=1000", "offline blog until=soon", "offline blog for=5 until=99999999999",
+		"offline blog for=5 for=6", "offline blog allow=10.0.0.1/8", "offline blog allow=",
+		"offline blog allow=10.0.0.0/8 allow=none", "offline blog allow=10.0.0.0/8,,",
+		"online shop for=60", "offline blog for=5 drop",
 	};
 	struct control_request req;
 	char err[256], line[128];
@@ -352,7 +369,8 @@ static void test_hello_status_stats(void **state)
 		 "{\"name\":\"shop\",\"state\":\"online\",\"action\":\"drop\",\"source\":\"config\","
 		 "\"config_state\":\"online\",\"config_action\":\"drop\","
 		 "\"addresses\":[\"198.51.100.10\",\"2001:db8:2::10\"],\"ports\":[443,8443],"
-		 "\"counters\":{\"accepted\":0,\"dropped\":0,\"rejected\":0}}");
+		 "\"counters\":{\"accepted\":0,\"dropped\":0,\"rejected\":0,\"allowed\":0},"
+		 "\"allow\":[],\"allow_source\":\"config\"}");
 	ask_free(f, fd, "stats\n", NULL, "packets        42 ");
 	body = ask(f, fd, "stats json\n", NULL, "\"workers\":{\"packets\":42,");
 	assert_non_null(strstr(body, "\"sites\":{\"total\":2,\"offline\":1,\"runtime\":0,"));
@@ -440,6 +458,22 @@ static void test_changes_and_state_file(void **state)
 	text = state_file_text(f);
 	assert_null(strstr(text, "shop"));
 	free(text);
+
+	/* allow-list and deadline: in the reply, the status and the file */
+	ask_free(f, fd, "offline shop allow=203.0.113.0/24 for=600\n", NULL,
+		 "  allow      203.0.113.0/24 (from runtime)\n  until      ");
+	assert_true(site_allow_is_runtime(shop));
+	assert_true(site_until(shop) > time(NULL) + 590);
+	text = state_file_text(f);
+	assert_non_null(strstr(text, "\nshop offline drop\n+allow shop 203.0.113.0/24\n+until shop "));
+	free(text);
+	ask_free(f, fd, "status json\n", NULL, "\"allow\":[\"203.0.113.0/24\"],\"allow_source\":\"runtime\","
+		 "\"until\":");
+	/* a plain offline sets the whole override: no list, no deadline */
+	ask_free(f, fd, "offline shop\n", NULL, "shop: offline (drop)");
+	assert_false(site_allow_is_runtime(shop));
+	assert_int_equal(site_until(shop), 0);
+	ask_free(f, fd, "reset shop\n", NULL, "from config");
 
 	ask_free(f, fd, "offline nosuch\n", PROTOCOL_ERR_UNKNOWN_SITE, "no site 'nosuch'");
 	ask_free(f, fd, "offline shop sideways\n", PROTOCOL_ERR_USAGE, "unknown action");

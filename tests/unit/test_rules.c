@@ -263,6 +263,17 @@ static const char nft_listing_ok[] =
 	"\t\ttype ipv6_addr . inet_service\n"
 	"\t}\n"
 	"\n"
+	"\tset guard_allow4 {\n"
+	"\t\ttype ipv4_addr . inet_service . ipv4_addr\n"
+	"\t\tflags interval\n"
+	"\t\telements = { 198.51.100.11 . 443 . 203.0.113.0/24 }\n"
+	"\t}\n"
+	"\n"
+	"\tset guard_allow6 {\n"
+	"\t\ttype ipv6_addr . inet_service . ipv6_addr\n"
+	"\t\tflags interval\n"
+	"\t}\n"
+	"\n"
 	"\tchain syn {\n"
 	"\t\ttype filter hook prerouting priority raw; policy accept;\n"
 	"\t\ttcp flags syn / syn,ack meta mark != 0x0000676b ip daddr . tcp dport @managed4 "
@@ -275,6 +286,8 @@ static const char nft_listing_ok[] =
 	"\t\ttype filter hook prerouting priority raw + 10; policy accept;\n"
 	"\t\tmeta mark & 0x20000000 == 0x20000000 meta mark set meta mark & 0xdfffffff accept\n"
 	"\t\tmeta mark 0x0000676b accept\n"
+	"\t\tip daddr . tcp dport . ip saddr @guard_allow4 accept\n"
+	"\t\tip6 daddr . tcp dport . ip6 saddr @guard_allow6 accept\n"
 	"\t\tip frag-off & 16383 == 8192 ip daddr . tcp dport @guard_drop4 counter name \"guard_fragments\" drop\n"
 	"\t\tip frag-off & 16383 == 8192 ip daddr . tcp dport @guard_reject4 counter name \"guard_fragments\" drop\n"
 	"\t\tfrag more-fragments 1 frag frag-off 0 ip6 daddr . tcp dport @guard_drop6 counter name \"guard_fragments\" drop\n"
@@ -319,7 +332,7 @@ static void test_nft_listing(void **state)
 	assert_int_equal(rules_nft_listing_check(text, "prerouting", 3, 0, why, sizeof(why)), -1);
 	free(text);
 	/* its sets and counters */
-	assert_int_equal(rules_nft_guard_elements(nft_listing_ok), 1);
+	assert_int_equal(rules_nft_guard_elements(nft_listing_ok), 2);
 	text = replace(nft_listing_ok, "set guard_reject6", "set other6");
 	assert_int_equal(rules_nft_guard_elements(text), -1);
 	free(text);
@@ -338,6 +351,7 @@ static const char guard_yaml[] =
 	"  - name: blog\n"
 	"    addresses: [198.51.100.11, \"2001:db8:2::11\"]\n"
 	"    state: offline\n"
+	"    allow: [203.0.113.0/24, \"2001:db8:ff::/48\"]\n"
 	"  - name: wiki\n"
 	"    addresses: [198.51.100.12]\n"
 	"    ports: [443, 8443]\n"
@@ -362,6 +376,8 @@ static void test_guard_set(void **state)
 	(void)state;
 	assert_int_equal(guard_set_build(&a, sites), 0);
 	assert_int_equal(a.count, 4);
+	/* blog's allow-list: one network per family, for its one port */
+	assert_int_equal(a.n_allows, 2);
 	assert_int_equal(guard_set_build(&b, sites), 0);
 	assert_true(guard_set_equal(&a, &b));
 	/* a toggle changes the set; the action counts too */
@@ -411,7 +427,13 @@ static void test_guard_nft_text(void **state)
 			    "198.51.100.12 . 8443 }\n"
 			    "flush set inet gatekeeper guard_drop6\n"
 			    "add element inet gatekeeper guard_drop6 { 2001:db8:2::11 . 443 }\n"
-			    "flush set inet gatekeeper guard_reject6\n\n");
+			    "flush set inet gatekeeper guard_reject6\n\n"
+			    "flush set inet gatekeeper guard_allow4\n"
+			    "add element inet gatekeeper guard_allow4 { 198.51.100.11 . 443 . 203.0.113.0/24 }\n"
+			    "flush set inet gatekeeper guard_allow6\n"
+			    "add element inet gatekeeper guard_allow6 { 2001:db8:2::11 . 443 . 2001:db8:ff::/48 }\n");
+	assert_non_null(strstr(text, "elements = { 198.51.100.11 . 443 . 203.0.113.0/24 }"));
+	assert_non_null(strstr(text, "ip daddr . tcp dport . ip saddr @guard_allow4 accept\n"));
 	free(update);
 	free(text);
 	guard_set_free(&guard);
@@ -450,6 +472,8 @@ static void test_guard_xt_text(void **state)
 	/* a toggle: only the offline chain, counters kept */
 	v6 = rules_render_xt_guard(cfg, &guard, AF_INET6, false, 0);
 	assert_string_equal(v6, "*mangle\n:GATEKEEPER_OFFLINE - [0:0]\n"
+				"-A GATEKEEPER_OFFLINE -s 2001:db8:ff::/48 -d 2001:db8:2::11 -p tcp -m tcp "
+				"--dport 443 -j RETURN\n"
 				"-A GATEKEEPER_OFFLINE -d 2001:db8:2::11 -p tcp -m tcp --dport 443 "
 				"-m frag --fragfirst --fragmore -j GATEKEEPER_FRAGMENT\n"
 				"-A GATEKEEPER_OFFLINE -d 2001:db8:2::11 -p tcp -m tcp --dport 443 "
@@ -489,8 +513,8 @@ static const char xt_guard_save_ok[] =
 	"[2:120] -A GATEKEEPER_REJECT -j DROP\n"
 	"COMMIT\n";
 
-static int xt_guard_scan_text(const char *text, size_t want, struct rules_xt_guard_scan *scan,
-			      char *why, size_t len)
+static int xt_guard_scan_allows(const char *text, size_t want, size_t want_allows,
+				struct rules_xt_guard_scan *scan, char *why, size_t len)
 {
 	char *copy = strdup(text), *save = NULL;
 
@@ -498,7 +522,13 @@ static int xt_guard_scan_text(const char *text, size_t want, struct rules_xt_gua
 	for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
 		rules_xt_guard_scan_line(scan, line);
 	free(copy);
-	return rules_xt_guard_scan_verdict(scan, want, why, len);
+	return rules_xt_guard_scan_verdict(scan, want, want_allows, why, len);
+}
+
+static int xt_guard_scan_text(const char *text, size_t want, struct rules_xt_guard_scan *scan,
+			      char *why, size_t len)
+{
+	return xt_guard_scan_allows(text, want, 0, scan, why, len);
 }
 
 static void test_xt_guard_scan(void **state)
@@ -523,6 +553,15 @@ static void test_xt_guard_scan(void **state)
 	free(text);
 	text = replace(xt_guard_save_ok, "[2:120] -A GATEKEEPER_REJECT -j DROP\n", "");
 	assert_int_equal(xt_guard_scan_text(text, 1, &scan, why, sizeof(why)), -1);
+	free(text);
+	/* an allowed source: one RETURN rule more, expected or not */
+	text = replace(xt_guard_save_ok, "[4:112] -A GATEKEEPER_OFFLINE -d 198.51.100.11/32",
+		       "[0:0] -A GATEKEEPER_OFFLINE -s 203.0.113.0/24 -d 198.51.100.11/32 -p tcp -m tcp "
+		       "--dport 443 -j RETURN\n[4:112] -A GATEKEEPER_OFFLINE -d 198.51.100.11/32");
+	assert_int_equal(xt_guard_scan_allows(text, 1, 1, &scan, why, sizeof(why)), 0);
+	assert_int_equal(xt_guard_scan_allows(text, 1, 0, &scan, why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "has 3 rules, want 2"));
+	assert_int_equal(xt_guard_scan_allows(xt_guard_save_ok, 1, 1, &scan, why, sizeof(why)), -1);
 	free(text);
 }
 

@@ -217,6 +217,60 @@ static void test_override_and_reset(void **state)
 	config_free(cfg);
 }
 
+/* While offline, a source on the allow-list is accepted and counted as
+ * allowed; a run-time list replaces the config's. */
+static void test_decide_with_allow_list(void **state)
+{
+	static const char yaml[] = "sites:\n"
+				   "  - name: shop\n"
+				   "    addresses: [198.51.100.10]\n"
+				   "    state: offline\n"
+				   "    action: reject\n"
+				   "    allow: [203.0.113.0/24, \"2001:db8:3::/64\"]\n";
+	static const uint8_t ops4[4] = {203, 0, 113, 9}, public4[4] = {192, 0, 2, 100};
+	static const uint8_t ops6[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 3, [15] = 1};
+	struct config_errors errors = {0};
+	struct config *cfg = config_parse("t.yaml", yaml, sizeof(yaml) - 1, &errors);
+	struct sites *sites;
+	struct site *site;
+	struct config_cidr net;
+	struct site_counters c;
+	char err[128];
+
+	(void)state;
+	assert_non_null(cfg);
+	sites = sites_create(cfg);
+	site = sites_find(sites, "shop");
+	assert_int_equal(site_decide_from(site, 0, AF_INET, ops4), SITE_VERDICT_ACCEPT);
+	assert_int_equal(site_decide_from(site, 0, AF_INET6, ops6), SITE_VERDICT_ACCEPT);
+	assert_int_equal(site_decide_from(site, 0, AF_INET, public4), SITE_VERDICT_REJECT);
+	/* the v4 bytes of a v6 source are no v4 source */
+	assert_int_equal(site_decide_from(site, 0, AF_INET6, (const uint8_t[16]){203, 0, 113, 9}),
+			 SITE_VERDICT_REJECT);
+	site_get_counters(site, &c);
+	assert_int_equal(c.allowed, 2);
+	assert_int_equal(c.rejected, 2);
+	assert_int_equal(c.accepted, 0);
+	/* run time: only 192.0.2.0/24 now */
+	assert_int_equal(config_parse_cidr("192.0.2.0/24", &net, err, sizeof(err)), 0);
+	assert_null(site_swap_allow(site, site_allow_new(&net, 1)));
+	assert_true(site_allow_is_runtime(site));
+	assert_int_equal(site_decide_from(site, 0, AF_INET, public4), SITE_VERDICT_ACCEPT);
+	assert_int_equal(site_decide_from(site, 0, AF_INET, ops4), SITE_VERDICT_REJECT);
+	/* online: everyone, counted as accepted */
+	site_set_override(site, SITE_ONLINE, SITE_ACTION_REJECT);
+	assert_int_equal(site_decide_from(site, 0, AF_INET, public4), SITE_VERDICT_ACCEPT);
+	site_get_counters(site, &c);
+	assert_int_equal(c.accepted, 1);
+	assert_int_equal(c.allowed, 3);
+	/* back to the config's list; the caller frees the one it replaced */
+	free(site_swap_allow(site, NULL));
+	assert_false(site_allow_is_runtime(site));
+	assert_int_equal(site_allow_list(site)->count, 2);
+	sites_free(sites);
+	config_free(cfg);
+}
+
 static void test_carry_over(void **state)
 {
 	static const uint16_t ports[] = {443};
@@ -259,6 +313,7 @@ int main(void)
 		cmocka_unit_test(test_decide_and_counters),
 		cmocka_unit_test(test_override_and_reset),
 		cmocka_unit_test(test_carry_over),
+		cmocka_unit_test(test_decide_with_allow_list),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -360,6 +361,102 @@ static void test_collect_and_restore(void **unused)
 	free(path);
 }
 
+/* Allow-lists and deadlines ride along in "+" lines; a file of the
+ * format before them (no "+" lines) loads as it always did. */
+static void test_allow_and_until_roundtrip(void **unused)
+{
+	char *path = path_in("state"), *text, err[256];
+	struct state_set set = {0}, back = {0};
+	struct config_cidr nets[2];
+	struct site_allow *allow;
+	const struct state_entry *e;
+	size_t bad = 99;
+
+	(void)unused;
+	assert_int_equal(config_parse_cidr("203.0.113.0/24", &nets[0], err, sizeof(err)), 0);
+	assert_int_equal(config_parse_cidr("2001:db8:3::/64", &nets[1], err, sizeof(err)), 0);
+	allow = site_allow_new(nets, 2);
+	assert_int_equal(state_set_put(&set, "shop", SITE_OFFLINE, SITE_ACTION_REJECT), 0);
+	assert_int_equal(state_set_extend(&set, "shop", allow, 1798000000), 0);
+	assert_int_equal(state_set_put(&set, "blog", SITE_OFFLINE, SITE_ACTION_DROP), 0);
+	free(allow);
+	allow = site_allow_new(NULL, 0); /* --allow none */
+	assert_int_equal(state_set_extend(&set, "blog", allow, 0), 0);
+	free(allow);
+	assert_int_equal(state_set_extend(&set, "nosuch", NULL, 5), -1);
+	assert_int_equal(state_save(path, &set, err, sizeof(err)), 0);
+	text = read_file(path);
+	assert_non_null(strstr(text, "\nshop offline reject\n+allow shop 203.0.113.0/24 2001:db8:3::/64\n"
+				     "+until shop 1798000000\n"));
+	assert_non_null(strstr(text, "\nblog offline drop\n+allow blog\n"));
+	free(text);
+	assert_int_equal(state_load(path, &back, &bad, err, sizeof(err)), 0);
+	assert_int_equal(bad, 0);
+	e = state_set_find(&back, "shop");
+	assert_non_null(e);
+	assert_int_equal(e->until, 1798000000);
+	assert_non_null(e->allow);
+	assert_int_equal(e->allow->count, 2);
+	assert_int_equal(e->allow->nets[1].prefix, 64);
+	e = state_set_find(&back, "blog");
+	assert_int_equal(e->until, 0);
+	assert_non_null(e->allow);
+	assert_int_equal(e->allow->count, 0);
+	state_set_free(&back);
+
+	/* today's format, exactly as the version before wrote it */
+	static const char today[] = "gatekeeper-state 1\n"
+				    "# run-time overrides of gatekeeperd; written by the daemon, do not edit\n"
+				    "shop offline reject\nblog online drop\n";
+	assert_int_equal(parse(today, sizeof(today) - 1, &back, &bad, err, sizeof(err)), 0);
+	assert_int_equal(bad, 0);
+	assert_int_equal(back.count, 2);
+	assert_null(state_set_find(&back, "shop")->allow);
+	assert_int_equal(state_set_find(&back, "shop")->until, 0);
+	state_set_free(&back);
+
+	/* "+" lines that cannot be understood are skipped, the override kept */
+	static const char odd[] = "gatekeeper-state 1\n+until shop 5\nshop offline drop\n"
+				  "+until shop soon\n+allow shop 10.0.0.1/8\n+until shop 0\n";
+	assert_int_equal(parse(odd, sizeof(odd) - 1, &back, &bad, err, sizeof(err)), 0);
+	assert_int_equal(bad, 4);
+	assert_non_null(strstr(err, "line 2: "));
+	assert_int_equal(state_set_find(&back, "shop")->state, SITE_OFFLINE);
+	assert_null(state_set_find(&back, "shop")->allow);
+	state_set_free(&back);
+	state_set_free(&set);
+	free(path);
+}
+
+/* A deadline that passed while no daemon ran: the site starts with its
+ * config state, and the file is rewritten without the override. */
+static void test_restore_deadline(void **unused)
+{
+	struct config *cfg = test_config();
+	struct sites *sites = sites_create(cfg);
+	char *path = path_in("state"), *text, saved[256];
+
+	(void)unused;
+	snprintf(saved, sizeof(saved),
+		 "gatekeeper-state 1\nshop offline drop\n+until shop 1000\n"
+		 "blog offline reject\n+allow blog 203.0.113.0/24\n+until blog %lld\n",
+		 (long long)time(NULL) + 3600);
+	write_file(path, saved, strlen(saved));
+	state_restore(path, sites);
+	assert_int_equal(site_source(sites_find(sites, "shop")), SITE_SOURCE_CONFIG);
+	assert_int_equal(site_state(sites_find(sites, "shop")), SITE_ONLINE);
+	assert_int_equal(site_source(sites_find(sites, "blog")), SITE_SOURCE_RUNTIME);
+	assert_true(site_until(sites_find(sites, "blog")) > time(NULL));
+	assert_true(site_allow_is_runtime(sites_find(sites, "blog")));
+	text = read_file(path);
+	assert_null(strstr(text, "shop"));
+	assert_non_null(strstr(text, "+allow blog 203.0.113.0/24\n"));
+	free(text);
+	sites_free(sites);
+	config_free(cfg);
+	free(path);
+}
+
 static int make_dir(void **unused)
 {
 	const char *tmp = getenv("TMPDIR");
@@ -389,6 +486,8 @@ int main(void)
 		cmocka_unit_test(test_parse_long_lines),
 		cmocka_unit_test(test_parse_truncated_everywhere),
 		cmocka_unit_test(test_collect_and_restore),
+		cmocka_unit_test(test_allow_and_until_roundtrip),
+		cmocka_unit_test(test_restore_deadline),
 	};
 
 	return cmocka_run_group_tests(tests, make_dir, remove_dir);

@@ -1,0 +1,215 @@
+#include "maintenance.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "engine.h"
+#include "health.h"
+#include "log.h"
+#include "state.h"
+
+/* "203.0.113.0/24,2001:db8:ff::/48" or "none". */
+static int parse_allow(const char *list, struct maintenance_opts *opts, char *err, size_t err_len)
+{
+	struct config_cidr nets[CONFIG_MAX_ALLOW];
+	size_t n = 0;
+	char word[CONFIG_CIDR_STRLEN];
+
+	if (strcmp(list, "none") != 0) {
+		for (const char *p = list;; p++) {
+			size_t len = strcspn(p, ",");
+
+			if (n == CONFIG_MAX_ALLOW) {
+				snprintf(err, err_len, "allow: more than %d networks", CONFIG_MAX_ALLOW);
+				return -1;
+			}
+			if (len == 0 || len >= sizeof(word)) {
+				snprintf(err, err_len, "allow: an empty or overlong network in '%.64s'", list);
+				return -1;
+			}
+			memcpy(word, p, len);
+			word[len] = '\0';
+			if (config_parse_cidr(word, &nets[n++], err, err_len) < 0)
+				return -1;
+			p += len;
+			if (!*p)
+				break;
+		}
+	}
+	free(opts->allow);
+	opts->allow = site_allow_new(nets, n);
+	if (!opts->allow) {
+		snprintf(err, err_len, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* A decimal number of seconds (for=) or a Unix time (until=). */
+static int parse_seconds(const char *text, int64_t *out)
+{
+	char *end;
+	long long v;
+
+	if (!*text || strspn(text, "0123456789") != strlen(text))
+		return -1;
+	errno = 0;
+	v = strtoll(text, &end, 10);
+	if (errno || *end)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int maintenance_parse_option(const char *word, struct maintenance_opts *opts, int64_t now_s,
+			     char *err, size_t err_len)
+{
+	int64_t v;
+
+	if (strncmp(word, "allow=", 6) == 0)
+		return parse_allow(word + 6, opts, err, err_len) < 0 ? -1 : 1;
+	if (strncmp(word, "for=", 4) != 0 && strncmp(word, "until=", 6) != 0)
+		return 0;
+	if (opts->until) {
+		snprintf(err, err_len, "give one deadline: for= or until=, once");
+		return -1;
+	}
+	if (parse_seconds(strchr(word, '=') + 1, &v) < 0) {
+		snprintf(err, err_len, "'%.32s': a whole number of seconds is expected", word);
+		return -1;
+	}
+	if (word[0] == 'f')
+		v = v > MAINTENANCE_MAX_SECONDS ? MAINTENANCE_MAX_SECONDS + 1 : now_s + v;
+	if (v - now_s < MAINTENANCE_MIN_SECONDS) {
+		snprintf(err, err_len, "'%.32s': the deadline is not in the future", word);
+		return -1;
+	}
+	if (v - now_s > MAINTENANCE_MAX_SECONDS) {
+		snprintf(err, err_len, "'%.32s': the deadline is more than %d days away",
+			 word, MAINTENANCE_MAX_SECONDS / 86400);
+		return -1;
+	}
+	opts->until = v;
+	return 1;
+}
+
+void maintenance_opts_free(struct maintenance_opts *opts)
+{
+	free(opts->allow);
+	opts->allow = NULL;
+	opts->until = 0;
+}
+
+/* A scan of every site per round of the main loop: a few ns a site, and
+ * it spares every path that sets a deadline from keeping an index. */
+int maintenance_timeout_ms(const struct sites *sites)
+{
+	int64_t next = 0, now_ms, wait;
+
+	for (size_t i = 0; i < sites_count(sites); i++) {
+		int64_t until = site_until(sites_at(sites, i));
+
+		if (until && (!next || until < next))
+			next = until;
+	}
+	if (!next)
+		return -1;
+	now_ms = clock_wall_ms();
+	wait = next * 1000 - now_ms;
+	return wait <= 0 ? 0 : wait > 60000 ? 60000 : (int)wait;
+}
+
+static void end_override(struct engine *engine, struct site *site)
+{
+	char when[32];
+	enum site_state was = site_state(site);
+
+	site_clear_override(site);
+	engine_set_allow(engine, site, NULL);
+	log_info("site %s: the %s override ended at its deadline %s; back to %s (%s, from %s)",
+		 site_name(site), config_state_name(was),
+		 state_time_text(site_until(site), when, sizeof(when)),
+		 config_state_name(site_state(site)), config_action_name(site_action(site)),
+		 site_source_name(site_source(site)));
+	site_set_until(site, 0);
+}
+
+void maintenance_expire(struct engine *engine)
+{
+	struct sites *sites = engine_sites(engine);
+	int64_t now_s = clock_wall_ms() / 1000;
+	struct state_set set = {0};
+	size_t ended = 0;
+	char err[512];
+
+	for (size_t i = 0; i < sites_count(sites); i++) {
+		struct site *site = sites_at(sites, i);
+		int64_t until = site_until(site);
+
+		if (!until || until > now_s)
+			continue;
+		end_override(engine, site);
+		ended++;
+	}
+	if (!ended)
+		return;
+	/* an auto site goes back to what its check says, not to online */
+	health_apply(engine_health(engine), sites);
+	engine_guard_sync(engine);
+	/* unlike a toggle, the change is made even when the file cannot be
+	 * written: the file's deadline has passed too, so a restart ends the
+	 * override all the same */
+	snprintf(err, sizeof(err), "out of memory");
+	if (state_collect(sites, &set) < 0 ||
+	    state_save(engine_config(engine)->state_file, &set, err, sizeof(err)) < 0)
+		log_warn("state file not rewritten after a deadline: %s", err);
+	state_set_free(&set);
+}
+
+static void allow_list_text(const struct site_allow *allow, struct strbuf *b)
+{
+	char net[CONFIG_CIDR_STRLEN];
+
+	if (!allow || !allow->count)
+		strbuf_puts(b, " none");
+	for (size_t i = 0; allow && i < allow->count; i++)
+		strbuf_printf(b, " %s", config_cidr_str(&allow->nets[i], net, sizeof(net)));
+}
+
+void maintenance_status_text(const struct site *site, int64_t now_s, struct strbuf *b)
+{
+	const struct site_allow *allow = site_allow_list(site);
+	int64_t until = site_until(site), left = until - now_s;
+	char when[32];
+
+	if (allow || site_allow_is_runtime(site)) {
+		strbuf_puts(b, "  allow     ");
+		allow_list_text(allow, b);
+		strbuf_printf(b, " (from %s)\n", site_allow_is_runtime(site) ? "runtime" : "config");
+	}
+	if (until)
+		strbuf_printf(b, "  until      %s (in %" PRId64 "h%02" PRId64 "m%02" PRId64 "s)\n",
+			      state_time_text(until, when, sizeof(when)), left < 0 ? 0 : left / 3600,
+			      left < 0 ? 0 : left / 60 % 60, left < 0 ? 0 : left % 60);
+}
+
+void maintenance_status_json(const struct site *site, int64_t now_s, struct strbuf *b)
+{
+	const struct site_allow *allow = site_allow_list(site);
+	int64_t until = site_until(site);
+	char net[CONFIG_CIDR_STRLEN];
+
+	strbuf_puts(b, ",\"allow\":[");
+	for (size_t i = 0; allow && i < allow->count; i++) {
+		strbuf_puts(b, i ? "," : "");
+		strbuf_json_string(b, config_cidr_str(&allow->nets[i], net, sizeof(net)));
+	}
+	strbuf_printf(b, "],\"allow_source\":\"%s\"",
+		      site_allow_is_runtime(site) ? "runtime" : "config");
+	if (until)
+		strbuf_printf(b, ",\"until\":%" PRId64 ",\"seconds_left\":%" PRId64, until,
+			      until > now_s ? until - now_s : 0);
+}
