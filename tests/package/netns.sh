@@ -97,13 +97,16 @@ no_gk_rules() {
 	return 1
 }
 
-# One set of rules: the nft table once, or the xt chain jumped to once per
-# family (a restart that left the old rules would show two).
+# One set of rules: the nft table once, or the xt queueing chain and the
+# guard's entry chain each jumped to once per family (a restart that left
+# the old rules would show two).
 gk_rules_once() {
-	local rs tables jumps
+	local rs tables jumps guard_jumps
 	rs=$(ip netns exec "$NS_G" nft list ruleset)
 	tables=$(grep -c '^table inet gatekeeper' <<<"$rs")
-	jumps=$(grep -c 'jump GATEKEEPER' <<<"$rs")
-	echo "table inet gatekeeper: $tables, jumps to GATEKEEPER: $jumps"
-	[[ $tables == 1 && $jumps == 0 ]] || [[ $tables == 0 && $jumps == 2 ]]
+	jumps=$(grep -c 'jump GATEKEEPER$' <<<"$rs")
+	guard_jumps=$(grep -c 'jump GATEKEEPER_GUARD$' <<<"$rs")
+	echo "table inet gatekeeper: $tables, jumps to GATEKEEPER: $jumps, to GATEKEEPER_GUARD: $guard_jumps"
+	[[ $tables == 1 && $jumps == 0 && $guard_jumps == 0 ]] ||
+		[[ $tables == 0 && $jumps == 2 && $guard_jumps == 2 ]]
 }
