@@ -4,8 +4,8 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "clock.h"
 #include "guard.h"
 #include "health.h"
 #include "log.h"
@@ -26,14 +26,6 @@ struct engine {
 	struct health *health;
 	uint64_t reloads_ok, reloads_failed;
 };
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* A guard left by an instance that died kept deciding while no daemon
  * did: say what it did, and keep counting from there. */
@@ -218,11 +210,11 @@ int engine_guard_sync(struct engine *engine)
 	}
 	/* a kernel that keeps refusing is asked again once a second, not on
 	 * every turn of the main loop */
-	if (engine->guard_stale && now_ms() < engine->guard_retry_ms) {
+	if (engine->guard_stale && clock_now_ms() < engine->guard_retry_ms) {
 		guard_set_free(&now);
 		return -1;
 	}
-	engine->guard_retry_ms = now_ms() + 1000;
+	engine->guard_retry_ms = clock_now_ms() + 1000;
 	if (rules_guard_update(engine->backend, engine->cfg, &now) < 0) {
 		if (!engine->guard_stale)
 			log_error("the kernel refused the guard's update: while no daemon decides, "

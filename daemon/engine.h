@@ -43,7 +43,8 @@ const struct workers *engine_workers(const struct engine *engine);
 
 /* Brings the kernel guard in line with the sites' states; call after any
  * change of state (toggle, check, reset). Cheap when nothing changed. A
- * refused update is logged and retried at the next call. 0 or -1. */
+ * refused update is logged and retried by a later call, at most once a
+ * second. 0 or -1. */
 int engine_guard_sync(struct engine *engine);
 /* Puts SITE's run-time allow-list RUNTIME in force (taken; NULL: the
  * config's), and frees the one it replaces once no worker can read it. */

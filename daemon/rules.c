@@ -829,23 +829,32 @@ int rules_guard_update(enum rules_backend backend, const struct config *cfg,
 static const char *const nft_guard_counters[] = {"guard_syn_dropped", "guard_syn_rejected",
 						 "guard_fragments"};
 
-static int nft_guard_read(struct guard_counters *out)
+/* The guard's three named counters in an nft LISTING into OUT; false
+ * (OUT zero) when one is missing: a table without a guard. */
+static bool nft_parse_guard_counters(const char *listing, struct guard_counters *out)
 {
-	char *listing = rules_nft_output("list counters table inet " RULES_NFT_TABLE, false, NULL, 0);
 	long long v[3];
 
 	memset(out, 0, sizeof(*out));
-	if (!listing)
-		return 0; /* no table: nothing installed */
 	for (size_t i = 0; i < 3; i++)
-		v[i] = rules_nft_counter_packets(listing, nft_guard_counters[i]);
-	free(listing);
-	if (v[0] < 0 || v[1] < 0 || v[2] < 0)
-		return 0; /* a table without a guard (an older version's) */
+		if ((v[i] = rules_nft_counter_packets(listing, nft_guard_counters[i])) < 0)
+			return false;
 	out->syn_dropped = (uint64_t)v[0];
 	out->syn_rejected = (uint64_t)v[1];
 	out->fragments = (uint64_t)v[2];
-	return 1;
+	return true;
+}
+
+static int nft_guard_read(struct guard_counters *out)
+{
+	char *listing = rules_nft_output("list counters table inet " RULES_NFT_TABLE, false, NULL, 0);
+	bool found = listing && nft_parse_guard_counters(listing, out);
+
+	/* no table (nothing installed), or an older version's without a guard */
+	if (!found)
+		memset(out, 0, sizeof(*out));
+	free(listing);
+	return found ? 1 : 0;
 }
 
 int rules_guard_read(enum rules_backend backend, const struct config *cfg,
@@ -1082,14 +1091,8 @@ static int nft_check(const struct config *cfg, const struct guard_set *guard,
 	}
 	rc = rules_nft_listing_check(listing, config_hook_name(cfg->hook), terse ? -1 : (long)n4,
 				     terse ? -1 : (long)n6, why, why_len) == 0;
-	if (rc && seen) {
-		long long v[3];
-		for (size_t i = 0; i < 3; i++)
-			v[i] = rules_nft_counter_packets(listing, nft_guard_counters[i]);
-		seen->syn_dropped = v[0] > 0 ? (uint64_t)v[0] : 0;
-		seen->syn_rejected = v[1] > 0 ? (uint64_t)v[1] : 0;
-		seen->fragments = v[2] > 0 ? (uint64_t)v[2] : 0;
-	}
+	if (rc && seen)
+		nft_parse_guard_counters(listing, seen);
 	if (rc && !terse) {
 		long want = guard_count(guard, AF_INET) + guard_count(guard, AF_INET6) +
 			    (long)(guard ? guard->n_allows : 0);

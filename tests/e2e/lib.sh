@@ -118,6 +118,19 @@ e2e_begin() {
 	trap cleanup EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
+	sweep_stale_namespaces
+}
+
+# A run killed with SIGKILL (a harness's hard stop) never ran its trap: its
+# namespaces, named gk-PID-..., outlive it. Those whose PID is gone are
+# removed here, by the next run.
+sweep_stale_namespaces() {
+	local ns
+	for ns in $(ip netns list 2>/dev/null | awk '{ print $1 }'); do
+		[[ $ns =~ ^gk-([0-9]+)- ]] || continue
+		[[ -d /proc/${BASH_REMATCH[1]} ]] && continue
+		ip netns del "$ns" 2>/dev/null && log "removed $ns, left by a killed run"
+	done
 }
 
 cleanup() {
