@@ -5,7 +5,8 @@
 #      already pick (iptables-nft, iptables-legacy), the backend-dependent
 #      tests;
 #   2. Debian's stock kernel in qemu (run-in-vm.sh), where auto must pick
-#      the native nft backend (whole suite), then xt-nft and xt-legacy
+#      the native nft backend (every e2e test but those of the daemon's
+#      user-space side, suite e2e-userspace), then xt-nft and xt-legacy
 #      forced (the backend-dependent tests);
 #   3. the same kernel with systemd as PID 1 running the installed
 #      gatekeeper.service (systemd-unit.sh): one more test.
@@ -59,7 +60,7 @@ echo "=== Debian's stock kernel in qemu (TCG)"
 # TCG runs the guest 5-15x slower: longer readiness polls and timeouts.
 bash tests/qemu/run-in-vm.sh --timeout 3000 -- \
 	env E2E_TIMEOUT_MULTIPLIER=3 WAIT_TIMEOUT=30 \
-	bash tests/qemu/e2e-flavours.sh "$builddir" auto=nft --only "$xt_tests" xt-nft xt-legacy \
+	bash tests/qemu/e2e-flavours.sh "$builddir" --no-suite e2e-userspace auto=nft --only "$xt_tests" xt-nft xt-legacy \
 	2>&1 | tee "$log"
 add_counts "${PIPESTATUS[0]}"
 
