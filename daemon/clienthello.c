@@ -62,36 +62,12 @@ static enum clienthello_status invalid(struct clienthello *out, const char *why)
 	return CLIENTHELLO_INVALID;
 }
 
-/* RFC 6066 3: the name as the client wrote it, checked to be a DNS host
- * name (no NUL, no spaces, no empty label) and kept lower-cased. */
+/* RFC 6066 3: the name as the client wrote it, kept only if it is a
+ * host name (no NUL, no spaces, no empty label). */
 static bool take_host_name(const uint8_t *name, size_t len, struct clienthello *out)
 {
-	size_t label = 0;
-
-	if (len > 0 && name[len - 1] == '.')
-		len--;
-	if (len == 0 || len > CLIENTHELLO_NAME_MAX)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		uint8_t c = name[i];
-
-		if (c >= 'A' && c <= 'Z')
-			c = (uint8_t)(c - 'A' + 'a');
-		if (c == '.') {
-			if (label == 0)
-				return false;
-			label = 0;
-		} else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_') {
-			if (++label > 63)
-				return false;
-		} else {
-			return false;
-		}
-		out->name[i] = (char)c;
-	}
-	out->name[len] = '\0';
-	out->name_len = len;
-	return true;
+	out->name_len = server_name_canonical(name, len, out->name);
+	return out->name_len > 0;
 }
 
 /* The server_name extension's body: a list of names, of which a client

@@ -20,11 +20,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "server_names.h"
+
 /* The most of a client's first bytes we look at: 4 records' worth of a
  * ClientHello and its record headers. */
 #define CLIENTHELLO_MAX 8192
-/* A DNS name: 253 characters written without the trailing dot. */
-#define CLIENTHELLO_NAME_MAX 253
 
 enum clienthello_status {
 	CLIENTHELLO_NEED_MORE, /* a valid start: the rest is still to come */
@@ -34,10 +34,9 @@ enum clienthello_status {
 };
 
 struct clienthello {
-	/* CLIENTHELLO_NAME: the host name, lower-cased, without a trailing
-	 * dot, checked to be a DNS name (letters, digits, '-', '_', dots
-	 * between non-empty labels). */
-	char name[CLIENTHELLO_NAME_MAX + 1];
+	/* CLIENTHELLO_NAME: the host name in canonical form
+	 * (server_name_canonical()). */
+	char name[SERVER_NAME_MAX + 1];
 	size_t name_len;
 	/* The bytes the ClientHello took, records included (NAME and
 	 * NO_NAME): what must be held before deciding. */

@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void check_name(const struct clienthello *ch)
 {
-	CHECK(ch->name_len > 0 && ch->name_len <= CLIENTHELLO_NAME_MAX);
+	CHECK(ch->name_len > 0 && ch->name_len <= SERVER_NAME_MAX);
 	CHECK(strlen(ch->name) == ch->name_len);
 	CHECK(ch->name[0] != '.' && ch->name[ch->name_len - 1] != '.');
 	for (size_t i = 0; i < ch->name_len; i++) {
