@@ -52,7 +52,7 @@ make_accounts() {
 }
 
 remove_accounts() {
-	((ACCOUNTS_MADE >= 2)) && userdel "$DAEMON_USER" 2>/dev/null
+	((ACCOUNTS_MADE >= 2)) && ! userdel "$DAEMON_USER" && ps -u "$DAEMON_USER" -o pid,args
 	getent group "$DAEMON_USER" >/dev/null && groupdel "$DAEMON_USER" 2>/dev/null
 	((ACCOUNTS_MADE >= 1)) && groupdel "$CTL_GROUP" 2>/dev/null
 	ACCOUNTS_MADE=0
@@ -72,12 +72,13 @@ hardening_cleanup() {
 	cleanup
 }
 
-as_daemon_user() { setpriv --reuid "$DAEMON_USER" --regid "$DAEMON_USER" --clear-groups "$@"; }
-# as_member N CMD...: CMD as the Nth member uid, in control.group only
+# as_daemon_user CMD..., as_member N CMD... (the Nth member uid, in
+# control.group only): exec, so that CMD & gives CMD's own pid to end
+as_daemon_user() { exec setpriv --reuid "$DAEMON_USER" --regid "$DAEMON_USER" --clear-groups "$@"; }
 as_member() {
 	local uid=$((MEMBER_BASE + $1))
 	shift
-	setpriv --reuid "$uid" --regid "$uid" --groups "$(getent group "$CTL_GROUP" | cut -d: -f3)" "$@"
+	exec setpriv --reuid "$uid" --regid "$uid" --groups "$CTL_GID" "$@"
 }
 
 file_id() { stat -c '%u:%g %a' "$1"; }
@@ -195,7 +196,7 @@ unsafe_directories() {
 
 first_request_deadline() {
 	local t
-	as_member 0 "$TMP/ctl_hold.py" "$SOCK" silent >"$TMP/silent.out" 2>&1
+	(as_member 0 "$TMP/ctl_hold.py" "$SOCK" silent) >"$TMP/silent.out" 2>&1
 	cat "$TMP/silent.out"
 	t=$(awk '/closed after/ { print $3 }' "$TMP/silent.out")
 	[[ -n $t ]] && grep -q 'ERR timeout' "$TMP/silent.out" &&
@@ -210,7 +211,7 @@ busy_retried() {
 	cat "$TMP/hold-retry.out"
 	grep -q 'ready held=16 refused=0' "$TMP/hold-retry.out" || return 1
 	start=$(now_ms)
-	as_member 1 "$TMP/gatekeeperctl" -s "$SOCK" status >"$TMP/retry.out" 2>&1
+	(as_member 1 "$TMP/gatekeeperctl" -s "$SOCK" status) >"$TMP/retry.out" 2>&1
 	status=$?
 	end=$(now_ms)
 	echo "gatekeeperctl status as the same uid: exit $status after $((end - start)) ms"
@@ -230,7 +231,7 @@ fair_slots() {
 	check "a member uid asking for 64 connections gets 16 (the per-uid cap), 4 such take every slot" \
 		eval "grep -h '^ready' $TMP/hold-[2-5].out; (( \$(grep -l 'ready held=16 refused=48' $TMP/hold-[2-5].out | wc -l) == 4 ))"
 	check "with every slot taken, a fifth member is refused busy" eval \
-		"as_member 0 $TMP/ctl_hold.py $SOCK hold 1 100 0 | tee /dev/stderr | grep -q 'held=0 refused=1'"
+		"(as_member 0 $TMP/ctl_hold.py $SOCK hold 1 100 0) | tee /dev/stderr | grep -q 'held=0 refused=1'"
 	start=$(now_ms)
 	"$GATEKEEPERCTL" -s "$SOCK" status >"$TMP/root1.out" 2>&1
 	status=$?
