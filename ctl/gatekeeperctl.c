@@ -21,7 +21,11 @@ enum { EXIT_DONE = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
 
 /* A reload runs iptables-restore or nft: give it time before giving up. */
 #define REPLY_TIMEOUT_S 60
-#define BUSY_RETRY_MS 5000
+/* "ERR busy" (every slot taken, or ours given to root) is asked again
+ * after 50, 100, 200 ... ms, at most 1 s apart, for at most 10 s. */
+#define BUSY_FIRST_MS 50
+#define BUSY_MAX_GAP_MS 1000
+#define BUSY_RETRY_MS 10000
 
 struct subcommand {
 	const char *name;
@@ -277,36 +281,53 @@ static void die_io(const char *what)
 	exit(EXIT_UNREACHABLE);
 }
 
-static void send_all(int fd, const char *data, size_t len)
+/* Sends all of DATA. 0, or -1 when the daemon hung up (EPIPE, reset):
+ * a daemon that refuses a connection says why and closes at once, so the
+ * refusal is still there to read. Dies on anything else. */
+static int send_all(int fd, const char *data, size_t len)
 {
 	while (len) {
 		ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+			return -1;
 		if (n <= 0)
 			die_io("sending the request");
 		data += n;
 		len -= (size_t)n;
 	}
+	return 0;
 }
 
-/* Reads one reply; the body is malloc'ed and NUL-terminated. */
+/* recv() that returns 0 for a hang-up, 1 for data, and dies otherwise. */
+static int recv_some(int fd, char *buf, size_t len, size_t *got)
+{
+	for (;;) {
+		ssize_t n = recv(fd, buf, len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0 || (n < 0 && errno == ECONNRESET))
+			return 0;
+		if (n < 0)
+			die_io("reading the reply");
+		*got = (size_t)n;
+		return 1;
+	}
+}
+
+/* Reads one reply; the body is malloc'ed and NUL-terminated. NULL when
+ * the daemon hung up before the reply was whole. */
 static char *read_reply(int fd, struct protocol_reply_header *hdr)
 {
 	char line[PROTOCOL_MAX_HEADER];
-	size_t len = 0, got = 0;
+	size_t len = 0, got = 0, n;
 	char *body;
 
 	/* byte by byte: the header is short, and nothing after it is consumed */
 	for (;;) {
-		ssize_t n = recv(fd, line + len, 1, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (n == 0)
-				errno = 0;
-			die_io("reading the reply");
-		}
+		if (!recv_some(fd, line + len, 1, &n))
+			return NULL;
 		if (line[len] == '\n')
 			break;
 		if (++len == sizeof(line))
@@ -323,15 +344,11 @@ static char *read_reply(int fd, struct protocol_reply_header *hdr)
 		exit(EXIT_REFUSED);
 	}
 	while (got < hdr->len) {
-		ssize_t n = recv(fd, body + got, hdr->len - got, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			if (n == 0)
-				errno = 0;
-			die_io("reading the reply");
+		if (!recv_some(fd, body + got, hdr->len - got, &n)) {
+			free(body);
+			return NULL;
 		}
-		got += (size_t)n;
+		got += n;
 	}
 	body[got] = '\0';
 	return body;
@@ -343,36 +360,76 @@ static void sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-/* Connects and checks the protocol version; a daemon with every client
- * slot taken is asked again for a few seconds. */
-static int open_session(void)
+static bool is_busy(const struct protocol_reply_header *hdr)
 {
-	for (long waited = 0;; waited += 100) {
-		struct protocol_reply_header hdr;
-		int fd = connect_daemon();
-		char *body;
-		int version = 0;
+	return !hdr->ok && strcmp(hdr->code, PROTOCOL_ERR_BUSY) == 0;
+}
 
-		send_all(fd, PROTOCOL_CMD_HELLO "\n", sizeof(PROTOCOL_CMD_HELLO));
-		body = read_reply(fd, &hdr);
-		if (!hdr.ok && strcmp(hdr.code, PROTOCOL_ERR_BUSY) == 0 && waited < BUSY_RETRY_MS) {
-			free(body);
-			close(fd);
-			sleep_ms(100);
-			continue;
+static void die_hung_up(const char *what)
+{
+	errno = 0;
+	die_io(what);
+}
+
+/* One session: hello (the protocol version), then REQUEST. The reply, or
+ * NULL when the daemon is busy: it refused the connection, hung up on
+ * the hello, or answered REQUEST "busy" (its slot went to root before the
+ * request was read: not executed), so asking again is safe. */
+static char *try_once(const char *request, struct protocol_reply_header *hdr)
+{
+	int fd = connect_daemon(), version = 0;
+	char *body;
+
+	(void)send_all(fd, PROTOCOL_CMD_HELLO "\n", sizeof(PROTOCOL_CMD_HELLO));
+	body = read_reply(fd, hdr);
+	if (!body || is_busy(hdr))
+		goto busy;
+	if (!hdr->ok) {
+		fprintf(stderr, "gatekeeperctl: gatekeeperd refused the connection: %s", body);
+		exit(EXIT_REFUSED);
+	}
+	if (sscanf(body, "protocol %d", &version) != 1 || version != PROTOCOL_VERSION) {
+		fprintf(stderr, "gatekeeperctl: gatekeeperd speaks protocol %d, this gatekeeperctl "
+			"speaks %d: use the gatekeeperctl installed with the daemon\n",
+			version, PROTOCOL_VERSION);
+		exit(EXIT_REFUSED);
+	}
+	free(body);
+	/* hung up: a "busy" notice may still be there to read */
+	(void)send_all(fd, request, strlen(request));
+	body = read_reply(fd, hdr);
+	if (!body)
+		die_hung_up("reading the reply");
+	if (is_busy(hdr))
+		goto busy;
+	close(fd);
+	return body;
+busy:
+	free(body);
+	close(fd);
+	return NULL;
+}
+
+/* REQUEST's reply, asking again with a growing pause while the daemon is
+ * busy; after BUSY_RETRY_MS, says so and exits 3. */
+static char *ask_daemon(const char *request, struct protocol_reply_header *hdr)
+{
+	long gap = BUSY_FIRST_MS, waited = 0;
+
+	for (;;) {
+		char *body = try_once(request, hdr);
+
+		if (body)
+			return body;
+		if (waited >= BUSY_RETRY_MS) {
+			fprintf(stderr, "gatekeeperctl: gatekeeperd is busy (every control connection "
+				"taken) and stayed so for %d s\n", BUSY_RETRY_MS / 1000);
+			exit(EXIT_UNREACHABLE);
 		}
-		if (!hdr.ok) {
-			fprintf(stderr, "gatekeeperctl: gatekeeperd refused the connection: %s", body);
-			exit(strcmp(hdr.code, PROTOCOL_ERR_BUSY) == 0 ? EXIT_UNREACHABLE : EXIT_REFUSED);
-		}
-		if (sscanf(body, "protocol %d", &version) != 1 || version != PROTOCOL_VERSION) {
-			fprintf(stderr, "gatekeeperctl: gatekeeperd speaks protocol %d, this gatekeeperctl "
-				"speaks %d: use the gatekeeperctl installed with the daemon\n",
-				version, PROTOCOL_VERSION);
-			exit(EXIT_REFUSED);
-		}
-		free(body);
-		return fd;
+		/* some jitter, so refused clients do not come back in step */
+		sleep_ms(gap + (long)(rand() % (int)(gap / 2 + 1)));
+		waited += gap;
+		gap = gap * 2 > BUSY_MAX_GAP_MS ? BUSY_MAX_GAP_MS : gap * 2;
 	}
 }
 
@@ -399,7 +456,7 @@ int main(int argc, char **argv)
 	struct protocol_reply_header hdr;
 	char request[PROTOCOL_MAX_LINE];
 	char *body;
-	int c, fd, rc;
+	int c, rc;
 
 	/* '+': options end at the subcommand, whose own options it parses */
 	while ((c = getopt_long(argc, argv, "+s:hV", longopts, NULL)) != -1) {
@@ -429,10 +486,8 @@ int main(int argc, char **argv)
 	if (cmd->build(cmd, argc - optind - 1, argv + optind + 1, request, sizeof(request)) < 0)
 		return EXIT_USAGE;
 
-	fd = open_session();
-	send_all(fd, request, strlen(request));
-	body = read_reply(fd, &hdr);
-	close(fd);
+	srand((unsigned)getpid());
+	body = ask_daemon(request, &hdr);
 	rc = exit_code_of(&hdr);
 	if (hdr.ok) {
 		fputs(body, stdout);

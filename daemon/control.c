@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pwd.h>
 #include <sys/epoll.h>
+#include <sys/fsuid.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -17,6 +19,7 @@
 
 #include "clock.h"
 #include "control_internal.h"
+#include "control_slots.h"
 #include "engine.h"
 #include "listener.h"
 #include "log.h"
@@ -35,6 +38,9 @@ struct control_client {
 	struct strbuf out; /* the pending reply */
 	size_t out_off;
 	bool eof, closing, more;
+	bool answered; /* one reply sent: the first-request deadline is over */
+	enum control_rank rank;
+	uint64_t active_ms; /* for eviction: the longest idle goes first */
 };
 
 static size_t slot_of(const struct control *ctl, const struct control_client *c)
@@ -51,6 +57,14 @@ static int fd_of(const struct control *ctl, const struct control_client *c)
 static uint64_t round_deadline(const struct control *ctl)
 {
 	return clock_now_ms() + (uint64_t)ctl->idle_timeout_ms;
+}
+
+/* A new connection's first request must come sooner. */
+static uint64_t first_deadline(const struct control *ctl)
+{
+	int ms = ctl->first_request_ms < ctl->idle_timeout_ms ? ctl->first_request_ms
+							       : ctl->idle_timeout_ms;
+	return clock_now_ms() + (uint64_t)ms;
 }
 
 /* ---- peer credentials ---- */
@@ -125,6 +139,15 @@ static void client_discard_input(int fd)
 		;
 }
 
+static enum control_rank rank_of(const struct control *ctl, const struct control_peer *peer)
+{
+	if (peer->uid == 0)
+		return CONTROL_RANK_ROOT;
+	if (peer->uid == ctl->daemon_uid)
+		return CONTROL_RANK_OWNER;
+	return peer->privileged ? CONTROL_RANK_MEMBER : CONTROL_RANK_READER;
+}
+
 static void client_close(struct control *ctl, struct control_client *c)
 {
 	log_debug("control: client uid %u pid %d gone", (unsigned)c->peer.uid, (int)c->peer.pid);
@@ -139,16 +162,19 @@ int control_adopt(struct control *ctl, int fd, const struct control_peer *peer)
 	int slot = -1;
 
 	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 ||
-	    (slot = listener_add(ctl->listener, fd, EPOLLIN, round_deadline(ctl))) < 0) {
+	    (slot = listener_add(ctl->listener, fd, EPOLLIN, first_deadline(ctl))) < 0) {
 		close(fd);
 		return -1;
 	}
 	c = &ctl->clients[slot];
 	memset(c, 0, sizeof(*c));
 	c->peer = *peer;
+	c->rank = rank_of(ctl, peer);
+	c->active_ms = clock_now_ms();
 	strbuf_init(&c->out, PROTOCOL_MAX_BODY + PROTOCOL_MAX_HEADER);
-	log_debug("control: client uid %u pid %d connected (%s)", (unsigned)peer->uid,
-		  (int)peer->pid, peer->privileged ? "may change state" : "read-only");
+	log_debug("control: client uid %u pid %d connected (%s, %s)", (unsigned)peer->uid,
+		  (int)peer->pid, peer->privileged ? "may change state" : "read-only",
+		  control_rank_name(c->rank));
 	return 0;
 }
 
@@ -163,13 +189,48 @@ static void send_refusal(int fd, const char *code, const char *message)
 		(void)!send(fd, text, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
-/* The last slots are kept for peers that may change state: read-only
- * clients filling every slot cannot lock the operator out. */
-static bool has_free_slot(const struct control *ctl, const struct control_peer *peer)
+/* Who may have a slot, and whom to evict for them: control_slots.h. */
+static int make_room(struct control *ctl, const struct control_peer *peer, int fd)
 {
-	return listener_clients(ctl->listener) <
-	       (peer->privileged ? CONTROL_MAX_CLIENTS
-				 : CONTROL_MAX_CLIENTS - CONTROL_RESERVED_PRIVILEGED);
+	struct control_slot view[CONTROL_MAX_CLIENTS];
+	enum control_rank rank = rank_of(ctl, peer);
+	struct control_client *victim;
+	size_t slot = 0;
+
+	for (size_t i = 0; i < CONTROL_MAX_CLIENTS; i++) {
+		view[i].used = listener_client_fd(ctl->listener, i) >= 0;
+		view[i].uid = ctl->clients[i].peer.uid;
+		view[i].rank = ctl->clients[i].rank;
+		view[i].active_ms = ctl->clients[i].active_ms;
+	}
+	switch (control_slots_admit(view, CONTROL_MAX_CLIENTS, CONTROL_RESERVED_PRIVILEGED,
+				    peer->uid, rank, &slot)) {
+	case CONTROL_ADMIT:
+		return 0;
+	case CONTROL_ADMIT_EVICT:
+		victim = &ctl->clients[slot];
+		log_info("control: every slot taken; closing the longest-idle client (uid %u pid %d, "
+			 "%s) for uid %u pid %d (%s)", (unsigned)victim->peer.uid,
+			 (int)victim->peer.pid, control_rank_name(victim->rank), (unsigned)peer->uid,
+			 (int)peer->pid, control_rank_name(rank));
+		if (victim->out_off == victim->out.len)
+			send_refusal(fd_of(ctl, victim), PROTOCOL_ERR_BUSY,
+				     "closed to make room for a privileged client; try again later");
+		client_close(ctl, victim);
+		return 0;
+	case CONTROL_REFUSE_UID_CAP:
+		log_debug("control: uid %u already holds %d connections; refusing pid %d",
+			  (unsigned)peer->uid, CONTROL_MAX_PER_UID, (int)peer->pid);
+		send_refusal(fd, PROTOCOL_ERR_BUSY,
+			     "too many control connections from this user; try again in a moment");
+		return -1;
+	case CONTROL_REFUSE_FULL:
+		break;
+	}
+	log_debug("control: no client slot left for uid %u pid %d", (unsigned)peer->uid,
+		  (int)peer->pid);
+	send_refusal(fd, PROTOCOL_ERR_BUSY, "too many control clients connected; try again in a moment");
+	return -1;
 }
 
 static void on_accepted(void *owner, int fd)
@@ -182,11 +243,7 @@ static void on_accepted(void *owner, int fd)
 		close(fd);
 		return;
 	}
-	if (!has_free_slot(ctl, &peer)) {
-		log_debug("control: no client slot left for uid %u pid %d", (unsigned)peer.uid,
-			  (int)peer.pid);
-		send_refusal(fd, PROTOCOL_ERR_BUSY,
-			     "too many control clients connected; try again in a moment");
+	if (make_room(ctl, &peer, fd) < 0) {
 		close(fd);
 		return;
 	}
@@ -251,6 +308,8 @@ static void client_progress(struct control *ctl, struct control_client *c)
 			}
 			strbuf_reset(&c->out);
 			c->out_off = 0;
+			c->answered = true;
+			c->active_ms = clock_now_ms();
 			listener_set_deadline(ctl->listener, slot_of(ctl, c), round_deadline(ctl));
 		}
 		if (c->closing) {
@@ -299,6 +358,7 @@ static void on_ready(void *owner, size_t slot, uint32_t events)
 
 		if (n > 0) {
 			c->in_len += (size_t)n;
+			c->active_ms = clock_now_ms();
 		} else if (n == 0) {
 			c->eof = true;
 		} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
@@ -314,8 +374,8 @@ static void on_expired(void *owner, size_t slot)
 	struct control *ctl = owner;
 	struct control_client *c = &ctl->clients[slot];
 
-	log_debug("control: client uid %u pid %d timed out", (unsigned)c->peer.uid,
-		  (int)c->peer.pid);
+	log_debug("control: client uid %u pid %d timed out (%s)", (unsigned)c->peer.uid,
+		  (int)c->peer.pid, c->answered ? "idle" : "no first request");
 	if (c->out_off == c->out.len)
 		send_refusal(fd_of(ctl, c), PROTOCOL_ERR_TIMEOUT,
 			     "no complete request within the time limit; closing");
@@ -353,6 +413,11 @@ void control_set_idle_timeout(struct control *ctl, int ms)
 	ctl->idle_timeout_ms = ms;
 }
 
+void control_set_first_request_timeout(struct control *ctl, int ms)
+{
+	ctl->first_request_ms = ms;
+}
+
 /* ---- the socket ---- */
 
 static int resolve_group(const char *name, gid_t *out)
@@ -383,10 +448,45 @@ static int resolve_group(const char *name, gid_t *out)
 	return rc ? -1 : 0;
 }
 
-void control_apply_group(struct control *ctl)
+/* Sets the socket file's group and mode, if they are not what we want,
+ * through an O_PATH fd of the very file we bound (dev and inode checked):
+ * never by path, which the directory's owner could point elsewhere. */
+static int socket_set_owner(struct control *ctl, gid_t gid, mode_t mode)
+{
+	char proc[64];
+	struct stat st;
+	int fd = open(ctl->socket_path, O_PATH | O_NOFOLLOW | O_CLOEXEC), rc = -1;
+
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		log_warn_errno("control: %s", ctl->socket_path);
+		goto out;
+	}
+	if (!S_ISSOCK(st.st_mode) || st.st_dev != ctl->socket_dev || st.st_ino != ctl->socket_ino) {
+		log_warn("control: %s is no longer the socket we created; leaving it alone",
+			 ctl->socket_path);
+		goto out;
+	}
+	if (st.st_gid != gid && fchownat(fd, "", (uid_t)-1, gid, AT_EMPTY_PATH) < 0) {
+		log_warn_errno("control: cannot give %s to gid %u", ctl->socket_path, (unsigned)gid);
+		goto out;
+	}
+	/* fchmod() refuses an O_PATH fd; its /proc link names the same inode */
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if ((st.st_mode & 07777) != mode && chmod(proc, mode) < 0) {
+		log_warn_errno("control: cannot set the mode of %s", ctl->socket_path);
+		goto out;
+	}
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+/* Resolves control.group into ctl->have_group/group_gid. */
+static void resolve_control_group(struct control *ctl)
 {
 	const char *name = engine_config(ctl->engine)->control.group;
-	struct stat st;
 	gid_t gid;
 
 	ctl->have_group = false;
@@ -399,36 +499,68 @@ void control_apply_group(struct control *ctl)
 	}
 	ctl->have_group = true;
 	ctl->group_gid = gid;
-	/* skip chown when the group is already right: under the unit's
-	 * syscall filter chown is refused, and there it always is right */
-	if ((stat(ctl->socket_path, &st) < 0 || st.st_gid != gid) &&
-	    chown(ctl->socket_path, (uid_t)-1, gid) < 0) {
-		log_warn_errno("control: cannot give %s to group '%s'", ctl->socket_path, name);
+}
+
+void control_apply_group(struct control *ctl)
+{
+	struct stat st;
+
+	resolve_control_group(ctl);
+	/* a reload that changed neither the group nor the mode touches no
+	 * file: under the unit's syscall filter chown is refused */
+	if (!ctl->socket_ino || lstat(ctl->socket_path, &st) < 0 ||
+	    ((!ctl->have_group || st.st_gid == ctl->group_gid) &&
+	     (st.st_mode & 07777) == (mode_t)engine_config(ctl->engine)->control.mode))
 		return;
-	}
-	if (chmod(ctl->socket_path, (mode_t)engine_config(ctl->engine)->control.mode) < 0)
-		log_warn_errno("control: cannot set the mode of %s", ctl->socket_path);
+	socket_set_owner(ctl, ctl->have_group ? ctl->group_gid : st.st_gid,
+			 (mode_t)engine_config(ctl->engine)->control.mode);
 }
 
 /* Makes PATH's directory if it is missing (not its parents: those are
- * the system's, /run or /var/lib). */
-static int make_parent_dir(const char *path)
+ * the system's, /run or /var/lib), and refuses one that others could
+ * change under us: a symlink, owned by anyone but root, us or the user we
+ * will run as, writable by others, or group-writable by a group other
+ * than root's (the operators' group must not be able to swap the socket
+ * for a fake one). */
+static int check_socket_dir(const struct control *ctl)
 {
 	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	const char *slash = strrchr(path, '/');
+	const char *slash = strrchr(ctl->socket_path, '/');
 	struct stat st;
+	int fd;
 
-	if (!slash || slash == path)
-		return 0;
-	snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
-	if (mkdir(dir, CONTROL_DIR_MODE) == 0)
-		return 0;
-	if (errno != EEXIST) {
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == ctl->socket_path)
+		snprintf(dir, sizeof(dir), "/");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", (int)(slash - ctl->socket_path), ctl->socket_path);
+	if (mkdir(dir, CONTROL_DIR_MODE) < 0 && errno != EEXIST) {
 		log_error_errno("control.socket: cannot create the directory %s", dir);
 		return -1;
 	}
-	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		log_error("control.socket: %s is not a directory", dir);
+	fd = open(dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		if (errno == ELOOP || errno == ENOTDIR)
+			log_error("control.socket: %s is a symlink or not a directory; refusing it: "
+				  "use a real directory", dir);
+		else
+			log_error_errno("control.socket: %s", dir);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	if (st.st_uid != 0 && st.st_uid != geteuid() && st.st_uid != ctl->daemon_uid) {
+		log_error("control.socket: the directory %s belongs to uid %u, not to root or the "
+			  "daemon's user (uid %u); refusing it: chown it, or use another directory",
+			  dir, (unsigned)st.st_uid, (unsigned)ctl->daemon_uid);
+		return -1;
+	}
+	if ((st.st_mode & S_IWOTH) || ((st.st_mode & S_IWGRP) && st.st_gid != 0)) {
+		log_error("control.socket: the directory %s (mode %04o, gid %u) is writable by "
+			  "others; refusing it: chmod go-w it, or use another directory",
+			  dir, (unsigned)(st.st_mode & 07777), (unsigned)st.st_gid);
 		return -1;
 	}
 	return 0;
@@ -471,13 +603,35 @@ static int clear_stale_socket(const struct sockaddr_un *addr)
 	return 0;
 }
 
+/* Binds FD to ADDR with the file born as it must stay: mode
+ * control.mode (the umask), group control.group (the fsgid; needs root,
+ * or the group being our own). Both are per process: no other thread
+ * exists yet at start-up (see main.c). Returns bind()'s result. */
+static int bind_final(const struct control *ctl, int fd, const struct sockaddr_un *addr)
+{
+	mode_t mode = (mode_t)engine_config(ctl->engine)->control.mode;
+	mode_t old_mask = umask(~mode & 0777);
+	bool swap_gid = ctl->have_group && ctl->group_gid != getegid() && geteuid() == 0;
+	int rc, saved;
+
+	if (swap_gid)
+		setfsgid(ctl->group_gid);
+	rc = bind(fd, (const struct sockaddr *)addr, sizeof(*addr));
+	saved = errno;
+	if (swap_gid)
+		setfsgid(getegid());
+	umask(old_mask);
+	errno = saved;
+	return rc;
+}
+
 /* The listening socket, or -1. */
 static int open_socket(struct control *ctl)
 {
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	mode_t mode = (mode_t)engine_config(ctl->engine)->control.mode;
 	struct stat st;
-	mode_t old_mask;
-	int fd, rc;
+	int fd;
 
 	if (strlen(ctl->socket_path) >= sizeof(addr.sun_path)) {
 		log_error("control.socket %s: longer than %zu bytes", ctl->socket_path,
@@ -485,30 +639,35 @@ static int open_socket(struct control *ctl)
 		return -1;
 	}
 	memcpy(addr.sun_path, ctl->socket_path, strlen(ctl->socket_path) + 1);
-	if (make_parent_dir(ctl->socket_path) < 0 || clear_stale_socket(&addr) < 0)
+	if (check_socket_dir(ctl) < 0 || clear_stale_socket(&addr) < 0)
 		return -1;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		log_error_errno("control: socket");
 		return -1;
 	}
-	/* born owner-only; widened to the final mode once the group is set */
-	old_mask = umask(0177);
-	rc = bind(fd, (const struct sockaddr *)&addr, sizeof(addr));
-	umask(old_mask);
-	if (rc < 0) {
+	resolve_control_group(ctl);
+	if (bind_final(ctl, fd, &addr) < 0) {
 		log_error_errno("control.socket: cannot bind %s", ctl->socket_path);
 		goto fail;
 	}
-	if (lstat(ctl->socket_path, &st) == 0) {
-		ctl->socket_dev = st.st_dev;
-		ctl->socket_ino = st.st_ino;
-	}
-	control_apply_group(ctl);
-	if (chmod(ctl->socket_path, (mode_t)engine_config(ctl->engine)->control.mode) < 0) {
-		log_error_errno("control.socket: chmod %s", ctl->socket_path);
+	/* Only to know the file again (stop, reload): nothing is done by this
+	 * path. A file that is not the socket we just made, as we made it,
+	 * means someone else writes in the directory: refuse to go on. */
+	if (lstat(ctl->socket_path, &st) < 0 || !S_ISSOCK(st.st_mode) || st.st_uid != geteuid() ||
+	    (st.st_mode & 07777) != mode) {
+		log_error("control.socket: %s was replaced or changed right after bind() (another "
+			  "process writes in its directory); refusing to start", ctl->socket_path);
 		goto fail;
 	}
+	ctl->socket_dev = st.st_dev;
+	ctl->socket_ino = st.st_ino;
+	/* not root and the group is not ours: the owner may still give it a
+	 * group it is in, through the verified fd */
+	if (ctl->have_group && st.st_gid != ctl->group_gid &&
+	    socket_set_owner(ctl, ctl->group_gid, mode) < 0)
+		log_warn("control: the socket keeps gid %u; members of control.group '%s' may not "
+			 "reach it", (unsigned)st.st_gid, engine_config(ctl->engine)->control.group);
 	if (listen(fd, 128) < 0) {
 		log_error_errno("control.socket: cannot listen on %s", ctl->socket_path);
 		goto fail;
@@ -519,7 +678,30 @@ fail:
 	return -1;
 }
 
-struct control *control_open(struct engine *engine, const char *config_path)
+/* Whose uid ranks as the daemon's own: RUN_AS, or who we are. */
+static int resolve_daemon_user(struct control *ctl, const char *run_as)
+{
+	struct passwd pw, *found = NULL;
+	char buf[4096];
+	int rc;
+
+	ctl->daemon_uid = geteuid();
+	ctl->daemon_gid = getegid();
+	if (!run_as)
+		return 0;
+	rc = getpwnam_r(run_as, &pw, buf, sizeof(buf), &found);
+	if (rc != 0 || !found) {
+		errno = rc ? rc : ENOENT;
+		log_error_errno("user '%s'", run_as);
+		return -1;
+	}
+	ctl->daemon_uid = pw.pw_uid;
+	ctl->daemon_gid = pw.pw_gid;
+	return 0;
+}
+
+struct control *control_open(struct engine *engine, const char *config_path,
+			     const char *run_as)
 {
 	struct control *ctl = calloc(1, sizeof(*ctl));
 	int fd;
@@ -530,6 +712,7 @@ struct control *control_open(struct engine *engine, const char *config_path)
 	}
 	ctl->engine = engine;
 	ctl->idle_timeout_ms = CONTROL_IDLE_TIMEOUT_MS;
+	ctl->first_request_ms = CONTROL_FIRST_REQUEST_MS;
 	ctl->started_ms = clock_now_ms();
 	ctl->config_path = strdup(config_path);
 	ctl->socket_path = strdup(engine_config(engine)->control.socket);
@@ -538,6 +721,8 @@ struct control *control_open(struct engine *engine, const char *config_path)
 		log_error("control: out of memory");
 		goto fail;
 	}
+	if (resolve_daemon_user(ctl, run_as) < 0)
+		goto fail;
 	fd = open_socket(ctl);
 	if (fd < 0)
 		goto fail;

@@ -8,9 +8,11 @@
  *
  * Everything runs on the main thread from one epoll fd that main() polls,
  * non-blocking, with a bounded input line and one pending reply per
- * client, a 30 s deadline per request/reply round and at most
- * CONTROL_MAX_CLIENTS clients (the last few kept for privileged peers),
- * so no client can hold up another; the
+ * client, a 3 s deadline for a connection's first request, a 30 s
+ * deadline per request/reply round after it, and at most
+ * CONTROL_MAX_CLIENTS clients, shared out by control_slots.h (a cap per
+ * uid, the last few kept for privileged peers, root evicting the
+ * longest-idle), so no client can hold up another or lock root out; the
  * packet workers are other threads and never wait on this module. The
  * wire format is in proto/protocol.h and proto/PROTOCOL.md. */
 #ifndef GK_CONTROL_H
@@ -26,6 +28,10 @@
 /* ... of which read-only peers may hold at most all but these */
 #define CONTROL_RESERVED_PRIVILEGED 8
 #define CONTROL_IDLE_TIMEOUT_MS 30000
+/* A new connection has this long to send its first complete request: a
+ * peer that connects and says nothing holds a slot for seconds, not for
+ * the whole idle timeout (gatekeeperctl sends at once) */
+#define CONTROL_FIRST_REQUEST_MS 3000
 #define CONTROL_DIR_MODE 0755
 
 struct control;
@@ -40,9 +46,20 @@ struct control_peer {
 };
 
 /* Creates the socket named by ENGINE's config and serves ENGINE; reloads
- * read CONFIG_PATH. NULL (after logging why) when the socket cannot be
- * created: the daemon must not run without a way to control it. */
-struct control *control_open(struct engine *engine, const char *config_path);
+ * read CONFIG_PATH. RUN_AS is the user the daemon will run as (NULL: the
+ * one it runs as now): its uid ranks above group members for the slots,
+ * and it may own the socket's directory.
+ *
+ * The socket is born with its final mode and group (umask and fsgid
+ * around bind()), never chmod'ed or chown'ed by path afterwards: the
+ * directory may belong to the daemon's user, who could swap the path for
+ * a symlink between bind() and a path-based chown run as root. A
+ * directory that is a symlink, owned by anyone but root or that user, or
+ * writable by others is refused.
+ *
+ * NULL (after logging why) when the socket cannot be created: the daemon
+ * must not run without a way to control it. */
+struct control *control_open(struct engine *engine, const char *config_path, const char *run_as);
 /* Closes every client and removes the socket file, if it is still ours. */
 void control_close(struct control *ctl);
 
@@ -65,6 +82,7 @@ int control_reload(struct control *ctl, const char *trigger);
  * a client identified as PEER. Takes FD; 0, or -1 and FD closed. */
 int control_adopt(struct control *ctl, int fd, const struct control_peer *peer);
 void control_set_idle_timeout(struct control *ctl, int ms);
+void control_set_first_request_timeout(struct control *ctl, int ms);
 /* Whether WANT is the primary group GID or one of GROUPS. */
 bool control_peer_in_group(gid_t want, gid_t gid, const gid_t *groups, size_t n_groups);
 

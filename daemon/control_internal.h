@@ -21,6 +21,9 @@ struct control {
 	ino_t socket_ino;
 	bool have_group;
 	gid_t group_gid;
+	uid_t daemon_uid; /* config user, or who runs us: ranks as owner */
+	gid_t daemon_gid;
+	int first_request_ms;
 	uint64_t started_ms; /* CLOCK_MONOTONIC, for the uptime */
 	int idle_timeout_ms;
 	bool work_pending; /* a client has queued requests left over */
@@ -37,8 +40,10 @@ void control_reply(struct strbuf *out, const char *code, const struct strbuf *bo
 __attribute__((format(printf, 3, 4))) void control_reply_error(struct strbuf *out, const char *code,
 								const char *fmt, ...);
 
-/* Resolves control.group of the running config and gives the socket file
- * that group. Warns (once per call) when the group does not exist. */
+/* Resolves control.group of the running config (who may change state)
+ * and, on a reload that changed control.group or control.mode, gives them
+ * to the socket through a verified fd of the file we bound, never by
+ * path. Warns (once per call) when the group does not exist. */
 void control_apply_group(struct control *ctl);
 
 #endif

@@ -343,7 +343,8 @@ int main(int argc, char **argv)
 		goto out;
 	/* 2. still as root, the sockets others reach us on: the control
 	 *    socket (its directory in /run, its group) and the metrics port */
-	control = control_open(engine, opts.config_path);
+	control = control_open(engine, opts.config_path,
+			       opts.user ? opts.user : engine_config(engine)->user);
 	if (!control)
 		goto out;
 	if (metrics_server_open(engine, &metrics) < 0)

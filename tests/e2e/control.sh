@@ -188,7 +188,7 @@ permissions() {
 
 flood() {
 	local i probes_ok=0 probes=0 ctl_ok=0 ctls=0 status
-	# read-only clients: they may fill all slots but those kept for root
+	# read-only clients of one uid: 16 slots at most (the per-uid cap)
 	as_user "$TMP/ctl_flood" "$TMP/control.sock" 200 6 >"$TMP/flood.out" 2>&1 &
 	FLOOD_PID=$!
 	sleep 0.5

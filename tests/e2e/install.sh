@@ -60,7 +60,7 @@ tmpfiles_creates_dirs() {
 	gid=$(awk -F: '$1 == "gatekeeper" { print $3 }' "$D/etc/group")
 	echo "gatekeeper is $uid:$gid in DESTDIR"
 	[[ -n $uid && -n $gid ]] &&
-		has_mode /run/gatekeeper 755 "$uid:$gid" &&
+		has_mode /run/gatekeeper 755 0:0 &&
 		has_mode /var/lib/gatekeeper 750 "$uid:$gid" &&
 		has_mode /run/xtables.lock 640 "0:$gid"
 }

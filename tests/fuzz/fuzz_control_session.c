@@ -78,7 +78,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		dir, dir);
 	CHECK(fclose(f) == 0);
 	CHECK(fake_engine_init(&engine, config_path, &errors) == 0);
-	ctl = control_open(&engine, config_path);
+	ctl = control_open(&engine, config_path, NULL);
 	CHECK(ctl);
 	/* the directory is left behind on exit (a few hundred bytes): libFuzzer
 	 * offers no hook at the end of a run */

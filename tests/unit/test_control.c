@@ -11,6 +11,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 
 #include "config.h"
 #include "control.h"
+#include "control_slots.h"
 #include "fake_engine.h"
 #include "protocol.h"
 #include "state.h"
@@ -77,7 +79,7 @@ static int setup(void **state)
 	f->engine.stats.figure[WORKERS_PACKETS] = 42;
 	f->engine.reloads_ok = 3;
 	f->engine.reloads_failed = 1;
-	f->ctl = control_open(&f->engine, f->config_path);
+	f->ctl = control_open(&f->engine, f->config_path, NULL);
 	if (!f->ctl)
 		return -1;
 	*state = f;
@@ -653,36 +655,194 @@ static void test_idle_timeout(void **state)
 	close(fd);
 }
 
+/* As root (the usual test run) the 65th connection gets in and the
+ * longest-idle one is closed "busy"; as anyone else, who is then the
+ * daemon's own uid, the per-uid cap refuses the 17th. */
 static void test_real_socket_and_busy(void **state)
 {
 	struct fixture *f = *state;
 	struct protocol_reply_header hdr;
 	struct stat st;
 	int fds[CONTROL_MAX_CLIENTS + 1];
+	int n = getuid() == 0 ? CONTROL_MAX_CLIENTS : CONTROL_MAX_PER_UID, evicted = 0;
 	char *body;
 
 	assert_int_equal(stat(f->socket_path, &st), 0);
 	assert_true(S_ISSOCK(st.st_mode));
 	assert_int_equal(st.st_mode & 0777, CONFIG_DEFAULT_SOCKET_MODE);
-	for (int i = 0; i < CONTROL_MAX_CLIENTS; i++) {
+	for (int i = 0; i < n; i++) {
 		fds[i] = connect_socket(f);
-		if (i == 0)
-			/* we are who the kernel says: root may change state here */
-			ask_free(f, fds[0], "reset shop\n", getuid() == 0 ? NULL : PROTOCOL_ERR_PERMISSION,
-				 NULL);
+		/* we are who the kernel says: root may change state here */
+		ask_free(f, fds[i], i == 0 ? "reset shop\n" : "hello\n",
+			 i == 0 && getuid() != 0 ? PROTOCOL_ERR_PERMISSION : NULL, NULL);
 	}
 	for (int i = 0; i < 20; i++)
 		pump(f, 1);
-	fds[CONTROL_MAX_CLIENTS] = connect_socket(f);
-	body = reply(f, fds[CONTROL_MAX_CLIENTS], &hdr);
-	assert_non_null(body);
-	assert_string_equal(hdr.code, PROTOCOL_ERR_BUSY);
-	free(body);
-	assert_closed(f, fds[CONTROL_MAX_CLIENTS]);
+	fds[n] = connect_socket(f);
+	if (getuid() != 0) {
+		body = reply(f, fds[n], &hdr);
+		assert_non_null(body);
+		assert_string_equal(hdr.code, PROTOCOL_ERR_BUSY);
+		free(body);
+		assert_closed(f, fds[n]);
+	} else {
+		/* root gets in; the longest idle, the first one, makes room */
+		ask_free(f, fds[n], "hello\n", NULL, "protocol 1");
+		body = reply(f, fds[0], &hdr);
+		assert_non_null(body);
+		assert_string_equal(hdr.code, PROTOCOL_ERR_BUSY);
+		assert_non_null(strstr(body, "privileged"));
+		free(body);
+		assert_closed(f, fds[0]);
+		evicted = 1;
+	}
 	/* the others are still served */
-	ask_free(f, fds[CONTROL_MAX_CLIENTS - 1], "hello\n", NULL, "protocol 1");
-	for (int i = 0; i <= CONTROL_MAX_CLIENTS; i++)
+	for (int i = evicted; i < n; i++)
+		ask_free(f, fds[i], "hello\n", NULL, "protocol 1");
+	for (int i = 0; i <= n; i++)
 		close(fds[i]);
+}
+
+/* A connection that says nothing is closed after the first-request
+ * deadline, long before the idle timeout; one that asked keeps its slot. */
+static void test_first_request_deadline(void **state)
+{
+	struct fixture *f = *state;
+	struct protocol_reply_header hdr;
+	int silent, talker;
+	char *body;
+
+	control_set_idle_timeout(f->ctl, 10000);
+	control_set_first_request_timeout(f->ctl, 100);
+	silent = attach(f, &user_peer);
+	talker = attach(f, &user_peer);
+	ask_free(f, talker, "hello\n", NULL, "protocol 1");
+	body = reply(f, silent, &hdr);
+	assert_non_null(body);
+	assert_string_equal(hdr.code, PROTOCOL_ERR_TIMEOUT);
+	free(body);
+	assert_closed(f, silent);
+	for (int i = 0; i < 30; i++)
+		pump(f, 10);
+	ask_free(f, talker, "hello\n", NULL, "protocol 1");
+	close(silent);
+	close(talker);
+}
+
+/* ---- the slot policy (control_slots.h), no sockets ---- */
+
+static struct control_slot slots[CONTROL_MAX_CLIENTS];
+
+/* Fills slots [FROM, TO) with RANK, UIDS consecutive uids from BASE_UID
+ * in turn, active at 1000 + slot. */
+static void fill(size_t from, size_t to, enum control_rank rank, uid_t base_uid, unsigned uids)
+{
+	for (size_t i = from; i < to; i++)
+		slots[i] = (struct control_slot){.used = true,
+						 .uid = base_uid + (uid_t)(i % uids),
+						 .rank = rank,
+						 .active_ms = 1000 + i};
+}
+
+static enum control_admission admit(uid_t uid, enum control_rank rank, size_t *victim)
+{
+	*victim = SIZE_MAX;
+	return control_slots_admit(slots, CONTROL_MAX_CLIENTS, CONTROL_RESERVED_PRIVILEGED, uid,
+				   rank, victim);
+}
+
+static void test_slots_policy(void **state)
+{
+	size_t victim;
+
+	(void)state;
+	memset(slots, 0, sizeof(slots));
+	assert_int_equal(admit(1000, CONTROL_RANK_READER, &victim), CONTROL_ADMIT);
+
+	/* one uid, whatever its rank but root, holds CONTROL_MAX_PER_UID */
+	fill(0, CONTROL_MAX_PER_UID, CONTROL_RANK_MEMBER, 2000, 1);
+	assert_int_equal(admit(2000, CONTROL_RANK_MEMBER, &victim), CONTROL_REFUSE_UID_CAP);
+	assert_int_equal(admit(2000, CONTROL_RANK_OWNER, &victim), CONTROL_REFUSE_UID_CAP);
+	assert_int_equal(admit(2001, CONTROL_RANK_MEMBER, &victim), CONTROL_ADMIT);
+	fill(0, CONTROL_MAX_PER_UID, CONTROL_RANK_ROOT, 0, 1);
+	assert_int_equal(admit(0, CONTROL_RANK_ROOT, &victim), CONTROL_ADMIT);
+
+	/* readers never take the reserved slots; members do */
+	memset(slots, 0, sizeof(slots));
+	fill(0, CONTROL_MAX_CLIENTS - CONTROL_RESERVED_PRIVILEGED, CONTROL_RANK_READER, 3000, 8);
+	assert_int_equal(admit(3100, CONTROL_RANK_READER, &victim), CONTROL_REFUSE_FULL);
+	assert_int_equal(admit(2000, CONTROL_RANK_MEMBER, &victim), CONTROL_ADMIT);
+
+	/* full: readers (newer) and members (older); the daemon's uid evicts
+	 * the longest-idle reader, not the older member; so does root */
+	fill(CONTROL_MAX_CLIENTS - CONTROL_RESERVED_PRIVILEGED, CONTROL_MAX_CLIENTS,
+	     CONTROL_RANK_MEMBER, 2000, 1);
+	for (size_t i = CONTROL_MAX_CLIENTS - CONTROL_RESERVED_PRIVILEGED; i < CONTROL_MAX_CLIENTS; i++)
+		slots[i].active_ms = 10;
+	slots[20].active_ms = 500; /* the longest-idle reader */
+	assert_int_equal(admit(2001, CONTROL_RANK_MEMBER, &victim), CONTROL_REFUSE_FULL);
+	assert_int_equal(admit(4000, CONTROL_RANK_OWNER, &victim), CONTROL_ADMIT_EVICT);
+	assert_int_equal(victim, 20);
+	assert_int_equal(admit(0, CONTROL_RANK_ROOT, &victim), CONTROL_ADMIT_EVICT);
+	assert_int_equal(victim, 20);
+
+	/* group members in every slot, talking often: the daemon's uid
+	 * waits, root evicts the longest-idle member */
+	fill(0, CONTROL_MAX_CLIENTS, CONTROL_RANK_MEMBER, 2000, 4);
+	slots[33].active_ms = 7;
+	assert_int_equal(admit(4000, CONTROL_RANK_OWNER, &victim), CONTROL_REFUSE_FULL);
+	assert_int_equal(admit(0, CONTROL_RANK_ROOT, &victim), CONTROL_ADMIT_EVICT);
+	assert_int_equal(victim, 33);
+
+	/* then the daemon's uid, then root's own connections */
+	fill(0, CONTROL_MAX_CLIENTS, CONTROL_RANK_OWNER, 4000, 4);
+	slots[5].active_ms = 3;
+	assert_int_equal(admit(0, CONTROL_RANK_ROOT, &victim), CONTROL_ADMIT_EVICT);
+	assert_int_equal(victim, 5);
+	fill(0, CONTROL_MAX_CLIENTS, CONTROL_RANK_ROOT, 0, 1);
+	slots[63].active_ms = 1;
+	assert_int_equal(admit(0, CONTROL_RANK_ROOT, &victim), CONTROL_ADMIT_EVICT);
+	assert_int_equal(victim, 63);
+	slots[40].rank = CONTROL_RANK_MEMBER;
+	slots[40].uid = 2000;
+	assert_int_equal(admit(0, CONTROL_RANK_ROOT, &victim), CONTROL_ADMIT_EVICT);
+	assert_int_equal(victim, 40);
+}
+
+/* A socket directory someone else could change under us is refused. */
+static void test_socket_dir_refused(void **state)
+{
+	struct fixture *f = *state;
+	char dir[200], real[210];
+	struct stat st;
+
+	control_close(f->ctl);
+	f->ctl = NULL;
+	snprintf(dir, sizeof(dir), "%s/run", f->dir);
+	snprintf(real, sizeof(real), "%s/run.real", f->dir);
+	assert_int_equal(chmod(dir, 0777), 0);
+	assert_null(control_open(&f->engine, f->config_path, NULL));
+	assert_int_equal(chmod(dir, 0775), 0); /* group-writable, and not root's group */
+	if (getegid() != 0)
+		assert_null(control_open(&f->engine, f->config_path, NULL));
+	assert_int_equal(chmod(dir, 0755), 0);
+	assert_int_equal(rename(dir, real), 0);
+	assert_int_equal(symlink(real, dir), 0);
+	assert_null(control_open(&f->engine, f->config_path, NULL));
+	assert_int_equal(unlink(dir), 0);
+	assert_int_equal(rename(real, dir), 0);
+	if (geteuid() == 0) {
+		assert_int_equal(chown(dir, 4242, 4242), 0);
+		assert_null(control_open(&f->engine, f->config_path, NULL));
+		/* unless it is the user the daemon will run as */
+		assert_int_equal(chown(dir, 0, 0), 0);
+	}
+	f->ctl = control_open(&f->engine, f->config_path, NULL);
+	assert_non_null(f->ctl);
+	/* born with its final mode: nothing chmod's it later */
+	assert_int_equal(lstat(f->socket_path, &st), 0);
+	assert_int_equal(st.st_mode & 07777, CONFIG_DEFAULT_SOCKET_MODE);
+	assert_int_equal(st.st_uid, geteuid());
 }
 
 static void test_socket_path_checks(void **state)
@@ -692,7 +852,7 @@ static void test_socket_path_checks(void **state)
 	int fd;
 
 	/* a live daemon's socket is not taken over */
-	assert_null(control_open(&f->engine, f->config_path));
+	assert_null(control_open(&f->engine, f->config_path, NULL));
 	control_close(f->ctl);
 	f->ctl = NULL;
 	/* the file is removed at stop */
@@ -706,16 +866,16 @@ static void test_socket_path_checks(void **state)
 		assert_int_equal(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
 		close(fd);
 	}
-	second = control_open(&f->engine, f->config_path);
+	second = control_open(&f->engine, f->config_path, NULL);
 	assert_non_null(second);
 	control_close(second);
 
 	/* anything else is left alone, and start is refused */
 	close(open(f->socket_path, O_CREAT | O_WRONLY, 0600));
-	assert_null(control_open(&f->engine, f->config_path));
+	assert_null(control_open(&f->engine, f->config_path, NULL));
 	assert_int_equal(access(f->socket_path, F_OK), 0);
 	unlink(f->socket_path);
-	f->ctl = control_open(&f->engine, f->config_path);
+	f->ctl = control_open(&f->engine, f->config_path, NULL);
 	assert_non_null(f->ctl);
 }
 
@@ -737,6 +897,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_client_that_does_not_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_idle_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_real_socket_and_busy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_first_request_deadline, setup, teardown),
+		cmocka_unit_test(test_slots_policy),
+		cmocka_unit_test_setup_teardown(test_socket_dir_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_socket_path_checks, setup, teardown),
 	};
 
