@@ -302,13 +302,11 @@ static void try_listen(struct metrics_server *s)
 	s->bind_failures++;
 	if (s->error == 0) {
 		s->down_since_ms = clock_wall_ms();
-		errno = err;
-		log_error_errno("metrics.listen: cannot listen on %s; SYN verdicts and rules are "
-				"unaffected, trying again every %u..%u s", where,
-				METRICS_RETRY_MIN_MS / 1000, METRICS_RETRY_MAX_MS / 1000);
+		log_error("metrics.listen: cannot listen on %s: %s; SYN verdicts and rules are "
+			  "unaffected, retrying after %u s, backing off to every %u s", where,
+			  strerror(err), METRICS_RETRY_MIN_MS / 1000, METRICS_RETRY_MAX_MS / 1000);
 	} else if (err != s->error) {
-		errno = err;
-		log_warn_errno("metrics.listen: still cannot listen on %s", where);
+		log_warn("metrics.listen: still cannot listen on %s: %s", where, strerror(err));
 	} else {
 		log_debug("metrics.listen: still cannot listen on %s: %s", where, strerror(err));
 	}
