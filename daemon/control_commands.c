@@ -17,6 +17,8 @@
 #include "log.h"
 #include "maintenance.h"
 #include "metrics.h"
+#include "metrics_server.h"
+#include "textsafe.h"
 #include "notify.h"
 #include "protocol.h"
 #include "queue.h"
@@ -122,21 +124,30 @@ static void check_text(const struct health *h, size_t first, size_t n, struct st
 
 		strbuf_printf(b, "    %s port %u: %s", config_addr_str(&t->addr, addr, sizeof(addr)),
 			      t->port, health_state_name(t->state));
-		if (t->have_result)
-			strbuf_printf(b, ", last %s: %s, %" PRIu64 " ms, %" PRId64 " s ago (%" PRIu64
+		if (t->have_result) {
+			/* the reason and the names may quote the checked server:
+			 * no raw control character reaches the terminal */
+			strbuf_printf(b, ", last %s: ", t->last_ok ? "passed" : "failed");
+			textsafe_append(b, t->reason, TEXTSAFE_TERMINAL);
+			strbuf_printf(b, ", %" PRIu64 " ms, %" PRId64 " s ago (%" PRIu64
 				      " passed, %" PRIu64 " failed)",
-				      t->last_ok ? "passed" : "failed", t->reason,
 				      t->latency_us / 1000u, now - t->last_time, t->successes,
 				      t->failures);
+		}
 		strbuf_puts(b, "\n");
-		if (t->cert.present)
-			strbuf_printf(b, "      certificate %s, issuer %s, expires in %" PRId64
-				      " days\n", t->cert.subject, t->cert.issuer,
+		if (t->cert.present) {
+			strbuf_puts(b, "      certificate ");
+			textsafe_append(b, t->cert.subject, TEXTSAFE_TERMINAL);
+			strbuf_puts(b, ", issuer ");
+			textsafe_append(b, t->cert.issuer, TEXTSAFE_TERMINAL);
+			strbuf_printf(b, ", expires in %" PRId64 " days\n",
 				      (t->cert.not_after - now) / 86400);
+		}
 	}
 }
 
-static void status_text(const struct sites *sites, const struct health *health, struct strbuf *b)
+static void status_text(const struct sites *sites, const struct health *health,
+			const struct metrics_server *metrics, struct strbuf *b)
 {
 	int64_t now_s = clock_wall_ms() / 1000;
 	size_t cursor = 0;
@@ -170,6 +181,7 @@ static void status_text(const struct sites *sites, const struct health *health, 
 	}
 	if (sites_count(sites) == 0)
 		strbuf_puts(b, "no sites configured\n");
+	metrics_server_status_text(metrics, b);
 }
 
 static void check_json(const struct health *h, size_t first, size_t n, struct strbuf *b)
@@ -212,7 +224,8 @@ static void check_json(const struct health *h, size_t first, size_t n, struct st
 	strbuf_puts(b, "]}");
 }
 
-static void status_json(const struct sites *sites, const struct health *health, struct strbuf *b)
+static void status_json(const struct sites *sites, const struct health *health,
+			const struct metrics_server *metrics, struct strbuf *b)
 {
 	int64_t now_s = clock_wall_ms() / 1000;
 	size_t cursor = 0;
@@ -248,7 +261,9 @@ static void status_json(const struct sites *sites, const struct health *health, 
 			check_json(health, first, n_targets, b);
 		strbuf_puts(b, "}");
 	}
-	strbuf_puts(b, "]}\n");
+	strbuf_puts(b, "]");
+	metrics_server_status_json(metrics, b);
+	strbuf_puts(b, "}\n");
 }
 
 struct figures {
@@ -344,6 +359,7 @@ static void stats_text(const struct control *ctl, struct strbuf *b)
 		      f.total.accepted, f.total.dropped, f.total.rejected);
 	workers_text(&f.workers, b);
 	guard_text(ctl, b);
+	metrics_server_status_text(engine_metrics(ctl->engine), b);
 	rules_watch_get_counts(&rw);
 	strbuf_printf(b, "rules          checked %" PRIu64 " times, found removed %" PRIu64
 		      ", reinstalled %" PRIu64 ", check failures %" PRIu64 "\n",
@@ -399,6 +415,7 @@ static void stats_json(const struct control *ctl, struct strbuf *b)
 			      f.workers.figure[i]);
 	strbuf_puts(b, "}");
 	guard_json(ctl, b);
+	metrics_server_status_json(engine_metrics(ctl->engine), b);
 	rules_watch_get_counts(&rw);
 	strbuf_printf(b, ",\"rules\":{\"checks\":%" PRIu64 ",\"removed\":%" PRIu64
 		      ",\"reinstalled\":%" PRIu64 ",\"check_failures\":%" PRIu64 "},\"queues\":[",
@@ -588,7 +605,7 @@ static const char *run_status(struct control *ctl, const struct control_peer *pe
 			      struct strbuf *b)
 {
 	(req->json ? status_json : status_text)(engine_sites(ctl->engine), engine_health(ctl->engine),
-						b);
+						engine_metrics(ctl->engine), b);
 	return NULL;
 }
 

@@ -25,6 +25,7 @@ struct engine {
 	struct guard_counters guard_base; /* counted by guards since replaced */
 	struct health *health;
 	uint64_t reloads_ok, reloads_failed;
+	const struct metrics_server *metrics; /* main()'s, for status; may be NULL */
 };
 
 /* A guard left by an instance that died kept deciding while no daemon
@@ -115,10 +116,6 @@ static int reload_compatible(const struct config *old, const struct config *cfg,
 		what = "queue";
 	else if (strcmp(old->control.socket, cfg->control.socket) != 0)
 		what = "control.socket";
-	else if (old->metrics.enabled != cfg->metrics.enabled ||
-		 old->metrics.port != cfg->metrics.port ||
-		 memcmp(&old->metrics.addr, &cfg->metrics.addr, sizeof(cfg->metrics.addr)) != 0)
-		what = "metrics.listen";
 	if (!what)
 		return 0;
 	if (asprintf(&msg, "%s: changing '%s' needs a restart; the running config is kept",
@@ -274,6 +271,16 @@ void engine_reload_counts(const struct engine *engine, uint64_t *ok, uint64_t *f
 {
 	*ok = engine->reloads_ok;
 	*failed = engine->reloads_failed;
+}
+
+void engine_set_metrics(struct engine *engine, const struct metrics_server *metrics)
+{
+	engine->metrics = metrics;
+}
+
+const struct metrics_server *engine_metrics(const struct engine *engine)
+{
+	return engine->metrics;
 }
 
 int engine_run(struct engine *engine)

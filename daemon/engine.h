@@ -60,6 +60,11 @@ int engine_guard_counters(const struct engine *engine, struct guard_counters *ou
 
 /* The health checks of the running config (never NULL once started). */
 struct health *engine_health(const struct engine *engine);
+/* The metrics listener main() opened (status and stats show its state),
+ * or NULL; the engine does not own it. */
+struct metrics_server;
+void engine_set_metrics(struct engine *engine, const struct metrics_server *metrics);
+const struct metrics_server *engine_metrics(const struct engine *engine);
 /* Reloads since the start that took, and that were refused. */
 void engine_reload_counts(const struct engine *engine, uint64_t *ok, uint64_t *failed);
 

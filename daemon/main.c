@@ -19,7 +19,7 @@
 #include "health.h"
 #include "log.h"
 #include "maintenance.h"
-#include "metrics.h"
+#include "metrics_server.h"
 #include "notify.h"
 #include "privileges.h"
 #include "rules.h"
@@ -347,8 +347,10 @@ int main(int argc, char **argv)
 			       opts.user ? opts.user : engine_config(engine)->user);
 	if (!control)
 		goto out;
+	/* optional: a port it cannot bind is retried from the loop */
 	if (metrics_server_open(engine, &metrics) < 0)
 		goto out;
+	engine_set_metrics(engine, metrics);
 	/* 3. leave root BEFORE any thread starts: capabilities are per thread
 	 *    and a thread inherits its creator's (workers_run) */
 	if (drop_privileges(&opts, engine) < 0)
@@ -367,6 +369,8 @@ int main(int argc, char **argv)
 	notify_stopping();
 	engine_log_counters(engine);
 out:
+	if (engine)
+		engine_set_metrics(engine, NULL);
 	metrics_server_close(metrics);
 	control_close(control);
 	engine_close(engine);

@@ -1,5 +1,4 @@
-/* metrics: the Prometheus text (metrics_render) and the small HTTP
- * listener that serves it. See metrics.h. */
+/* metrics: the Prometheus text. See metrics.h. */
 #include "metrics.h"
 
 #include <arpa/inet.h>
@@ -19,10 +18,10 @@
 #include "engine.h"
 #include "gk_version.h"
 #include "health.h"
-#include "listener.h"
-#include "log.h"
+#include "metrics_server.h"
 #include "queue.h"
 #include "rules_watch.h"
+#include "textsafe.h"
 
 /* ---- the exposition ---- */
 
@@ -31,17 +30,11 @@ static void family(struct strbuf *b, const char *name, const char *type, const c
 	strbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* A label value: backslash, double quote and newline escaped. */
+/* A label value: valid UTF-8, escaped as the text format says, no
+ * control characters (a certificate's subject is the server's to choose). */
 static void label_value(struct strbuf *b, const char *text)
 {
-	for (const char *p = text; *p; p++) {
-		if (*p == '\\' || *p == '"')
-			strbuf_printf(b, "\\%c", *p);
-		else if (*p == '\n')
-			strbuf_puts(b, "\\n");
-		else
-			strbuf_append(b, p, 1);
-	}
+	textsafe_append(b, text, TEXTSAFE_PROMETHEUS);
 }
 
 static void site_label(struct strbuf *b, const char *name, const char *site)
@@ -289,234 +282,5 @@ void metrics_render(const struct engine *engine, struct strbuf *b)
 	strbuf_printf(b, "gatekeeper_reloads_total{result=\"success\"} %" PRIu64 "\n"
 		      "gatekeeper_reloads_total{result=\"failure\"} %" PRIu64 "\n",
 		      reloads_ok, reloads_failed);
-}
-
-/* ---- the HTTP listener ---- */
-
-/* One per listener slot; the fd and the deadline are the listener's. */
-struct metrics_client {
-	char in[METRICS_MAX_REQUEST];
-	size_t in_len;
-	struct strbuf out;
-	size_t out_off;
-	bool replying;
-};
-
-struct metrics_server {
-	struct engine *engine;
-	struct listener *listener;
-	struct metrics_client clients[METRICS_MAX_CLIENTS];
-};
-
-static void client_close(struct metrics_server *s, size_t slot)
-{
-	listener_remove(s->listener, slot);
-	strbuf_free(&s->clients[slot].out);
-}
-
-static void respond(struct metrics_server *s, size_t slot, const char *status,
-		    const struct strbuf *body)
-{
-	struct metrics_client *c = &s->clients[slot];
-
-	strbuf_printf(&c->out, "HTTP/1.0 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-		      "Connection: close\r\n\r\n", status,
-		      body ? METRICS_CONTENT_TYPE : "text/plain; charset=utf-8",
-		      body ? body->len : strlen(status) + 1);
-	if (body)
-		strbuf_append(&c->out, body->data ? body->data : "", body->len);
-	else
-		strbuf_printf(&c->out, "%s\n", status);
-	c->replying = true;
-	listener_watch(s->listener, slot, EPOLLOUT);
-}
-
-/* The request line decides; headers are read (to the blank line) and
- * ignored. */
-static void handle_request(struct metrics_server *s, size_t slot)
-{
-	struct metrics_client *c = &s->clients[slot];
-	char *line_end = memchr(c->in, '\n', c->in_len);
-	char *sp, *path, *path_end;
-	struct strbuf body;
-
-	if (!line_end) {
-		respond(s, slot, "400 Bad Request", NULL);
-		return;
-	}
-	*line_end = '\0';
-	sp = strchr(c->in, ' ');
-	if (!sp) {
-		respond(s, slot, "400 Bad Request", NULL);
-		return;
-	}
-	*sp = '\0';
-	path = sp + 1;
-	path_end = strchr(path, ' ');
-	if (path_end)
-		*path_end = '\0';
-	if (strcmp(c->in, "GET") != 0) {
-		respond(s, slot, "405 Method Not Allowed", NULL);
-		return;
-	}
-	if (strcmp(path, "/metrics") != 0 && strncmp(path, "/metrics?", 9) != 0) {
-		respond(s, slot, "404 Not Found", NULL);
-		return;
-	}
-	strbuf_init(&body, 0);
-	metrics_render(s->engine, &body);
-	if (strbuf_failed(&body))
-		respond(s, slot, "500 Internal Server Error", NULL);
-	else
-		respond(s, slot, "200 OK", &body);
-	strbuf_free(&body);
-}
-
-static void on_ready(void *owner, size_t slot, uint32_t events)
-{
-	struct metrics_server *s = owner;
-	struct metrics_client *c = &s->clients[slot];
-	int fd = listener_client_fd(s->listener, slot);
-
-	if (!c->replying) {
-		ssize_t n = recv(fd, c->in + c->in_len, sizeof(c->in) - 1 - c->in_len, MSG_DONTWAIT);
-
-		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-			client_close(s, slot);
-			return;
-		}
-		if (n < 0)
-			return;
-		c->in_len += (size_t)n;
-		c->in[c->in_len] = '\0';
-		if (strstr(c->in, "\r\n\r\n") || strstr(c->in, "\n\n"))
-			handle_request(s, slot);
-		else if (c->in_len == sizeof(c->in) - 1)
-			respond(s, slot, "431 Request Header Fields Too Large", NULL);
-		if (!c->replying)
-			return;
-	}
-	while (c->out_off < c->out.len) {
-		ssize_t n = send(fd, c->out.data + c->out_off, c->out.len - c->out_off,
-				 MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return;
-		if (n < 0) {
-			client_close(s, slot);
-			return;
-		}
-		c->out_off += (size_t)n;
-	}
-	client_close(s, slot);
-}
-
-/* A scraper retries when every slot is taken; the oldest clients end by
- * their deadline. */
-static void on_accepted(void *owner, int fd)
-{
-	struct metrics_server *s = owner;
-	int slot = listener_add(s->listener, fd, EPOLLIN, clock_now_ms() + METRICS_TIMEOUT_MS);
-
-	if (slot < 0) {
-		close(fd);
-		return;
-	}
-	memset(&s->clients[slot], 0, sizeof(s->clients[slot]));
-	strbuf_init(&s->clients[slot].out, 0);
-}
-
-static void on_expired(void *owner, size_t slot)
-{
-	client_close(owner, slot);
-}
-
-static const struct listener_handlers handlers = {
-	.accepted = on_accepted,
-	.ready = on_ready,
-	.expired = on_expired,
-};
-
-void metrics_server_dispatch(struct metrics_server *s)
-{
-	if (s)
-		listener_dispatch(s->listener);
-}
-
-int metrics_server_fd(const struct metrics_server *s)
-{
-	return s ? listener_fd(s->listener) : -1;
-}
-
-int metrics_server_timeout_ms(const struct metrics_server *s)
-{
-	return s ? listener_timeout_ms(s->listener) : -1;
-}
-
-int metrics_server_open(struct engine *engine, struct metrics_server **out)
-{
-	const struct config *cfg = engine_config(engine);
-	struct metrics_server *s;
-	struct sockaddr_storage sa = {0};
-	socklen_t sa_len;
-	char addr[64];
-	int on = 1, fd;
-
-	*out = NULL;
-	if (!cfg->metrics.enabled)
-		return 0;
-	s = calloc(1, sizeof(*s));
-	if (!s) {
-		log_error("metrics: out of memory");
-		return -1;
-	}
-	s->engine = engine;
-	config_addr_str(&cfg->metrics.addr, addr, sizeof(addr));
-	if (cfg->metrics.addr.family == AF_INET) {
-		struct sockaddr_in *in4 = (struct sockaddr_in *)&sa;
-		in4->sin_family = AF_INET;
-		in4->sin_port = htons(cfg->metrics.port);
-		memcpy(&in4->sin_addr, cfg->metrics.addr.bytes, 4);
-		sa_len = sizeof(*in4);
-	} else {
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&sa;
-		in6->sin6_family = AF_INET6;
-		in6->sin6_port = htons(cfg->metrics.port);
-		memcpy(&in6->sin6_addr, cfg->metrics.addr.bytes, 16);
-		sa_len = sizeof(*in6);
-	}
-	fd = socket(cfg->metrics.addr.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) < 0 ||
-	    (cfg->metrics.addr.family == AF_INET6 &&
-	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) < 0) ||
-	    bind(fd, (struct sockaddr *)&sa, sa_len) < 0 || listen(fd, 64) < 0) {
-		log_error_errno("metrics.listen: cannot listen on %s%s%s port %u",
-				sa.ss_family == AF_INET6 ? "[" : "", addr,
-				sa.ss_family == AF_INET6 ? "]" : "", cfg->metrics.port);
-		if (fd >= 0)
-			close(fd);
-		free(s);
-		return -1;
-	}
-	s->listener = listener_open("metrics", fd, METRICS_MAX_CLIENTS, &handlers, s);
-	if (!s->listener) {
-		free(s);
-		return -1;
-	}
-	log_info("metrics: http://%s%s%s:%u/metrics", sa.ss_family == AF_INET6 ? "[" : "", addr,
-		 sa.ss_family == AF_INET6 ? "]" : "", cfg->metrics.port);
-	*out = s;
-	return 0;
-}
-
-void metrics_server_close(struct metrics_server *s)
-{
-	if (!s)
-		return;
-	for (size_t i = 0; i < METRICS_MAX_CLIENTS; i++)
-		if (listener_client_fd(s->listener, i) >= 0)
-			client_close(s, i);
-	listener_close(s->listener);
-	free(s);
+	metrics_server_render(engine_metrics(engine), b);
 }

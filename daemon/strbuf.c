@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "textsafe.h"
+
 void strbuf_init(struct strbuf *sb, size_t limit)
 {
 	memset(sb, 0, sizeof(*sb));
@@ -93,68 +95,9 @@ void strbuf_printf(struct strbuf *sb, const char *fmt, ...)
 	sb->len += (size_t)n;
 }
 
-/* Length of the valid UTF-8 sequence at S (1..4), or 0 if there is none.
- * Overlong forms, surrogates and code points past U+10FFFF are invalid. */
-static size_t utf8_sequence(const unsigned char *s)
-{
-	uint32_t cp;
-	size_t n;
-
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		n = 2, cp = s[0] & 0x1fu;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		n = 3, cp = s[0] & 0x0fu;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		n = 4, cp = s[0] & 0x07u;
-	else
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80) /* also stops at the NUL */
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3fu);
-	}
-	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-		return 0;
-	return n;
-}
-
 void strbuf_json_string(struct strbuf *sb, const char *text)
 {
-	const unsigned char *s = (const unsigned char *)text;
-
 	strbuf_append(sb, "\"", 1);
-	while (*s) {
-		size_t run = 0, n;
-
-		/* copy the longest stretch that needs no escaping at once */
-		while (s[run] >= 0x20 && s[run] < 0x80 && s[run] != '"' && s[run] != '\\')
-			run++;
-		if (run) {
-			strbuf_append(sb, (const char *)s, run);
-			s += run;
-			continue;
-		}
-		switch (*s) {
-		case '"': strbuf_puts(sb, "\\\""); break;
-		case '\\': strbuf_puts(sb, "\\\\"); break;
-		case '\n': strbuf_puts(sb, "\\n"); break;
-		case '\r': strbuf_puts(sb, "\\r"); break;
-		case '\t': strbuf_puts(sb, "\\t"); break;
-		default:
-			if (*s < 0x20) {
-				strbuf_printf(sb, "\\u%04x", *s);
-				break;
-			}
-			n = utf8_sequence(s);
-			if (n) {
-				strbuf_append(sb, (const char *)s, n);
-				s += n;
-				continue;
-			}
-			strbuf_puts(sb, "\\ufffd");
-		}
-		s++;
-	}
+	textsafe_append(sb, text, TEXTSAFE_JSON);
 	strbuf_append(sb, "\"", 1);
 }

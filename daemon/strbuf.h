@@ -26,9 +26,8 @@ bool strbuf_failed(const struct strbuf *sb);
 void strbuf_append(struct strbuf *sb, const char *data, size_t len);
 void strbuf_puts(struct strbuf *sb, const char *text);
 __attribute__((format(printf, 2, 3))) void strbuf_printf(struct strbuf *sb, const char *fmt, ...);
-/* TEXT as a JSON string, quotes included; bytes below 0x20, '"' and '\\'
- * escaped; bytes >= 0x80 that are not valid UTF-8 become U+FFFD so the
- * output is always valid JSON. */
+/* TEXT as a JSON string, quotes included, made safe by textsafe.h: always
+ * valid JSON, and no control character (C0, DEL, C1) but as a \u escape. */
 void strbuf_json_string(struct strbuf *sb, const char *text);
 
 #endif

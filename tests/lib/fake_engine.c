@@ -59,6 +59,11 @@ struct health *engine_health(const struct engine *engine)
 	return NULL; /* no checks: the health module treats NULL as idle */
 }
 
+const struct metrics_server *engine_metrics(const struct engine *engine)
+{
+	return NULL;
+}
+
 void engine_reload_counts(const struct engine *engine, uint64_t *ok, uint64_t *failed)
 {
 	*ok = engine->reloads_ok;
