@@ -216,7 +216,11 @@ int rules_xt_exec(enum rules_backend backend, int family, bool restore, const ch
 		return -1;
 	}
 	argv[argc++] = path;
+	/* Bounded: the main thread waits here, and anyone who can open
+	 * /run/xtables.lock can hold it. A held lock fails this update like any
+	 * refused one (the guard goes stale and is retried). */
 	argv[argc++] = "-w";
+	argv[argc++] = RULES_XT_LOCK_WAIT_S;
 	if (restore)
 		argv[argc++] = "--noflush";
 	for (size_t i = 0; extra && extra[i] && argc < 15; i++)
