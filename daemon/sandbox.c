@@ -26,6 +26,11 @@ static const char *const allowed[] = {
 	"getdents", "getdents64", "fcntl", "fcntl64", "dup", "dup2", "dup3", "pipe", "pipe2",
 	"rename", "renameat", "renameat2", "unlink", "unlinkat", "mkdir", "mkdirat",
 	"fsync", "fdatasync", "fchmod", "umask", "flock", /* flock: the xtables lock */
+	/* a reload that changes control.group or control.mode sets them on
+	 * the socket again (as root; without CAP_CHOWN only to a group of
+	 * the daemon's user, on its own files) */
+	"chmod", "fchmodat", "fchmodat2", "chown", "fchown", "fchownat", "lchown", "chown32",
+	"fchown32", "lchown32",
 	/* memory (thread stacks, the queues' buffers, the children's loader) */
 	"brk", "mmap", "mmap2", "munmap", "mremap", "mprotect", "madvise", "membarrier",
 	/* threads, signals and children (posix_spawn, execve, wait) */
@@ -34,6 +39,12 @@ static const char *const allowed[] = {
 	"tkill", "getpid", "gettid", "getppid", "getuid", "geteuid", "getgid", "getegid",
 	"getuid32", "geteuid32", "getgid32", "getegid32", "getgroups", "getgroups32",
 	"getresuid", "getresgid", "getresuid32", "getresgid32", "capget",
+	/* for a child that leaves what it inherited after execve (the health
+	 * checker): they only lower what the process holds (no CAP_SETUID or
+	 * CAP_SETPCAP under the unit or after -u; as root it is root anyway),
+	 * and seccomp() only adds a filter on top of this one */
+	"capset", "setresuid", "setresgid", "setresuid32", "setresgid32", "setgroups",
+	"setgroups32", "seccomp",
 	"rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sigreturn", "rt_sigpending",
 	"rt_sigtimedwait", "rt_sigtimedwait_time64", "sigaltstack", "signalfd", "signalfd4",
 	"restart_syscall", "arch_prctl", "set_thread_area", "uname", "getrandom", "sysinfo",
@@ -59,11 +70,13 @@ static const char *const allowed[] = {
 /* The families of the unit's RestrictAddressFamilies=. */
 static const int socket_families[] = {AF_UNIX, AF_INET, AF_INET6, AF_NETLINK};
 
-/* prctl() options glibc and the tools use; not PR_SET_SECCOMP, PR_SET_MM,
- * PR_SET_DUMPABLE, PR_SET_PTRACER... */
+/* prctl() options glibc and the tools use, and those that only take
+ * away (a child stacking its own filter, dropping capabilities); not
+ * PR_SET_MM, PR_SET_DUMPABLE, PR_SET_PTRACER, PR_SET_SECUREBITS... */
 static const int prctl_options[] = {PR_SET_NAME, PR_GET_NAME, PR_SET_PDEATHSIG,
 				    PR_GET_DUMPABLE, PR_CAPBSET_READ, PR_GET_SECUREBITS,
-				    PR_GET_NO_NEW_PRIVS};
+				    PR_GET_NO_NEW_PRIVS, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP,
+				    PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_GET_KEEPCAPS};
 
 /* Namespaces: a new one would give a compromised daemon a user namespace
  * with every capability in it. */

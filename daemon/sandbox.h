@@ -11,9 +11,12 @@
  * and execve of iptables-*-restore/-save, sd_notify, logging. It leaves
  * out what only an intruder would want: ptrace, mount, namespaces
  * (unshare, setns, clone with CLONE_NEW*), module and kexec loading, bpf,
- * keyrings, user and group changes (setuid, capset), chown, mknod,
- * io_uring, userfaultfd, process_vm_*, personality, reboot, clock changes,
- * and sockets of any family but unix, inet, inet6 and netlink.
+ * keyrings, chroot, mknod, io_uring, userfaultfd, process_vm_*,
+ * personality, reboot, clock changes, and sockets of any family but unix,
+ * inet, inet6 and netlink. Calls that only give up what a process holds
+ * stay (setresuid, setgroups, capset, seccomp, prctl's NO_NEW_PRIVS and
+ * CAP_AMBIENT): a child such as the health checker leaves its inherited
+ * user and capabilities, and stacks its own filter, after execve.
  *
  * A system call outside the list kills the whole daemon (SIGSYS): a clear
  * crash that the unit's Restart= answers and the kernel's audit log names,

@@ -1,7 +1,8 @@
 /* Unit tests for sandbox: in a forked child, after sandbox_enter(), what
  * the daemon does still works (files written atomically, its socket
  * families, a rule tool spawned through child.c) and what it must never do
- * kills it with SIGSYS (namespaces, foreign socket families, mount). */
+ * kills it with SIGSYS (namespaces, foreign socket families, mount,
+ * chroot); a child may stack its own filter on top. */
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -124,9 +125,24 @@ static int clone_new_namespace(void)
 	return 1;
 }
 
-static int change_user(void)
+static int change_root(void)
 {
-	return setuid(65534) == 0 ? 0 : 1;
+	return chroot("/") == 0 ? 0 : 1;
+}
+
+/* What a child such as the health checker does after execve: stack its own
+ * filter, drop capabilities. Allowed. */
+static int stack_a_filter(void)
+{
+	if (sandbox_enter(SANDBOX_KILL) < 0 || prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
+		return 1;
+	return 0;
+}
+
+static void test_child_may_stack_a_filter(void **unused)
+{
+	(void)unused;
+	assert_exit_ok(sandboxed(stack_a_filter));
 }
 
 static void test_daemon_work_allowed(void **unused)
@@ -148,7 +164,7 @@ static void test_forbidden_calls_kill(void **unused)
 	assert_killed(sandboxed(open_packet_socket));
 	assert_killed(sandboxed(do_mount));
 	assert_killed(sandboxed(clone_new_namespace));
-	assert_killed(sandboxed(change_user));
+	assert_killed(sandboxed(change_root));
 }
 
 int main(void)
@@ -156,6 +172,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_daemon_work_allowed),
 		cmocka_unit_test(test_forbidden_calls_kill),
+		cmocka_unit_test(test_child_may_stack_a_filter),
 	};
 
 	log_init("test_sandbox", LOG_LEVEL_ERROR);
