@@ -36,7 +36,7 @@ static const char *const allowed[] = {
 	/* threads, signals and children (posix_spawn, execve, wait) */
 	"futex", "futex_time64", "futex_waitv", "set_robust_list", "get_robust_list", "rseq",
 	"set_tid_address", "execve", "exit", "exit_group", "wait4", "waitid", "kill", "tgkill",
-	"tkill", "getpid", "gettid", "getppid", "getuid", "geteuid", "getgid", "getegid",
+	"tkill", "pidfd_open", "pidfd_send_signal", "getpid", "gettid", "getppid", "getuid", "geteuid", "getgid", "getegid",
 	"getuid32", "geteuid32", "getgid32", "getegid32", "getgroups", "getgroups32",
 	"getresuid", "getresgid", "getresuid32", "getresgid32", "capget",
 	/* for a child that leaves what it inherited after execve (the health
@@ -137,6 +137,11 @@ static int add_rules(scmp_filter_ctx ctx)
 				      SCMP_A0_64(SCMP_CMP_MASKED_EQ, CLONE_NAMESPACES, 0));
 	if (rc == 0)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+	/* non-dumpable only: a dumpable process can be ptraced by its uid */
+	if (rc == 0)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 2,
+				      SCMP_A0_32(SCMP_CMP_EQ, (scmp_datum_t)PR_SET_DUMPABLE),
+				      SCMP_A1_64(SCMP_CMP_EQ, 0));
 	if (rc == 0 && SANDBOX_SANITIZER) {
 		rc = allow_name(ctx, "ptrace");
 		if (rc == 0)
