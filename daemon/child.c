@@ -7,7 +7,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-extern char **environ;
+/* What every child gets, and nothing of ours: the daemon's environment
+ * (a manual start's shell, a supervisor's variables, LD_* or XTABLES_*
+ * settings) is not the rule tools' business. PATH is the tool
+ * directories (rules.c runs them by absolute path; this is for what they
+ * run themselves), LANG=C keeps their messages parseable. */
+static char *const child_environment[] = {
+	"PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+	"LANG=C",
+	NULL,
+};
 
 pid_t child_start(const char *path, char *const argv[], int stdin_fd, int stdout_fd, bool quiet)
 {
@@ -29,7 +38,7 @@ pid_t child_start(const char *path, char *const argv[], int stdin_fd, int stdout
 	if (rc == 0 && quiet)
 		rc = posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
 	if (rc == 0)
-		rc = posix_spawn(&pid, path, &actions, NULL, argv, environ);
+		rc = posix_spawn(&pid, path, &actions, NULL, argv, child_environment);
 	posix_spawn_file_actions_destroy(&actions);
 	if (rc != 0) {
 		errno = rc;

@@ -10,7 +10,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-/* Starts PATH with ARGV; its stdin is STDIN_FD and its stdout STDOUT_FD
+/* Starts PATH with ARGV and a minimal environment (PATH fixed, LANG=C,
+ * nothing of the daemon's); its stdin is STDIN_FD and its stdout STDOUT_FD
  * (-1: /dev/null); stderr is ours unless QUIET. Returns the pid, or -1. */
 pid_t child_start(const char *path, char *const argv[], int stdin_fd, int stdout_fd, bool quiet);
 /* Waits for PID; its exit status, or -1 if it did not exit normally. */

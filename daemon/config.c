@@ -434,14 +434,42 @@ fail:
 	return NULL;
 }
 
-static void report_yaml_error(struct config_parser *p, const yaml_parser_t *yp)
+/* libyaml's reader (the encoding layer) reports only a byte offset: this
+ * turns it into the line and column every other message has, counting
+ * columns in characters as libyaml does (continuation bytes do not count). */
+static bool mark_of_offset(const char *buf, size_t len, size_t offset, yaml_mark_t *mark)
+{
+	if (!buf || offset > len)
+		return false;
+	*mark = (yaml_mark_t){.index = offset};
+	for (size_t i = 0; i < offset; i++) {
+		if (buf[i] == '\n') {
+			mark->line++;
+			mark->column = 0;
+		} else if (((unsigned char)buf[i] & 0xC0) != 0x80) {
+			mark->column++;
+		}
+	}
+	return true;
+}
+
+static void report_yaml_error(struct config_parser *p, const yaml_parser_t *yp, const char *buf,
+			      size_t len)
 {
 	const yaml_mark_t *at = &yp->problem_mark, *ctx = &yp->context_mark;
 	const char *problem = yp->problem ? yp->problem : "invalid YAML";
+	yaml_mark_t byte_at;
 
 	if (yp->error == YAML_MEMORY_ERROR)
 		config_report_oom(p);
-	else if (yp->error == YAML_READER_ERROR) /* the encoding layer knows no lines */
+	else if (yp->error == YAML_READER_ERROR && yp->problem_value != -1 &&
+		 mark_of_offset(buf, len, yp->problem_offset, &byte_at))
+		config_report_at(p, &byte_at, "not valid UTF-8: %s (byte 0x%02x)", problem,
+				 (unsigned)yp->problem_value & 0xFFu);
+	else if (yp->error == YAML_READER_ERROR && mark_of_offset(buf, len, yp->problem_offset,
+								     &byte_at))
+		config_report_at(p, &byte_at, "not valid UTF-8: %s", problem);
+	else if (yp->error == YAML_READER_ERROR)
 		config_report_at(p, NULL, "syntax error at byte %zu: %s", yp->problem_offset,
 				 problem);
 	else if (yp->context && (ctx->line != at->line || ctx->column != at->column))
@@ -520,7 +548,7 @@ static bool scan(struct config_parser *p, const char *buf, size_t len)
 	yaml_parser_set_input_string(&yp, (const unsigned char *)buf, len);
 	while (more) {
 		if (!yaml_parser_parse(&yp, &event)) {
-			report_yaml_error(p, &yp);
+			report_yaml_error(p, &yp, buf, len);
 			break;
 		}
 		more = scan_event(p, &event, &depth, &documents);
@@ -546,7 +574,7 @@ struct config *config_parse(const char *name, const char *buf, size_t len,
 	}
 	yaml_parser_set_input_string(&yp, (const unsigned char *)buf, len);
 	if (!yaml_parser_load(&yp, &doc)) {
-		report_yaml_error(&p, &yp);
+		report_yaml_error(&p, &yp, buf, len);
 		goto out;
 	}
 	p.doc = &doc;

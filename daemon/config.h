@@ -53,6 +53,10 @@ struct config_cidr {
 
 enum config_check_type { CONFIG_CHECK_TLS, CONFIG_CHECK_HTTPS };
 
+/* verify_name: "*": any name on a certificate of ca_file passes. Without it
+ * a ca_file needs a name (verify_name, sni or an https host name). */
+#define CONFIG_VERIFY_ANY_NAME "*"
+
 /* A site's health check (config_site_check.c). Durations in milliseconds. */
 struct config_check {
 	enum config_check_type type;
@@ -63,7 +67,7 @@ struct config_check {
 	size_t n_addresses;
 	char *sni;                /* TLS server name; NULL: none (or host if set) */
 	char *ca_file;            /* NULL: the certificate is not verified */
-	char *verify_name;        /* with ca_file: the name the certificate must carry */
+	char *verify_name;        /* with ca_file: the name the certificate must carry, or "*" */
 	char *method, *path, *host; /* https; host NULL: the probed address */
 	uint16_t *expect_status;  /* https; default [200] */
 	size_t n_expect_status;

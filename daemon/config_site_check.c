@@ -236,8 +236,27 @@ static void parse_ca_file(struct config_parser *p, yaml_node_t *node, void *targ
 
 static void parse_verify_name(struct config_parser *p, yaml_node_t *node, void *target)
 {
-	parse_token(p, node, "check.verify_name", DNS_CHARS ":", 253,
-		    &((struct config_check *)target)->verify_name);
+	struct config_check *check = target;
+
+	/* "*": any name, said on purpose (CONFIG_VERIFY_ANY_NAME) */
+	if (node->type == YAML_SCALAR_NODE && strcmp(config_scalar(node), CONFIG_VERIFY_ANY_NAME) == 0) {
+		free(check->verify_name);
+		check->verify_name = strdup(CONFIG_VERIFY_ANY_NAME);
+		if (!check->verify_name)
+			config_report_oom(p);
+		return;
+	}
+	parse_token(p, node, "check.verify_name", DNS_CHARS ":", 253, &check->verify_name);
+}
+
+/* The name the health check sends as SNI (health.c does the same): sni,
+ * else an https check's host when it is a name without a port. */
+static bool check_has_server_name(const struct config_check *check)
+{
+	struct config_addr addr;
+
+	return check->sni || (check->host && !strpbrk(check->host, ":[") &&
+			      config_parse_addr(check->host, &addr) < 0);
 }
 
 static void parse_method(struct config_parser *p, yaml_node_t *node, void *target)
@@ -369,6 +388,14 @@ void config_parse_check(struct config_parser *p, yaml_node_t *node, struct confi
 	if (seen[CHECK_VERIFY_NAME] && !seen[CHECK_CA_FILE])
 		config_report(p, seen[CHECK_VERIFY_NAME],
 			      "check.verify_name: needs check.ca_file (the CAs to verify with)");
+	/* Without a name, every certificate the CA ever signed (for anyone)
+	 * would pass: a CA file alone is almost never what was meant. */
+	if (seen[CHECK_CA_FILE] && check->ca_file && !check->verify_name &&
+	    !check_has_server_name(check))
+		config_report(p, seen[CHECK_CA_FILE],
+			      "check.ca_file: no name to verify the certificate against (any "
+			      "certificate of this CA would pass): set check.sni or "
+			      "check.verify_name, or verify_name: \"*\" to accept any name on purpose");
 	if (check->type == CONFIG_CHECK_HTTPS) {
 		if (!set_string_default(p, &check->method, "GET") ||
 		    !set_string_default(p, &check->path, "/"))

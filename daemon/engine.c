@@ -22,6 +22,7 @@ struct engine {
 	struct guard_set guard;          /* what the kernel guard holds */
 	bool guard_stale;                /* an update failed: retried at a later sync */
 	uint64_t guard_retry_ms;         /* not before this (CLOCK_MONOTONIC) */
+	uint64_t guard_retry_delay_ms;   /* doubles while updates keep failing */
 	struct guard_counters guard_base; /* counted by guards since replaced */
 	struct health *health;
 	uint64_t reloads_ok, reloads_failed;
@@ -205,14 +206,19 @@ int engine_guard_sync(struct engine *engine)
 		guard_set_free(&now);
 		return 0;
 	}
-	/* a kernel that keeps refusing is asked again once a second, not on
-	 * every turn of the main loop */
+	/* a kernel that keeps refusing is asked again after 1 s, then 2, 4, 8,
+	 * not on every turn of the main loop: an attempt may block this thread
+	 * for up to the xtables lock wait (RULES_XT_LOCK_WAIT_S) */
 	if (engine->guard_stale && clock_now_ms() < engine->guard_retry_ms) {
 		guard_set_free(&now);
 		return -1;
 	}
-	engine->guard_retry_ms = clock_now_ms() + 1000;
 	if (rules_guard_update(engine->backend, engine->cfg, &now) < 0) {
+		/* counted from the failure: the attempt itself may have waited */
+		engine->guard_retry_delay_ms = !engine->guard_stale ? 1000
+					       : engine->guard_retry_delay_ms >= 4000 ? 8000
+					       : engine->guard_retry_delay_ms * 2;
+		engine->guard_retry_ms = clock_now_ms() + engine->guard_retry_delay_ms;
 		if (!engine->guard_stale)
 			log_error("the kernel refused the guard's update: while no daemon decides, "
 				  "a changed site keeps its old state in the kernel; retrying");

@@ -438,7 +438,8 @@ static int start_tls(struct probe *p, const struct target *t)
 		return -1;
 	if (sni && SSL_set_tlsext_host_name(p->ssl, sni) != 1)
 		return -1;
-	if (check->ca_file && verify && SSL_set1_host(p->ssl, verify) != 1)
+	if (check->ca_file && verify && strcmp(verify, CONFIG_VERIFY_ANY_NAME) != 0 &&
+	    SSL_set1_host(p->ssl, verify) != 1)
 		return -1;
 	SSL_set_connect_state(p->ssl);
 	return 0;

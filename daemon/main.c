@@ -24,6 +24,7 @@
 #include "privileges.h"
 #include "rules.h"
 #include "rules_watch.h"
+#include "sandbox.h"
 
 struct options {
 	const char *config_path;
@@ -32,6 +33,7 @@ struct options {
 	bool quiet;
 	bool verbose;
 	bool print_rules;
+	enum sandbox_mode sandbox;
 };
 
 static void usage(FILE *out)
@@ -45,6 +47,8 @@ static void usage(FILE *out)
 		"                     backend would be used; change nothing\n"
 		"      --print-rules  with --check: also print the rules it would load\n"
 		"  -q, --quiet        with --check: print only problems\n"
+		"      --sandbox=log  a system call outside the seccomp allow-list is\n"
+		"                     logged by the kernel instead of killing the daemon\n"
 		"  -u, --user USER    run as USER once set up (default: config 'user')\n"
 		"  -v, --verbose      debug logging\n"
 		"  -V, --version      print the version\n"
@@ -59,6 +63,7 @@ static int parse_options(int argc, char **argv, struct options *opts)
 		{"check", no_argument, NULL, 'C'},
 		{"print-rules", no_argument, NULL, 'P'},
 		{"quiet", no_argument, NULL, 'q'},
+		{"sandbox", required_argument, NULL, 'S'},
 		{"user", required_argument, NULL, 'u'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"version", no_argument, NULL, 'V'},
@@ -74,6 +79,13 @@ static int parse_options(int argc, char **argv, struct options *opts)
 		case 'C': opts->check = true; break;
 		case 'P': opts->print_rules = true; break;
 		case 'q': opts->quiet = true; break;
+		case 'S':
+			if (strcmp(optarg, "kill") != 0 && strcmp(optarg, "log") != 0) {
+				fprintf(stderr, "gatekeeperd: --sandbox: want kill or log\n");
+				return -1;
+			}
+			opts->sandbox = optarg[0] == 'l' ? SANDBOX_LOG : SANDBOX_KILL;
+			break;
 		case 'u': opts->user = optarg; break;
 		case 'v': opts->verbose = true; break;
 		case 'V': printf("gatekeeperd %s\n", GK_VERSION); exit(0);
@@ -355,7 +367,13 @@ int main(int argc, char **argv)
 	 *    and a thread inherits its creator's (workers_run) */
 	if (drop_privileges(&opts, engine) < 0)
 		goto out;
-	/* 4. only now the workers: queued SYNs waited in the kernel until here */
+	/* 4. still one thread (capabilities are per thread, a filter is
+	 *    inherited): CAP_NET_RAW goes unless iptables-legacy's tools need
+	 *    it, then no-new-privs and the seccomp allow-list, in every mode */
+	if ((engine_backend(engine) != RULES_BACKEND_XT_LEGACY && privileges_drop_net_raw() < 0) ||
+	    sandbox_enter(opts.sandbox) < 0)
+		goto out;
+	/* 5. only now the workers: queued SYNs waited in the kernel until here */
 	if (engine_run(engine) < 0)
 		goto out;
 	engine_summary(engine, status, sizeof(status));

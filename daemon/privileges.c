@@ -71,3 +71,22 @@ int privileges_drop(const char *user, bool keep_net_raw)
 		 (unsigned)uid, keep_net_raw ? ", cap_net_raw" : "");
 	return 0;
 }
+
+int privileges_drop_net_raw(void)
+{
+	if (capng_get_caps_process() < 0) {
+		log_error("libcap-ng: cannot read the capability sets");
+		return -1;
+	}
+	if (!capng_have_capability(CAPNG_PERMITTED, CAP_NET_RAW))
+		return 0;
+	/* the kernel takes it out of the ambient set with the permitted one */
+	if (capng_update(CAPNG_DROP, CAPNG_EFFECTIVE | CAPNG_PERMITTED | CAPNG_INHERITABLE,
+			 CAP_NET_RAW) < 0 ||
+	    capng_apply(CAPNG_SELECT_CAPS) < 0) {
+		log_error("cannot drop cap_net_raw");
+		return -1;
+	}
+	log_info("cap_net_raw dropped: the raw sockets are open");
+	return 0;
+}

@@ -205,7 +205,7 @@ int rules_xt_exec(enum rules_backend backend, int family, bool restore, const ch
 		  char *const extra[], bool quiet)
 {
 	char name[64], path[256];
-	char *argv[16];
+	char *argv[24];
 	int argc = 0, pipefd[2] = {-1, -1};
 	pid_t pid;
 
@@ -216,11 +216,21 @@ int rules_xt_exec(enum rules_backend backend, int family, bool restore, const ch
 		return -1;
 	}
 	argv[argc++] = path;
+	/* Bounded: the main thread waits here, and anyone who can open
+	 * /run/xtables.lock can hold it. A held lock fails this update like any
+	 * refused one (the guard goes stale and is retried). */
 	argv[argc++] = "-w";
+	argv[argc++] = RULES_XT_LOCK_WAIT_S;
 	if (restore)
 		argv[argc++] = "--noflush";
-	for (size_t i = 0; extra && extra[i] && argc < 15; i++)
+	for (size_t i = 0; extra && extra[i]; i++) {
+		/* a cut command line would run another command than meant */
+		if (argc == sizeof(argv) / sizeof(argv[0]) - 1) {
+			log_error("%s: too many arguments", name);
+			return -1;
+		}
 		argv[argc++] = extra[i];
+	}
 	argv[argc] = NULL;
 
 	if (input && pipe2(pipefd, O_CLOEXEC) < 0)

@@ -16,7 +16,11 @@ int rules_nft_run(const char *text, bool dry_run, bool quiet);
  * when it failed (with the error in WHY when given). */
 char *rules_nft_output(const char *cmd, bool terse, char *why, size_t why_len);
 
-/* Runs "[ip|ip6]tables-FLAVOUR[-restore] -w [--noflush] EXTRA...", feeding
+/* Seconds an xt tool waits for the xtables lock (iptables-legacy; the nft
+ * flavour takes no lock and ignores it) before it gives up. */
+#define RULES_XT_LOCK_WAIT_S "2"
+
+/* Runs "[ip|ip6]tables-FLAVOUR[-restore] -w SECONDS [--noflush] EXTRA...", feeding
  * INPUT on stdin when given. The exit status, or -1 if it could not run. */
 int rules_xt_exec(enum rules_backend backend, int family, bool restore, const char *input,
 		  char *const extra[], bool quiet);

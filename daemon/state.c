@@ -28,25 +28,71 @@ void state_set_free(struct state_set *set)
 	for (size_t i = 0; i < set->count; i++)
 		free(set->entries[i].allow);
 	free(set->entries);
+	free(set->index);
 	memset(set, 0, sizeof(*set));
+}
+
+/* FNV-1a, as sites.c hashes the config's names */
+static size_t name_hash(const char *name)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (; *name; name++)
+		h = (h ^ (uint8_t)*name) * 0x100000001b3ull;
+	return (size_t)(h ^ h >> 32);
+}
+
+static void index_insert(struct state_set *set, size_t entry)
+{
+	size_t at = name_hash(set->entries[entry].name) & set->index_mask;
+
+	while (set->index[at])
+		at = (at + 1) & set->index_mask;
+	set->index[at] = entry + 1;
+}
+
+/* Sized for CAP entries at a load factor of at most one half, so an empty
+ * slot ends every probe. */
+static int index_rebuild(struct state_set *set, size_t cap)
+{
+	size_t slots = 16;
+	size_t *index;
+
+	while (slots < 2 * cap)
+		slots *= 2;
+	index = calloc(slots, sizeof(*index));
+	if (!index)
+		return -1;
+	free(set->index);
+	set->index = index;
+	set->index_mask = slots - 1;
+	for (size_t i = 0; i < set->count; i++)
+		index_insert(set, i);
+	return 0;
 }
 
 const struct state_entry *state_set_find(const struct state_set *set, const char *name)
 {
-	for (size_t i = 0; i < set->count; i++)
-		if (strcmp(set->entries[i].name, name) == 0)
-			return &set->entries[i];
+	if (!set->index)
+		return NULL;
+	for (size_t at = name_hash(name) & set->index_mask; set->index[at];
+	     at = (at + 1) & set->index_mask) {
+		const struct state_entry *e = &set->entries[set->index[at] - 1];
+		if (strcmp(e->name, name) == 0)
+			return e;
+	}
 	return NULL;
 }
 
 int state_set_put(struct state_set *set, const char *name, enum site_state state,
 		  enum site_action action)
 {
-	struct state_entry *e = (struct state_entry *)state_set_find(set, name);
+	struct state_entry *e;
 	size_t len = strlen(name);
 
 	if (!protocol_site_name_valid(name))
 		return -1;
+	e = (struct state_entry *)state_set_find(set, name);
 	if (!e) {
 		if (set->count == set->cap) {
 			size_t cap = set->cap ? set->cap * 2 : 16;
@@ -55,16 +101,21 @@ int state_set_put(struct state_set *set, const char *name, enum site_state state
 				return -1;
 			set->entries = grown;
 			set->cap = cap;
+			if (index_rebuild(set, cap) < 0)
+				return -1;
 		}
 		e = &set->entries[set->count++];
 		memset(e, 0, sizeof(*e));
 		memcpy(e->name, name, len + 1);
+		index_insert(set, set->count - 1);
 	}
 	e->state = state;
 	e->action = action;
 	return 0;
 }
 
+/* O(N) for the index: removals come one per control command, never in a
+ * loop over a file. */
 void state_set_remove(struct state_set *set, const char *name)
 {
 	const struct state_entry *e = state_set_find(set, name);
@@ -75,6 +126,9 @@ void state_set_remove(struct state_set *set, const char *name)
 	/* order does not matter: the last entry fills the hole */
 	set->entries[e - set->entries] = set->entries[set->count - 1];
 	set->count--;
+	memset(set->index, 0, (set->index_mask + 1) * sizeof(*set->index));
+	for (size_t i = 0; i < set->count; i++)
+		index_insert(set, i);
 }
 
 int state_set_extend(struct state_set *set, const char *name, const struct site_allow *allow,
@@ -389,7 +443,10 @@ int state_load(const char *path, struct state_set *out, size_t *bad_lines, char 
 	state_set_free(out);
 	*bad_lines = 0;
 	err[0] = '\0';
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* O_NONBLOCK: a FIFO planted at the path must not hang start-up in
+	 * open() (it is refused as not a regular file just below); O_NOFOLLOW:
+	 * the daemon writes only regular files there, a symlink is not ours */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0 && errno == ENOENT)
 		return 0;
 	if (fd < 0 || fstat(fd, &st) < 0) {

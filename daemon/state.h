@@ -34,10 +34,14 @@ struct state_entry {
 	int64_t until;            /* Unix time the override ends; 0: never */
 };
 
-/* A set of overrides, at most one per site name. */
+/* A set of overrides, at most one per site name. INDEX hashes names to
+ * entries (1-based, 0 = empty slot) so that loading a file of N lines costs
+ * O(N), not O(N^2): a state file is outside input. */
 struct state_set {
 	struct state_entry *entries;
 	size_t count, cap;
+	size_t *index;
+	size_t index_mask;
 };
 
 void state_set_free(struct state_set *set);

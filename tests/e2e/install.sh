@@ -62,7 +62,7 @@ tmpfiles_creates_dirs() {
 	[[ -n $uid && -n $gid ]] &&
 		has_mode /run/gatekeeper 755 0:0 &&
 		has_mode /var/lib/gatekeeper 750 "$uid:$gid" &&
-		has_mode /run/xtables.lock 640 "0:$gid"
+		has_mode /run/xtables.lock 600 "$uid:$gid"
 }
 
 installed_daemon_checks_installed_config() {

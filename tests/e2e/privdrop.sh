@@ -10,7 +10,7 @@
 #   CapBnd 0; no supplementary group.
 #   backend xt-legacy (when the kernel has ip_tables): CAP_NET_ADMIN and
 #   CAP_NET_RAW (0x3000), which iptables-legacy's tools need, and the
-#   iptables lock /run/xtables.lock readable by the user's group, as the
+#   iptables lock /run/xtables.lock owned by the user, mode 0600, as the
 #   shipped tmpfiles.d snippet makes it; the test gives the daemon its own
 #   copy of the lock (a private mount namespace) rather than touch the
 #   host's.
@@ -181,8 +181,8 @@ main() {
 
 	if legacy_usable; then
 		: >"$TMP/xtables.lock"
-		chown "root:$TEST_USER" "$TMP/xtables.lock"
-		chmod 0640 "$TMP/xtables.lock"
+		chown "$TEST_USER:$TEST_USER" "$TMP/xtables.lock"
+		chmod 0600 "$TMP/xtables.lock"
 		scenario "backend xt-legacy" xt-legacy 0x3000 "$TMP/xtables.lock"
 	else
 		log "SKIP xt-legacy: iptables-legacy or the kernel's ip_tables NFQUEUE missing"

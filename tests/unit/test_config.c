@@ -328,6 +328,23 @@ static void test_top_level_not_mapping(void **state)
 		      NULL);
 }
 
+/* Issue 13: libyaml's reader knows only a byte offset ("syntax error at
+ * byte 24"); every error names FILE:LINE:COL, columns in characters. */
+static void test_invalid_utf8_located(void **state)
+{
+	(void)state;
+	assert_errors("sites:\n  - name: sh\xffop\n",
+		      "conf.yaml:2:13: not valid UTF-8: invalid leading UTF-8 octet (byte 0xff)",
+		      NULL);
+	/* "# éé " before the bad byte: 5 characters in 7 bytes, so column 6 */
+	assert_errors("# caf\xc3\xa9\n# \xc3\xa9\xc3\xa9 \x80\n",
+		      "conf.yaml:2:6: not valid UTF-8: invalid leading UTF-8 octet (byte 0x80)",
+		      NULL);
+	/* a sequence cut by the end of the file */
+	assert_errors("sites: []\n# \xe2\x82",
+		      "conf.yaml:2:3: not valid UTF-8: incomplete UTF-8 octet sequence", NULL);
+}
+
 static void test_bad_addresses(void **state)
 {
 	(void)state;
@@ -910,6 +927,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_unknown_keys),
 		cmocka_unit_test(test_wrong_kinds),
 		cmocka_unit_test(test_top_level_not_mapping),
+		cmocka_unit_test(test_invalid_utf8_located),
 		cmocka_unit_test(test_bad_addresses),
 		cmocka_unit_test(test_bad_ports),
 		cmocka_unit_test(test_bad_enums_and_names),

@@ -150,8 +150,8 @@ static void test_check_errors(void **state)
 	assert_errors(SITE_HEAD "    check: { type: https, host: \"a b\" }\n",
 		      "conf.yaml:4:33: check.host: 'a b' has a character that is not allowed here "
 		      "(position 2)", NULL);
-	assert_errors(SITE_HEAD "    check: { type: tls, ca_file: /nonexistent/ca.pem }\n",
-		      "conf.yaml:4:34: check.ca_file: cannot read '/nonexistent/ca.pem'", NULL);
+	assert_errors(SITE_HEAD "    check: { type: tls, sni: a.example, ca_file: /nonexistent/ca.pem }\n",
+		      "conf.yaml:4:50: check.ca_file: cannot read '/nonexistent/ca.pem'", NULL);
 	assert_errors("metrics: { listen: 127.0.0.1 }\n" SITE_HEAD,
 		      "conf.yaml:1:20: metrics.listen: '127.0.0.1' is not ADDRESS:PORT "
 		      "(127.0.0.1:9468, [::1]:9468)", NULL);
@@ -174,6 +174,41 @@ static struct config_check http_check(const char *body)
 static int judge(const struct config_check *c, const char *text, bool eof, char *reason)
 {
 	return health_judge_http(c, text, strlen(text), eof, reason, 192);
+}
+
+/* Issue 13: a CA file with no name to check the certificate against let
+ * any certificate that CA ever signed pass. A config error now, unless
+ * verify_name: "*" says so on purpose. /dev/null stands in for a readable
+ * CA file: the config only checks that it can be read. */
+static void test_ca_file_needs_a_name(void **state)
+{
+	static const char no_name[] =
+		"conf.yaml:4:34: check.ca_file: no name to verify the certificate against (any "
+		"certificate of this CA would pass): set check.sni or check.verify_name, or "
+		"verify_name: \"*\" to accept any name on purpose";
+	struct config *cfg;
+
+	(void)state;
+	assert_errors(SITE_HEAD "    check: { type: tls, ca_file: /dev/null }\n", no_name, NULL);
+	/* an address as the Host header is no name either */
+	assert_errors(SITE_HEAD "    check: { type: https, ca_file: /dev/null, host: 198.51.100.10 }\n",
+		      "conf.yaml:4:36: check.ca_file: no name to verify the certificate against (any "
+		      "certificate of this CA would pass): set check.sni or check.verify_name, or "
+		      "verify_name: \"*\" to accept any name on purpose", NULL);
+	/* "*" is not a host name anywhere else */
+	assert_errors(SITE_HEAD "    check: { type: tls, sni: \"*\" }\n",
+		      "conf.yaml:4:30: check.sni: '*' has a character that is not allowed here "
+		      "(position 1)", NULL);
+
+	cfg = parse_ok(SITE_HEAD "    check: { type: tls, ca_file: /dev/null, sni: a.example }\n");
+	config_free(cfg);
+	cfg = parse_ok(SITE_HEAD "    check: { type: tls, ca_file: /dev/null, verify_name: b.example }\n");
+	config_free(cfg);
+	cfg = parse_ok(SITE_HEAD "    check: { type: https, ca_file: /dev/null, host: a.example }\n");
+	config_free(cfg);
+	cfg = parse_ok(SITE_HEAD "    check: { type: tls, ca_file: /dev/null, verify_name: \"*\" }\n");
+	assert_string_equal(cfg->sites[0].check->verify_name, CONFIG_VERIFY_ANY_NAME);
+	config_free(cfg);
 }
 
 static void test_judge_http(void **state)
@@ -247,6 +282,7 @@ int main(void)
 		cmocka_unit_test(test_check_defaults),
 		cmocka_unit_test(test_check_full),
 		cmocka_unit_test(test_check_errors),
+		cmocka_unit_test(test_ca_file_needs_a_name),
 		cmocka_unit_test(test_judge_http),
 		cmocka_unit_test(test_auto_state),
 	};

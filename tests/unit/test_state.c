@@ -229,6 +229,73 @@ static void test_load_missing_empty_foreign(void **unused)
 	free(path);
 }
 
+/* Issue 13: a FIFO planted at the path hung start-up in open() (a reader
+ * waits for a writer); a symlink is not a file the daemon wrote. Both are
+ * refused at once: alarm() kills the test if open() blocks. */
+static void test_load_fifo_and_symlink_refused(void **unused)
+{
+	char *path = path_in("state"), *target = path_in("real"), err[256];
+	struct state_set set = {0};
+	size_t bad;
+
+	(void)unused;
+	unlink(path);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	alarm(5);
+	assert_int_equal(state_load(path, &set, &bad, err, sizeof(err)), -1);
+	alarm(0);
+	assert_non_null(strstr(err, "not a regular file"));
+	unlink(path);
+
+	write_file(target, "gatekeeper-state 1\nshop offline drop\n", 37);
+	assert_int_equal(symlink(target, path), 0);
+	assert_int_equal(state_load(path, &set, &bad, err, sizeof(err)), -1);
+	assert_int_equal(set.count, 0);
+	unlink(path);
+	unlink(target);
+	free(path);
+	free(target);
+}
+
+/* The hashed index stays right across growth, replacement and removal
+ * (removal moves the last entry into the hole). */
+static void test_set_many_names(void **unused)
+{
+	struct state_set set = {0};
+	char name[32];
+	const size_t n = 5000;
+
+	(void)unused;
+	for (size_t i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "site%zu", i);
+		assert_int_equal(state_set_put(&set, name, SITE_OFFLINE, SITE_ACTION_DROP), 0);
+	}
+	for (size_t i = 0; i < n; i += 2) {
+		snprintf(name, sizeof(name), "site%zu", i);
+		assert_int_equal(state_set_put(&set, name, SITE_ONLINE, SITE_ACTION_REJECT), 0);
+	}
+	assert_int_equal(set.count, n);
+	for (size_t i = 0; i < n; i += 3) {
+		snprintf(name, sizeof(name), "site%zu", i);
+		state_set_remove(&set, name);
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct state_entry *e;
+
+		snprintf(name, sizeof(name), "site%zu", i);
+		e = state_set_find(&set, name);
+		if (i % 3 == 0) {
+			assert_null(e);
+			continue;
+		}
+		assert_non_null(e);
+		assert_string_equal(e->name, name);
+		assert_int_equal(e->state, i % 2 == 0 ? SITE_ONLINE : SITE_OFFLINE);
+	}
+	assert_int_equal(set.count, n - (n + 2) / 3);
+	state_set_free(&set);
+}
+
 static void test_parse_bad_lines_skipped(void **unused)
 {
 	static const char text[] =
@@ -482,6 +549,8 @@ int main(void)
 		cmocka_unit_test(test_save_load_roundtrip),
 		cmocka_unit_test(test_save_creates_dir_and_fails_cleanly),
 		cmocka_unit_test(test_load_missing_empty_foreign),
+		cmocka_unit_test(test_load_fifo_and_symlink_refused),
+		cmocka_unit_test(test_set_many_names),
 		cmocka_unit_test(test_parse_bad_lines_skipped),
 		cmocka_unit_test(test_parse_long_lines),
 		cmocka_unit_test(test_parse_truncated_everywhere),
