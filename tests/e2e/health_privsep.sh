@@ -165,9 +165,15 @@ status_fast() {
 	((slow == 0))
 }
 
+# SYN verdicts while the checker is busy: wiki's RST is the verdict alone
+# (FAST_MS); shop's line includes a whole TLS handshake with a server on a
+# box whose CPUs the costly handshakes keep busy, so it only has to succeed.
 verdicts_fast() {
-	probe_says "handshake ok" "$SHOP4" "$SITE_PORT" 3000 "$FAST_MS" &&
-		probe_says refused "$WIKI4" "$SITE_PORT" 3000 "$FAST_MS"
+	local i
+	for ((i = 0; i < 5; i++)); do
+		probe_says refused "$WIKI4" "$SITE_PORT" 3000 "$FAST_MS" || return 1
+		probe_says "handshake ok" "$SHOP4" "$SITE_PORT" 3000 || return 1
+	done
 }
 
 costly_servers() {
@@ -181,7 +187,8 @@ costly_servers() {
 	main0=$(cpu_ticks "/proc/$DAEMON_PID/task/$DAEMON_PID/stat")
 	check "gatekeeperctl status answers in < ${STATUS_MAX_MS} ms while four costly servers are checked" \
 		status_fast
-	check "SYNs keep getting their verdicts at once (shop accepted, wiki refused)" verdicts_fast
+	check "SYNs keep getting their verdicts (wiki refused in < ${FAST_MS} ms, shop accepted), 5 rounds" \
+		verdicts_fast
 	ticks1=$(cpu_ticks "/proc/$checker/stat")
 	main1=$(cpu_ticks "/proc/$DAEMON_PID/task/$DAEMON_PID/stat")
 	results1=$(results_count hard1)
