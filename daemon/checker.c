@@ -43,13 +43,19 @@ static void drop_everything(void)
 			fatal("cannot switch to nobody");
 	}
 	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-	capng_clear(CAPNG_SELECT_BOTH);
-	/* the bounding set needs CAP_SETPCAP, which a daemon started as its
-	 * user has not: there it keeps the unit's bounding set, which
-	 * no-new-privs makes unreachable (no exec can raise a capability) */
-	if (capng_apply(CAPNG_SELECT_BOTH) < 0 && capng_apply(CAPNG_SELECT_CAPS) < 0)
-		fatal("cannot drop the capabilities");
+	/* Started by a daemon that runs as its user, the exec left us none
+	 * already (no ambient, no file capabilities), and capset() may be
+	 * filtered (the unit's SystemCallFilter=~@privileged): only drop what
+	 * is there. The bounding set needs CAP_SETPCAP, which such a daemon
+	 * has not: there it stays the unit's, which no-new-privs makes
+	 * unreachable (no exec can raise a capability). */
 	capng_get_caps_process();
+	if (capng_have_capabilities(CAPNG_SELECT_CAPS) != CAPNG_NONE) {
+		capng_clear(CAPNG_SELECT_BOTH);
+		if (capng_apply(CAPNG_SELECT_BOTH) < 0 && capng_apply(CAPNG_SELECT_CAPS) < 0)
+			fatal("cannot drop the capabilities");
+		capng_get_caps_process();
+	}
 	if (capng_have_capabilities(CAPNG_SELECT_CAPS) != CAPNG_NONE)
 		fatal("capabilities left after dropping them");
 	if (getuid() == 0 || geteuid() == 0 || getgid() == 0 || getegid() == 0)
