@@ -89,6 +89,8 @@ static void load_seccomp(void)
 		/* signals and the end */
 		SCMP_SYS(rt_sigreturn), SCMP_SYS(rt_sigprocmask), SCMP_SYS(restart_syscall),
 		SCMP_SYS(getpid), SCMP_SYS(gettid), SCMP_SYS(exit), SCMP_SYS(exit_group),
+		/* what the sanitizer runtimes call at run time (ASan: sigaltstack at exit) */
+		SCMP_SYS(sigaltstack), SCMP_SYS(sched_yield),
 	};
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
 	int rc = ctx ? 0 : -1;
@@ -148,7 +150,10 @@ static int read_records(struct probe_engine *engine)
 
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return 1;
-		if (n <= 0)
+		if (n < 0)
+			fatal(errno == EPROTO ? "a truncated record or bad control data"
+					      : "cannot read from the daemon");
+		if (n == 0)
 			return 0;
 		switch (checker_msg_type(buf, (size_t)n)) {
 		case CHECKER_MSG_RUN:
@@ -184,7 +189,11 @@ _Noreturn void checker_main(int fd, int verbose)
 	signal(SIGPIPE, SIG_IGN);
 	drop_everything();
 	/* everything that reads files (openssl.cnf, providers) happens now,
-	 * before the filter forbids open() */
+	 * before the filter forbids open(). OpenSSL asks libc for local time
+	 * (a server's session ticket), which would open /etc/localtime on
+	 * every call with no TZ: the checker's time zone is UTC, spelled out. */
+	setenv("TZ", "UTC", 1);
+	tzset();
 	if (OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG, NULL) != 1)
 		fatal("cannot initialise OpenSSL");
 	engine = probe_engine_new(send_result, NULL);
