@@ -48,6 +48,9 @@ struct health {
 	size_t in_flight;
 	uint32_t next_generation;
 	size_t next_start; /* round-robin start of the due scan */
+	/* results the checker may still send for checks cancelled here (one
+	 * each at most); any other unasked-for result is a lie */
+	size_t stale_allowed;
 	bool mark_warned;
 };
 
@@ -293,6 +296,7 @@ static void link_failed(struct health *h, const char *why)
 	if (why)
 		checker_link_fail(h->link, why);
 	drop_in_flight(h);
+	h->stale_allowed = 0; /* a new checker owes nothing */
 }
 
 /* A socket for a check: made here, where CAP_NET_ADMIN allows SO_MARK. */
@@ -372,15 +376,22 @@ static void start_checker(struct health *h)
 static void read_results(struct health *h, struct sites *sites)
 {
 	struct checker_result res;
-	int rc;
+	/* a bound, so a checker spewing records cannot hold the main loop */
+	int budget = 2 * HEALTH_MAX_IN_FLIGHT, rc = 0;
 
-	while ((rc = checker_link_recv(h->link, &res)) == 1) {
+	while (budget-- > 0 && (rc = checker_link_recv(h->link, &res)) == 1) {
 		struct slot *s = &h->slots[res.slot];
 
-		checker_link_healthy(h->link);
-		/* a check cancelled by a reload may still answer: not ours */
-		if (s->busy && s->generation == res.generation)
+		if (s->busy && s->generation == res.generation) {
+			checker_link_healthy(h->link);
 			record(h, s, sites, &res);
+		} else if (h->stale_allowed) {
+			/* a check cancelled by a reload may still answer: not ours */
+			h->stale_allowed--;
+		} else {
+			link_failed(h, "sent a result for no check in flight");
+			return;
+		}
 	}
 	if (rc < 0)
 		link_failed(h, NULL);
@@ -427,6 +438,7 @@ static void cancel_all(struct health *h)
 			link_failed(h, NULL);
 			return;
 		}
+		h->stale_allowed++;
 		slot_release(h, s);
 	}
 }
