@@ -62,6 +62,10 @@ static void drop_everything(void)
 		fatal("still root");
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		fatal("cannot set no-new-privs");
+	/* a change of user clears the parent-death signal set before exec;
+	 * the socket's EOF ends us as well, this is for a daemon that is
+	 * stopped (SIGSTOP) and then killed */
+	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 }
 
 static int allow(scmp_filter_ctx ctx, int nr)
