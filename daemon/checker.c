@@ -43,19 +43,19 @@ static void drop_everything(void)
 			fatal("cannot switch to nobody");
 	}
 	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-	/* Started by a daemon that runs as its user, the exec left us none
-	 * already (no ambient, no file capabilities), and capset() may be
-	 * filtered (the unit's SystemCallFilter=~@privileged): only drop what
-	 * is there. The bounding set needs CAP_SETPCAP, which such a daemon
-	 * has not: there it stays the unit's, which no-new-privs makes
-	 * unreachable (no exec can raise a capability). */
+	/* Started by a daemon that runs as its user, the exec left us no
+	 * effective or permitted capability already (no ambient, no file
+	 * capabilities); the inheritable set is still the daemon's. Lowering
+	 * it needs capset(), which may be filtered (the unit's
+	 * SystemCallFilter=~@privileged): there the inheritable set stays,
+	 * harmless without a permitted set or file capabilities (and
+	 * no-new-privs). So is the bounding set, whose change needs
+	 * CAP_SETPCAP that such a daemon has not: unreachable under
+	 * no-new-privs. What must hold is checked after. */
+	capng_clear(CAPNG_SELECT_BOTH);
+	if (capng_apply(CAPNG_SELECT_BOTH) < 0)
+		(void)capng_apply(CAPNG_SELECT_CAPS);
 	capng_get_caps_process();
-	if (capng_have_capabilities(CAPNG_SELECT_CAPS) != CAPNG_NONE) {
-		capng_clear(CAPNG_SELECT_BOTH);
-		if (capng_apply(CAPNG_SELECT_BOTH) < 0 && capng_apply(CAPNG_SELECT_CAPS) < 0)
-			fatal("cannot drop the capabilities");
-		capng_get_caps_process();
-	}
 	if (capng_have_capabilities(CAPNG_SELECT_CAPS) != CAPNG_NONE)
 		fatal("capabilities left after dropping them");
 	if (getuid() == 0 || geteuid() == 0 || getgid() == 0 || getegid() == 0)
