@@ -537,8 +537,17 @@ void health_dispatch(struct health *h, struct sites *sites)
 	struct epoll_event events[4];
 	uint64_t now;
 
-	if (!h || h->n_targets == 0)
+	if (!h)
 		return;
+	if (h->n_targets == 0) {
+		/* a reload took every check away: the checker goes too (a fd
+		 * left readable would wake the main loop for ever) */
+		if (checker_link_pid(h->link)) {
+			checker_link_fail(h->link, NULL);
+			link_failed(h, NULL);
+		}
+		return;
+	}
 	/* level-triggered: the results are read below whatever it says */
 	(void)epoll_wait(h->epoll_fd, events, 4, 0);
 	read_results(h, sites);
