@@ -241,6 +241,20 @@ kill_the_checker() {
 		eval "[[ \$(proc_field $new Seccomp) == 2 && \$(proc_field $new CapEff) == 0000000000000000 ]]"
 }
 
+# A reload cancels the checks in flight (CANCEL records); a result the
+# checker had already sent for one is dropped, not taken for a lie.
+reload_keeps_checker() {
+	local pid passed0
+	pid=$(checker_pid) || die "no checker process"
+	passed0=$(passed_count shop)
+	sed -i 's/interval: 3s/interval: 2s/' "$TMP/gk.yaml"
+	check "reload with a changed check" ctl reload
+	check "the checks go on after the reload (shop's passed count grows past $passed0)" \
+		wait_for eval '(( $(passed_count shop) > '"$passed0"' ))'
+	check "... with the same checker (pid $pid): no result was taken for a lie" \
+		eval "[[ \$(checker_pid) == $pid ]] && ! grep -q 'result for no check' '$DAEMON_LOG'"
+}
+
 main() {
 	require_environment GATEKEEPERD TLS_SERVER TLS_PROBE GATEKEEPERCTL
 	id -u "$CHECK_USER" >/dev/null 2>&1 || die "no user $CHECK_USER"
@@ -262,6 +276,7 @@ main() {
 	the_cage
 	costly_servers
 	kill_the_checker
+	reload_keeps_checker
 	check "no seccomp kill in the daemon log" eval "! grep -q SIGSYS '$DAEMON_LOG'"
 	check "the daemon stops cleanly, its checker with it" stop_daemon
 	finish
