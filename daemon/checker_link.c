@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,6 +21,7 @@
 #define BACKOFF_MAX_MS 30000u
 /* the checker's end of the socketpair, as `gatekeeperd --checker` expects */
 #define CHECKER_FD 3
+#define CHECKER_NICE 10
 
 struct checker_link {
 	int fd;
@@ -82,6 +84,9 @@ static void exec_checker(int sock, bool verbose)
 	 * inherit it across the exec */
 	prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
 	prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+	/* checks are background work: a costly handshake yields the CPU to
+	 * the daemon's threads and everything else on the box */
+	setpriority(PRIO_PROCESS, 0, CHECKER_NICE);
 	execve("/proc/self/exe", verbose ? argv_verbose : argv, envp);
 	_exit(127);
 }

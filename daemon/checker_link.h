@@ -1,7 +1,7 @@
 /* checker_link: the daemon's side of the health-check process: starts it
  * (a fresh exec of our own binary, `gatekeeperd --checker`, fd 3 one end
  * of a SOCK_SEQPACKET socketpair, an empty environment, no other fd, no
- * ambient capability, no-new-privs), carries the messages of
+ * ambient capability, no-new-privs, nice 10), carries the messages of
  * checker_proto.h, and ends it (SIGKILL, reaped at once) when it dies,
  * hangs or says something malformed; the next start waits a backoff that
  * doubles from 250 ms to 30 s and is reset by the first good result. */

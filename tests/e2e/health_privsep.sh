@@ -18,6 +18,8 @@
 #                       no netlink socket (no queue, no rules)
 #   kill -9 it          it is restarted; meanwhile the sites keep their
 #                       state; the checks resume
+#   reload              the checks in flight are cancelled; the checker
+#                       goes on (a late result is not taken for a lie)
 # shellcheck source=lib.sh
 source "${SRCDIR:-$(dirname "$0")}/lib.sh"
 
@@ -59,7 +61,8 @@ start_hard_servers() {
 		-keyout "$TMP/rsa-key.pem" -out "$TMP/rsa-cert.pem" >"$TMP/rsa.log" 2>&1 ||
 		die "openssl req (RSA) failed: $(cat "$TMP/rsa.log")"
 	for port in "${HARD_PORTS[@]}"; do
-		ip netns exec "$NS_SERVER" openssl s_server -accept "$port" -www -quiet \
+		# nice: they stand for servers elsewhere, not for load on this box
+		ip netns exec "$NS_SERVER" nice -n 19 openssl s_server -accept "$port" -www -quiet \
 			-cert "$TMP/rsa-cert.pem" -key "$TMP/rsa-key.pem" -dhparam "$TMP/dh.pem" \
 			-no_tls1_3 -cipher DHE-RSA-AES128-GCM-SHA256 \
 			</dev/null >"$TMP/s_server.$port.log" 2>&1 &
@@ -206,6 +209,7 @@ the_cage() {
 	pid=$(checker_pid) || die "no checker process"
 	uid=$(id -u "$CHECK_USER")
 	log "checker pid $pid: $(grep -E '^(Uid|Gid|Groups|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' "/proc/$pid/status" | tr '\t\n' ' ')"
+	check "the checker runs at nice 10" test "$(ps -o ni= -p "$pid" | tr -d ' ')" = 10
 	check "the checker runs as $CHECK_USER" \
 		eval "[[ \$(proc_field $pid Uid) == $uid ]] && grep -qE '^Uid:\s+$uid\s+$uid\s+$uid\s+$uid$' /proc/$pid/status"
 	check "... with no group of root's" grep -qE '^Gid:\s+[1-9][0-9]*\s' "/proc/$pid/status"
@@ -247,7 +251,7 @@ reload_keeps_checker() {
 	local pid passed0
 	pid=$(checker_pid) || die "no checker process"
 	passed0=$(passed_count shop)
-	sed -i 's/interval: 3s/interval: 2s/' "$TMP/gk.yaml"
+	sed -i 's/interval: 3s/interval: 4s/' "$TMP/gk.yaml"
 	check "reload with a changed check" ctl reload
 	check "the checks go on after the reload (shop's passed count grows past $passed0)" \
 		wait_for eval '(( $(passed_count shop) > '"$passed0"' ))'
