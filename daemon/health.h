@@ -1,5 +1,8 @@
-/* health: the sites' health checks (config "check:"), with OpenSSL on
- * non-blocking sockets, driven from one epoll fd that main() polls.
+/* health: the sites' health checks (config "check:"): the daemon's side.
+ * It schedules the checks, keeps each target's results and rise / fall
+ * state, and applies the verdicts to the sites; the checks themselves
+ * (TCP, TLS, HTTP: hostile bytes) run in a separate unprivileged process,
+ * the checker (checker.c, health_probe.c), reached through checker_link.c.
  *
  * Each probed address of a site is one target: every check.interval it is
  * connected to (TCP, then a TLS handshake, then for type https one
@@ -10,13 +13,22 @@
  * is its effective state (site_set_check_state), unless a run-time
  * override from gatekeeperctl is in force.
  *
- * Never blocks: at most HEALTH_MAX_IN_FLIGHT checks run at once, each
- * bounded by its deadline; a server that accepts and never answers costs
- * one socket until its timeout. The packet workers never wait on this
- * module. The checker's sockets carry HEALTH_SOCKET_MARK (SO_MARK), which
- * the daemon's queueing rules skip: a check from the box itself to a site
- * on the box (hook input, or prerouting over loopback) is never queued,
- * so an offline site can still be seen coming back. */
+ * Never blocks, and never does the checks' work: at most
+ * HEALTH_MAX_IN_FLIGHT checks run at once in the checker, each bounded by
+ * its deadline there (and here by the deadline plus HEALTH_CHECKER_GRACE_MS,
+ * after which the checker is taken for hung and restarted). A costly
+ * server (a slow TLS handshake) slows the checker, not the main loop. A
+ * dead checker is restarted with a backoff; meanwhile every target keeps
+ * its last state and results. The packet workers never wait on this
+ * module.
+ *
+ * The check sockets carry HEALTH_SOCKET_MARK (SO_MARK), which the daemon's
+ * queueing rules skip: a check from the box itself to a site on the box
+ * (hook input, or prerouting over loopback) is never queued, so an offline
+ * site can still be seen coming back. SO_MARK needs CAP_NET_ADMIN, which
+ * the checker must not have: the daemon creates and marks each socket and
+ * hands it over with the job (SCM_RIGHTS); the checker cannot create
+ * sockets at all. */
 #ifndef GK_HEALTH_H
 #define GK_HEALTH_H
 
@@ -25,13 +37,15 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "health_probe.h"
 #include "rules.h"
 #include "sites.h"
 
-#define HEALTH_MAX_IN_FLIGHT 64
+#define HEALTH_MAX_IN_FLIGHT CHECKER_MAX_JOBS
 #define HEALTH_SOCKET_MARK RULES_CHECK_MARK
-/* The part of a response kept to judge it (status line, headers, body). */
-#define HEALTH_RESPONSE_MAX 16384
+/* How long past a check's deadline the checker may be late with its
+ * result before it is taken for hung (a costly server can make it late). */
+#define HEALTH_CHECKER_GRACE_MS 30000
 
 struct health;
 
@@ -88,12 +102,9 @@ const struct health_target_info *health_at(const struct health *health, size_t i
 enum health_state health_site_state(const struct health *health, const char *name);
 const char *health_state_name(enum health_state state);
 
-/* ---- exposed for the unit tests ---- */
-
-/* Judges the response bytes BUF[0..LEN) of an https check: 1 passed,
- * 0 failed, -1 undecided (read more; with EOF it never returns -1). The
- * reason ("HTTP 200", "HTTP 404", ...) goes to REASON. */
-int health_judge_http(const struct config_check *check, const char *buf, size_t len, bool eof,
-		      char *reason, size_t reason_len);
+/* The checker's process id (0: none running) and how many times it has
+ * been started, for status. */
+int health_checker_pid(const struct health *health);
+unsigned health_checker_starts(const struct health *health);
 
 #endif

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "checker.h"
 #include "clock.h"
 #include "config.h"
 #include "control.h"
@@ -319,6 +320,10 @@ int main(int argc, char **argv)
 	char status[256];
 	int sigfd = -1, rc = 1;
 
+	/* the health-check process (daemon/checker.c), started by ourselves
+	 * through checker_link.c with its socket on fd 3 */
+	if (argc >= 2 && strcmp(argv[1], "--checker") == 0)
+		checker_main(3, argc == 3 && strcmp(argv[2], "-v") == 0);
 	if (parse_options(argc, argv, &opts) < 0)
 		return 2;
 	log_init("gatekeeperd", opts.verbose ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
