@@ -162,6 +162,33 @@ runs_unprivileged() {
 
 ctl() { "$GATEKEEPERCTL" "$@"; }
 
+# The health checker under the unit: shop's check (it only reports: shop
+# is state online) has passed, run by a `gatekeeperd --checker` child of
+# the main process that holds no capability at all in its effective,
+# permitted and ambient sets, with no_new_privs and its own seccomp filter.
+# (CapBnd/CapInh keep the unit's two: clearing them needs capset() with
+# CAP_SETPCAP; no_new_privs keeps them out of reach.)
+checker_runs_caged() {
+	local pid st ok=1 i
+	for ((i = 0; i < 30; i++)); do
+		ctl status | grep -qE "^ +$SHOP4 port $SITE_PORT: up" && break
+		sleep 1
+	done
+	ctl status | grep -E "^ +$SHOP4 port $SITE_PORT:" || return 1
+	ctl status | grep -qE "^ +$SHOP4 port $SITE_PORT: up" || ok=0
+	for pid in $(cat "/proc/$MAIN_PID/task/"*/children 2>/dev/null); do
+		tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- --checker && break
+		pid=
+	done
+	[[ -n ${pid:-} ]] || { echo "no --checker child of $MAIN_PID"; return 1; }
+	st=$(cat "/proc/$pid/status") || return 1
+	grep -E '^(Uid|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp):' <<<"$st"
+	grep -qP '^CapEff:\t0+$' <<<"$st" && grep -qP '^CapPrm:\t0+$' <<<"$st" &&
+		grep -qP '^CapAmb:\t0+$' <<<"$st" && grep -qP '^NoNewPrivs:\t1$' <<<"$st" &&
+		grep -qP '^Seccomp:\t2$' <<<"$st" || ok=0
+	((ok))
+}
+
 socket_in_runtime_dir() {
 	local sock=/run/gatekeeper/control.sock
 	stat -c '%F %U:%G %a %n' /run/gatekeeper "$sock" || return 1
@@ -336,6 +363,7 @@ write_unit_config() {
 			    addresses: [$SHOP4, "$SHOP6"]
 			    ports: [$SITE_PORT]
 			    state: online
+			    check: {type: tls, interval: 1s, timeout: 3s, addresses: [$SHOP4]}
 			  - name: blog
 			    addresses: [$BLOG4, "$BLOG6"]
 			    ports: [$SITE_PORT]
@@ -467,6 +495,8 @@ scenario_auto() {
 		check "the probe's query loaded xt_NFQUEUE in the sandbox (ProtectKernelModules=yes)" \
 			module_loaded xt_NFQUEUE
 	fi
+	check "the health checker runs caged (no capability, no_new_privs, seccomp) and shop's check passed" \
+		checker_runs_caged
 	check "the control socket is in the RuntimeDirectory=, owned by gatekeeper" \
 		socket_in_runtime_dir
 	check "gatekeeperctl status (root) over /run/gatekeeper/control.sock" ctl_status_lists_sites
