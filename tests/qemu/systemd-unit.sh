@@ -363,7 +363,7 @@ write_unit_config() {
 			    addresses: [$SHOP4, "$SHOP6"]
 			    ports: [$SITE_PORT]
 			    state: online
-			    check: {type: tls, interval: 1s, timeout: 3s, addresses: [$SHOP4]}
+			    check: {type: tls, interval: 2s, timeout: 1500ms, addresses: [$SHOP4]}
 			  - name: blog
 			    addresses: [$BLOG4, "$BLOG6"]
 			    ports: [$SITE_PORT]
