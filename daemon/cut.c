@@ -200,8 +200,12 @@ static bool parse_tuple(const struct nlattr *tuple, int family, uint8_t *src, ui
 	return true;
 }
 
-/* Connections that can still carry data: a closed or closing one (TIME_WAIT,
- * CLOSE, our own RSTs' work) is left alone. */
+/* Connections one end may still hold. CLOSE is one of them: a RST seen by
+ * conntrack (the cut's own, sent to the end whose packet met the rule) puts
+ * the flow there while the other end, idle, still holds it; it is probed
+ * until conntrack forgets the flow (10 s), and an end that has no socket
+ * any more just answers with a RST of its own. TIME_WAIT (both ends sent
+ * their FIN) is left alone. */
 static bool tcp_open(const struct nlattr *protoinfo)
 {
 	const struct nlattr *tb[MAX_ATTR], *tcp[MAX_ATTR];
@@ -212,7 +216,8 @@ static bool tcp_open(const struct nlattr *protoinfo)
 		return false;
 	state = mnl_attr_get_u8(tcp[CTA_PROTOINFO_TCP_STATE]);
 	return state == TCP_CONNTRACK_ESTABLISHED || state == TCP_CONNTRACK_FIN_WAIT ||
-	       state == TCP_CONNTRACK_CLOSE_WAIT || state == TCP_CONNTRACK_LAST_ACK;
+	       state == TCP_CONNTRACK_CLOSE_WAIT || state == TCP_CONNTRACK_LAST_ACK ||
+	       state == TCP_CONNTRACK_CLOSE;
 }
 
 /* The cut site whose endpoint ADDR:PORT is, or NULL. */
