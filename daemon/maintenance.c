@@ -204,7 +204,7 @@ void maintenance_status_text(const struct site *site, int64_t now_s, struct strb
 		uint64_t probes;
 
 		site_cut_counters(site, &flows, &probes);
-		strbuf_printf(b, "  cut        in force: %zu established connection%s found, %" PRIu64
+		strbuf_printf(b, "  cut        in force: %zu connection%s probed in the last round, %" PRIu64
 			      " probes sent\n", flows, flows == 1 ? "" : "s", probes);
 	}
 	if (until)
