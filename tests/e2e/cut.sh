@@ -93,12 +93,16 @@ all_blog_up() {
 		up stream "$BLOG4" "$STREAM_PORT"
 }
 
-# transfer_flows: the stream's client output grows.
+# transfer_flows: the stream's client output grows (within 2 s: a loaded
+# machine may hold the sender's loop for a while).
 transfer_flows() {
-	local a b
+	local a b i
 	a=$(stat -c %s "$TMP/client.stream.out")
-	sleep 0.3
-	b=$(stat -c %s "$TMP/client.stream.out")
+	for ((i = 0; i < 20; i++)); do
+		sleep 0.1
+		b=$(stat -c %s "$TMP/client.stream.out")
+		((b > a)) && break
+	done
 	echo "transfer: $a -> $b bytes"
 	((b > a))
 }
