@@ -186,6 +186,11 @@ cut() {
 	check "metrics: probes were sent" test "$(metric 'gatekeeper_site_cut_probes_total\{site="blog"\}')" -gt 0
 	check "state file: +cut blog" grep -qx '+cut blog' "$TMP/state"
 	check "cut: a new connection to blog is refused" probe_says timeout "$BLOG4" "$SITE_PORT" 400
+	# the cut is part of the override: a restart keeps it (state file)
+	check "restart: SIGTERM, exit 0" stop_daemon
+	start_daemon "$NS_GW" "$TMP/gk.yaml"
+	check "restart: the cut is in force again" grep -q '  cut        in force' <(ctl status)
+	check "restart: and its rules" cut_rules "$(cut_expected 4)"
 }
 
 # Two xt rules per endpoint (client to server, server to client); one nft
