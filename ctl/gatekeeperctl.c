@@ -152,7 +152,7 @@ static const char *option_value(const char *opt, int argc, char **argv, int *i)
 static int build_site(const struct subcommand *cmd, int argc, char **argv, char *req, size_t len)
 {
 	const char *site = NULL, *action = NULL, *allow = NULL, *value;
-	bool is_offline = strcmp(cmd->name, PROTOCOL_CMD_OFFLINE) == 0;
+	bool is_offline = strcmp(cmd->name, PROTOCOL_CMD_OFFLINE) == 0, cut = false;
 	char deadline[40] = "";
 
 	for (int i = 0; i < argc; i++) {
@@ -170,6 +170,8 @@ static int build_site(const struct subcommand *cmd, int argc, char **argv, char 
 		} else if (is_offline && (value = option_value("--until", argc, argv, &i))) {
 			if (deadline_word(cmd, "--until", value, deadline, sizeof(deadline)) < 0)
 				return -1;
+		} else if (is_offline && strcmp(argv[i], "--cut") == 0) {
+			cut = true;
 		} else if (argv[i][0] == '-' || site) {
 			return usage_error(cmd, "unexpected argument '%s'", argv[i]);
 		} else {
@@ -186,9 +188,9 @@ static int build_site(const struct subcommand *cmd, int argc, char **argv, char 
 	if (action && !protocol_action_valid(action))
 		return usage_error(cmd, "unknown action '%s': " PROTOCOL_ACTION_DROP " or "
 				   PROTOCOL_ACTION_REJECT, action);
-	if ((size_t)snprintf(req, len, "%s %s%s%s%s%s%s\n", cmd->name, site, action ? " " : "",
+	if ((size_t)snprintf(req, len, "%s %s%s%s%s%s%s%s\n", cmd->name, site, action ? " " : "",
 			     action ? action : "", allow ? " allow=" : "", allow ? allow : "",
-			     deadline) >= len)
+			     deadline, cut ? " " PROTOCOL_OPTION_CUT : "") >= len)
 		return usage_error(cmd, "the request is too long");
 	return 0;
 }
@@ -205,8 +207,8 @@ static const struct subcommand subcommands[] = {
 	{"status", "[--json]", "every site: state, action, where the state comes from, addresses, ports, counters", build_read},
 	{"stats", "[--json]", "daemon-wide figures: uptime, backend, packets, kernel queue drops", build_read},
 	{"metrics", "", "every figure in the Prometheus text format (as metrics.listen serves it)", build_plain},
-	{"offline", "SITE [--action drop|reject] [--allow NET[,NET...]|none] [--for DURATION|--until YYYY-MM-DDTHH:MMZ]",
-	 "take SITE offline (action default: the site's in the config); --allow: except for these sources; --for/--until: only until then", build_site},
+	{"offline", "SITE [--action drop|reject] [--allow NET[,NET...]|none] [--for DURATION|--until YYYY-MM-DDTHH:MMZ] [--cut]",
+	 "take SITE offline (action default: the site's in the config); --allow: except for these sources; --for/--until: only until then; --cut: also end its established connections (default: drain them)", build_site},
 	{"online", "SITE", "bring SITE online", build_site},
 	{"reset", "SITE", "give SITE back the state of the config file", build_site},
 	{"reload", "", "re-read the config file; prints its errors if it is refused", build_plain},

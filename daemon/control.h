@@ -97,7 +97,7 @@ enum control_command {
 	CONTROL_CMD_METRICS,
 };
 
-#define CONTROL_MAX_OPTIONS 2
+#define CONTROL_MAX_OPTIONS 3
 
 struct control_request {
 	enum control_command command;
@@ -105,7 +105,7 @@ struct control_request {
 	const char *site;   /* offline, online, reset: points into the line */
 	bool has_action;    /* offline */
 	enum site_action action;
-	/* offline: "allow=...", "for=..." / "until=..." (maintenance.h),
+	/* offline: "allow=...", "for=..." / "until=...", "cut" (maintenance.h),
 	 * checked by control_parse_request; pointing into the line */
 	const char *options[CONTROL_MAX_OPTIONS];
 	size_t n_options;

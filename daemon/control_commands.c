@@ -336,6 +336,8 @@ static void guard_text(const struct control *ctl, struct strbuf *b)
 	strbuf_printf(b, "guard          %zu offline endpoints; undecided SYNs dropped %" PRIu64
 		      ", rejected %" PRIu64 ", first fragments dropped %" PRIu64 "\n",
 		      engine_guard(ctl->engine)->count, g.syn_dropped, g.syn_rejected, g.fragments);
+	strbuf_printf(b, "cut            %" PRIu64 " RSTs sent by the rules of cut sites\n",
+		      engine_cut_resets(ctl->engine));
 	if (engine_guard_stale(ctl->engine))
 		strbuf_puts(b, "guard          STALE: the kernel refused the last update (see the log)\n");
 }
@@ -383,9 +385,10 @@ static void guard_json(const struct control *ctl, struct strbuf *b)
 
 	strbuf_printf(b, ",\"guard\":{\"installed\":%s,\"stale\":%s,\"offline_endpoints\":%zu,"
 		      "\"syn_dropped\":%" PRIu64 ",\"syn_rejected\":%" PRIu64
-		      ",\"fragments_dropped\":%" PRIu64 "}",
+		      ",\"fragments_dropped\":%" PRIu64 ",\"cut_resets\":%" PRIu64 "}",
 		      rc > 0 ? "true" : "false", engine_guard_stale(ctl->engine) ? "true" : "false",
-		      engine_guard(ctl->engine)->count, g.syn_dropped, g.syn_rejected, g.fragments);
+		      engine_guard(ctl->engine)->count, g.syn_dropped, g.syn_rejected, g.fragments,
+		      engine_cut_resets(ctl->engine));
 }
 
 static void stats_json(const struct control *ctl, struct strbuf *b)
@@ -481,7 +484,8 @@ static const char *change_site(struct control *ctl, const struct control_peer *p
 	    (req->command == CONTROL_CMD_RESET
 		     ? (state_set_remove(&set, req->site), 0)
 		     : state_set_put(&set, req->site, state, action) < 0 ||
-			       state_set_extend(&set, req->site, opts.allow, opts.until) < 0)) {
+			       state_set_extend(&set, req->site, opts.allow, opts.until) < 0 ||
+			       state_set_cut(&set, req->site, state == SITE_OFFLINE && opts.cut) < 0)) {
 		strbuf_puts(b, "out of memory; nothing changed\n");
 		code = PROTOCOL_ERR_FAILED;
 		goto out;
@@ -507,6 +511,8 @@ static const char *change_site(struct control *ctl, const struct control_peer *p
 		health_apply(engine_health(ctl->engine), sites);
 	} else
 		site_set_override(site, state, action);
+	if (req->command != CONTROL_CMD_RESET)
+		site_set_cut(site, state == SITE_OFFLINE && opts.cut);
 	if (state != SITE_OFFLINE)
 		engine_set_allow(ctl->engine, site, NULL);
 	/* before the reply: once it returns, what no daemon decides gets the
@@ -514,11 +520,16 @@ static const char *change_site(struct control *ctl, const struct control_peer *p
 	if (engine_guard_sync(ctl->engine) < 0)
 		strbuf_puts(b, "warning: the kernel guard was not updated (the daemon's log says why); "
 			       "the daemon's own verdicts have the new state, and it keeps retrying\n");
+	else if (site_cut(site))
+		/* the first probe round at once, with the cut rules in place */
+		engine_cut_round(ctl->engine);
 	log_info("site %s: %s (%s, from %s) by uid %u pid %d; was %s (%s, from %s)", req->site,
 		 config_state_name(site_state(site)), config_action_name(site_action(site)),
 		 site_source_name(site_source(site)), (unsigned)peer->uid, (int)peer->pid,
 		 config_state_name(was_state), config_action_name(was_action),
 		 site_source_name(was_source));
+	if (site_cut(site))
+		log_info("site %s: established connections cut (drain: without --cut)", req->site);
 	if (site_until(site) || site_allow_is_runtime(site))
 		log_info("site %s: %zu source networks let in while offline (from %s), until %s",
 			 req->site, site_allow_list(site) ? site_allow_list(site)->count : 0,
@@ -644,7 +655,8 @@ static const struct command commands[] = {
 	{PROTOCOL_CMD_METRICS, CONTROL_CMD_METRICS, ARGS_NONE, false, "metrics", run_metrics},
 	{PROTOCOL_CMD_OFFLINE, CONTROL_CMD_OFFLINE, ARGS_SITE_ACTION, true,
 	 "offline SITE [" PROTOCOL_ACTION_DROP "|" PROTOCOL_ACTION_REJECT
-	 "] [allow=CIDR[,CIDR...]|allow=none] [for=SECONDS|until=UNIXTIME]", change_site},
+	 "] [allow=CIDR[,CIDR...]|allow=none] [for=SECONDS|until=UNIXTIME] [" PROTOCOL_OPTION_CUT "]",
+	 change_site},
 	{PROTOCOL_CMD_ONLINE, CONTROL_CMD_ONLINE, ARGS_SITE, true, "online SITE", change_site},
 	{PROTOCOL_CMD_RESET, CONTROL_CMD_RESET, ARGS_SITE, true, "reset SITE", change_site},
 	{PROTOCOL_CMD_RELOAD, CONTROL_CMD_RELOAD, ARGS_NONE, true, "reload", run_reload},

@@ -6,9 +6,11 @@
 #include <string.h>
 
 #include "clock.h"
+#include "cut.h"
 #include "guard.h"
 #include "health.h"
 #include "log.h"
+#include "rules_cut.h"
 #include "rules_watch.h"
 #include "state.h"
 #include "strbuf.h"
@@ -25,6 +27,7 @@ struct engine {
 	uint64_t guard_retry_delay_ms;   /* doubles while updates keep failing */
 	struct guard_counters guard_base; /* counted by guards since replaced */
 	struct health *health;
+	struct cut *cut;                 /* NULL: backend external, or it failed to open */
 	uint64_t reloads_ok, reloads_failed;
 	const struct metrics_server *metrics; /* main()'s, for status; may be NULL */
 };
@@ -79,6 +82,10 @@ struct engine *engine_open(struct config *cfg, enum rules_backend backend)
 		goto fail;
 	}
 	engine->rules_installed = true;
+	/* a cut needs the kernel's rules: none with backend external */
+	if (backend != RULES_BACKEND_EXTERNAL && !(engine->cut = cut_open()))
+		log_warn("cut: idle connections of sites offline with --cut will not be probed; "
+			 "busy ones are still cut by the kernel rules");
 	return engine;
 fail:
 	engine_close(engine);
@@ -93,6 +100,7 @@ void engine_close(struct engine *engine)
 	if (engine->rules_installed && rules_remove(engine->backend, engine->cfg) < 0)
 		log_error("could not remove every %s rule", rules_backend_name(engine->backend));
 	workers_close(engine->workers);
+	cut_close(engine->cut);
 	health_close(engine->health);
 	guard_set_free(&engine->guard);
 	sites_free(engine->sites);
@@ -230,6 +238,35 @@ int engine_guard_sync(struct engine *engine)
 		log_info("the kernel guard is up to date again");
 	engine->guard_stale = false;
 	guard_set_move(&engine->guard, &now);
+	return 0;
+}
+
+void engine_cut_round(struct engine *engine)
+{
+	cut_round(engine->cut, engine->sites);
+}
+
+void engine_cut_tick(struct engine *engine)
+{
+	cut_tick(engine->cut, engine->sites);
+}
+
+int engine_cut_timeout_ms(const struct engine *engine)
+{
+	return cut_timeout_ms(engine->cut, engine->sites);
+}
+
+uint64_t engine_cut_resets(const struct engine *engine)
+{
+	switch (engine->backend) {
+	case RULES_BACKEND_XT_NFT:
+	case RULES_BACKEND_XT_LEGACY:
+		return rules_xt_cut_resets(engine->backend);
+	case RULES_BACKEND_NFT:
+		return rules_nft_cut_resets();
+	case RULES_BACKEND_EXTERNAL:
+		break;
+	}
 	return 0;
 }
 

@@ -46,6 +46,13 @@ const struct workers *engine_workers(const struct engine *engine);
  * refused update is logged and retried by a later call, at most once a
  * second. 0 or -1. */
 int engine_guard_sync(struct engine *engine);
+/* The cut's probe rounds (cut.h): one now, one when due, and when. */
+void engine_cut_round(struct engine *engine);
+void engine_cut_tick(struct engine *engine);
+int engine_cut_timeout_ms(const struct engine *engine);
+/* The RSTs the cut's kernel rules sent (both families; since the rules were
+ * installed). Runs the backend's listing tool: for status and metrics. */
+uint64_t engine_cut_resets(const struct engine *engine);
 /* Puts SITE's run-time allow-list RUNTIME in force (taken; NULL: the
  * config's), and frees the one it replaces once no worker can read it. */
 void engine_set_allow(struct engine *engine, struct site *site, struct site_allow *runtime);

@@ -16,7 +16,9 @@ static int endpoint_cmp(const void *pa, const void *pb)
 		return c;
 	if (a->port != b->port)
 		return a->port < b->port ? -1 : 1;
-	return (int)a->action - (int)b->action;
+	if (a->action != b->action)
+		return (int)a->action - (int)b->action;
+	return (int)a->cut - (int)b->cut;
 }
 
 static int addr_cmp(const struct config_addr *a, const struct config_addr *b)
@@ -105,6 +107,7 @@ int guard_set_build(struct guard_set *out, const struct sites *sites)
 					.addr = cs->addresses[a],
 					.port = cs->ports[p],
 					.action = site_action(site),
+					.cut = site_cut(site),
 				};
 			}
 		}

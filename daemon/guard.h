@@ -24,6 +24,7 @@ struct guard_endpoint {
 	struct config_addr addr;
 	uint16_t port;
 	enum site_action action;
+	bool cut; /* the site's established connections are cut too (cut.h) */
 };
 
 /* A source the guard lets through to an offline endpoint: the site's

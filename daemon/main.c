@@ -203,6 +203,8 @@ static int poll_timeout_ms(struct control *control, const struct engine *engine,
 	timeout = earliest(timeout, health_timeout_ms(engine_health(engine)));
 	/* the earliest end of a timed offline */
 	timeout = earliest(timeout, maintenance_timeout_ms(engine_sites(engine)));
+	/* the cut's next probe round */
+	timeout = earliest(timeout, engine_cut_timeout_ms(engine));
 	timeout = earliest(timeout, metrics_server_timeout_ms(metrics));
 	return earliest(timeout, wd);
 }
@@ -239,6 +241,7 @@ static int serve(struct engine *engine, struct control *control, struct metrics_
 		maintenance_expire(engine);
 		/* a check that changed a site's state, or a failed update to retry */
 		engine_guard_sync(engine);
+		engine_cut_tick(engine);
 		metrics_server_dispatch(metrics);
 		watchdog_tick(engine, watchdog_usec);
 		/* an admin's flush or firewall reload: put our rules back */

@@ -71,6 +71,14 @@ int maintenance_parse_option(const char *word, struct maintenance_opts *opts, in
 
 	if (strncmp(word, "allow=", 6) == 0)
 		return parse_allow(word + 6, opts, err, err_len) < 0 ? -1 : 1;
+	if (strcmp(word, PROTOCOL_OPTION_CUT) == 0) {
+		if (opts->cut) {
+			snprintf(err, err_len, "give " PROTOCOL_OPTION_CUT " once");
+			return -1;
+		}
+		opts->cut = true;
+		return 1;
+	}
 	if (strncmp(word, "for=", 4) != 0 && strncmp(word, "until=", 6) != 0)
 		return 0;
 	if (opts->until) {
@@ -101,6 +109,7 @@ void maintenance_opts_free(struct maintenance_opts *opts)
 	free(opts->allow);
 	opts->allow = NULL;
 	opts->until = 0;
+	opts->cut = false;
 }
 
 /* A scan of every site per round of the main loop: a few ns a site, and
@@ -127,7 +136,7 @@ static void end_override(struct engine *engine, struct site *site)
 	char when[32];
 	enum site_state was = site_state(site);
 
-	site_clear_override(site);
+	site_clear_override(site); /* and its cut */
 	engine_set_allow(engine, site, NULL);
 	log_info("site %s: the %s override ended at its deadline %s; back to %s (%s, from %s)",
 		 site_name(site), config_state_name(was),
@@ -190,6 +199,14 @@ void maintenance_status_text(const struct site *site, int64_t now_s, struct strb
 		allow_list_text(allow, b);
 		strbuf_printf(b, " (from %s)\n", site_allow_is_runtime(site) ? "runtime" : "config");
 	}
+	if (site_cut(site)) {
+		size_t flows;
+		uint64_t probes;
+
+		site_cut_counters(site, &flows, &probes);
+		strbuf_printf(b, "  cut        in force: %zu connection%s probed in the last round, %" PRIu64
+			      " probes sent\n", flows, flows == 1 ? "" : "s", probes);
+	}
 	if (until)
 		strbuf_printf(b, "  until      %s (in %" PRId64 "h%02" PRId64 "m%02" PRId64 "s)\n",
 			      state_time_text(until, when, sizeof(when)), left < 0 ? 0 : left / 3600,
@@ -201,6 +218,8 @@ void maintenance_status_json(const struct site *site, int64_t now_s, struct strb
 	const struct site_allow *allow = site_allow_list(site);
 	int64_t until = site_until(site);
 	char net[CONFIG_CIDR_STRLEN];
+	size_t flows;
+	uint64_t probes;
 
 	strbuf_puts(b, ",\"allow\":[");
 	for (size_t i = 0; allow && i < allow->count; i++) {
@@ -212,4 +231,7 @@ void maintenance_status_json(const struct site *site, int64_t now_s, struct strb
 	if (until)
 		strbuf_printf(b, ",\"until\":%" PRId64 ",\"seconds_left\":%" PRId64, until,
 			      until > now_s ? until - now_s : 0);
+	site_cut_counters(site, &flows, &probes);
+	strbuf_printf(b, ",\"cut\":%s,\"cut_flows\":%zu,\"cut_probes\":%" PRIu64,
+		      site_cut(site) ? "true" : "false", flows, probes);
 }

@@ -26,10 +26,12 @@ struct engine;
 struct maintenance_opts {
 	struct site_allow *allow; /* owned; NULL: the config's list */
 	int64_t until;            /* Unix time; 0: no deadline */
+	bool cut;                 /* end the established connections too (cut.h) */
 };
 
 /* One request word: "allow=CIDR[,CIDR...]", "allow=none" (an empty list:
- * nobody, whatever the config says), "for=SECONDS" or "until=UNIXTIME".
+ * nobody, whatever the config says), "for=SECONDS", "until=UNIXTIME" or
+ * "cut".
  * NOW_S is the wall clock. 1 if WORD is an option (parsed into OPTS), 0
  * if it is not one, -1 with a message in ERR for a bad one. */
 int maintenance_parse_option(const char *word, struct maintenance_opts *opts, int64_t now_s,

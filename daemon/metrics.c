@@ -90,6 +90,32 @@ static void render_sites(const struct sites *sites, struct strbuf *b)
 		site_label(b, "gatekeeper_site_online", site_name(site));
 		strbuf_printf(b, "} %d\n", site_state(site) == SITE_ONLINE);
 	}
+	family(b, "gatekeeper_site_cut", "gauge",
+	       "1 while the site is offline with --cut (its established connections are cut).");
+	for (size_t i = 0; i < n; i++) {
+		site_label(b, "gatekeeper_site_cut", site_name(sites_at(sites, i)));
+		strbuf_printf(b, "} %d\n", site_cut(sites_at(sites, i)));
+	}
+	family(b, "gatekeeper_site_cut_connections", "gauge",
+	       "Established connections of a cut site the last probe round found in conntrack.");
+	for (size_t i = 0; i < n; i++) {
+		size_t flows;
+		uint64_t probes;
+
+		site_cut_counters(sites_at(sites, i), &flows, &probes);
+		site_label(b, "gatekeeper_site_cut_connections", site_name(sites_at(sites, i)));
+		strbuf_printf(b, "} %zu\n", flows);
+	}
+	family(b, "gatekeeper_site_cut_probes_total", "counter",
+	       "Probe packets sent to the ends of a cut site's idle connections.");
+	for (size_t i = 0; i < n; i++) {
+		size_t flows;
+		uint64_t probes;
+
+		site_cut_counters(sites_at(sites, i), &flows, &probes);
+		site_label(b, "gatekeeper_site_cut_probes_total", site_name(sites_at(sites, i)));
+		strbuf_printf(b, "} %" PRIu64 "\n", probes);
+	}
 	family(b, "gatekeeper_site_state_source", "gauge",
 	       "1 for what decides the site's state now: config, runtime (gatekeeperctl) or check.");
 	for (size_t i = 0; i < n; i++) {
@@ -254,6 +280,9 @@ static void render_guard(const struct engine *engine, struct strbuf *b)
 		      "gatekeeper_guard_packets_total{kind=\"syn_rejected\"} %" PRIu64 "\n"
 		      "gatekeeper_guard_packets_total{kind=\"fragment_dropped\"} %" PRIu64 "\n",
 		      g.syn_dropped, g.syn_rejected, g.fragments);
+	counter(b, "gatekeeper_cut_resets_total",
+		"RSTs the kernel rules of cut sites sent (both directions, both families).",
+		engine_cut_resets(engine));
 }
 
 void metrics_render(const struct engine *engine, struct strbuf *b)

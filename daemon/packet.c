@@ -215,13 +215,15 @@ static uint16_t fold(uint32_t sum)
 	return (uint16_t)~sum;
 }
 
-size_t packet_build_rst(const struct packet_tcp *syn, uint8_t *out, size_t cap)
+size_t packet_build_segment(int family, const uint8_t *saddr, const uint8_t *daddr,
+			    uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
+			    uint8_t flags, uint8_t *out, size_t cap)
 {
 	size_t ip_len;
 
-	if (syn->family == AF_INET)
+	if (family == AF_INET)
 		ip_len = IPV4_HDR_MIN;
-	else if (syn->family == AF_INET6)
+	else if (family == AF_INET6)
 		ip_len = IPV6_HDR_LEN;
 	else
 		return 0;
@@ -229,6 +231,46 @@ size_t packet_build_rst(const struct packet_tcp *syn, uint8_t *out, size_t cap)
 	if (cap < total)
 		return 0;
 
+	/* Zero first so every byte we do not set (id, TOS, flow label, window,
+	 * urgent pointer, checksums) is deterministic. */
+	memset(out, 0, total);
+	uint32_t sum;
+	if (family == AF_INET) {
+		out[0] = 0x45;
+		put16(out + 2, (uint16_t)total);
+		put16(out + 6, IPV4_FLAG_DF);
+		out[8] = RST_TTL;
+		out[9] = IPPROTO_NUM_TCP;
+		memcpy(out + 12, saddr, 4);
+		memcpy(out + 16, daddr, 4);
+		put16(out + 10, fold(sum16(out, IPV4_HDR_MIN, 0)));
+		sum = sum16(out + 12, 8, 0);
+	} else {
+		out[0] = 0x60;
+		put16(out + 4, TCP_HDR_MIN);
+		out[6] = IPPROTO_NUM_TCP;
+		out[7] = RST_TTL;
+		memcpy(out + 8, saddr, 16);
+		memcpy(out + 24, daddr, 16);
+		sum = sum16(out + 8, 32, 0);
+	}
+	/* The rest of the pseudo-header: protocol and TCP length, which sum the
+	 * same in the v4 (8+8+16 bit) and v6 (32+24+8 bit) layouts. */
+	sum += IPPROTO_NUM_TCP + TCP_HDR_MIN;
+
+	uint8_t *tcp = out + ip_len;
+	put16(tcp, sport);
+	put16(tcp + 2, dport);
+	put32(tcp + 4, seq);
+	put32(tcp + 8, ack);
+	tcp[12] = (TCP_HDR_MIN / 4) << 4;
+	tcp[13] = flags;
+	put16(tcp + 16, fold(sum16(tcp, TCP_HDR_MIN, sum)));
+	return total;
+}
+
+size_t packet_build_rst(const struct packet_tcp *syn, uint8_t *out, size_t cap)
+{
 	/* RFC 793 reset generation: if the segment acked something, the RST
 	 * takes its sequence number from that ack and need not ack back;
 	 * otherwise it is seq 0 and acks everything the segment occupied. */
@@ -245,43 +287,8 @@ size_t packet_build_rst(const struct packet_tcp *syn, uint8_t *out, size_t cap)
 			ack++;
 		flags = PACKET_TCP_RST | PACKET_TCP_ACK;
 	}
-
-	/* Zero first so every byte we do not set (id, TOS, flow label, window,
-	 * urgent pointer, checksums) is deterministic. */
-	memset(out, 0, total);
-	uint32_t sum;
-	if (syn->family == AF_INET) {
-		out[0] = 0x45;
-		put16(out + 2, (uint16_t)total);
-		put16(out + 6, IPV4_FLAG_DF);
-		out[8] = RST_TTL;
-		out[9] = IPPROTO_NUM_TCP;
-		memcpy(out + 12, syn->daddr, 4);
-		memcpy(out + 16, syn->saddr, 4);
-		put16(out + 10, fold(sum16(out, IPV4_HDR_MIN, 0)));
-		sum = sum16(out + 12, 8, 0);
-	} else {
-		out[0] = 0x60;
-		put16(out + 4, TCP_HDR_MIN);
-		out[6] = IPPROTO_NUM_TCP;
-		out[7] = RST_TTL;
-		memcpy(out + 8, syn->daddr, 16);
-		memcpy(out + 24, syn->saddr, 16);
-		sum = sum16(out + 8, 32, 0);
-	}
-	/* The rest of the pseudo-header: protocol and TCP length, which sum the
-	 * same in the v4 (8+8+16 bit) and v6 (32+24+8 bit) layouts. */
-	sum += IPPROTO_NUM_TCP + TCP_HDR_MIN;
-
-	uint8_t *tcp = out + ip_len;
-	put16(tcp, syn->dport);
-	put16(tcp + 2, syn->sport);
-	put32(tcp + 4, seq);
-	put32(tcp + 8, ack);
-	tcp[12] = (TCP_HDR_MIN / 4) << 4;
-	tcp[13] = flags;
-	put16(tcp + 16, fold(sum16(tcp, TCP_HDR_MIN, sum)));
-	return total;
+	return packet_build_segment(syn->family, syn->daddr, syn->saddr, syn->dport, syn->sport,
+				    seq, ack, flags, out, cap);
 }
 
 const char *packet_status_name(enum packet_status status)

@@ -59,6 +59,14 @@ int packet_is_syn(const struct packet_tcp *tcp);
  * small. */
 size_t packet_build_rst(const struct packet_tcp *syn, uint8_t *out, size_t cap);
 
+/* Builds, in OUT (CAP bytes), a bare TCP segment (no options, no payload)
+ * from SADDR:SPORT to DADDR:DPORT of FAMILY with SEQ, ACK and FLAGS, IP and
+ * TCP checksums filled: the cut's probes (cut.h). Addresses in network
+ * order, the rest in host order. The length, 0 if CAP is too small. */
+size_t packet_build_segment(int family, const uint8_t *saddr, const uint8_t *daddr,
+			    uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
+			    uint8_t flags, uint8_t *out, size_t cap);
+
 const char *packet_status_name(enum packet_status status);
 
 #endif

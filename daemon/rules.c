@@ -1,5 +1,6 @@
 #include "rules.h"
 #include "rules_internal.h"
+#include "rules_cut.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -124,6 +125,10 @@ static void nft_put_field(FILE *out, const struct config *cfg, const struct guar
 		rules_guard_put_nft_allows(out, guard, AF_INET);
 	else if (field_is(name, len, "GUARD_ALLOW6"))
 		rules_guard_put_nft_allows(out, guard, AF_INET6);
+	else if (field_is(name, len, "CUT4"))
+		rules_cut_put_nft_elements(out, "elements = { ", guard, AF_INET);
+	else if (field_is(name, len, "CUT6"))
+		rules_cut_put_nft_elements(out, "elements = { ", guard, AF_INET6);
 	else if (field_is(name, len, "QUEUE"))
 		nft_put_queue(out, cfg);
 	else if (field_is(name, len, "CHECK_MARK"))
@@ -533,6 +538,8 @@ static int xt_install(enum rules_backend backend, const struct config *cfg,
 	}
 	for (size_t i = 0; i < 2; i++)
 		stale |= xt_remove_other_hooks(backend, xt_families[i], cfg->hook);
+	if (rules_xt_cut_apply(backend, guard, true) < 0)
+		return -1;
 	if (stale)
 		log_warn("replaced the %s rules left by an earlier instance",
 			 rules_backend_name(backend));
@@ -558,7 +565,7 @@ static int xt_update(enum rules_backend backend, const struct config *cfg,
 		if (rc < 0)
 			return -1;
 	}
-	return 0;
+	return rules_xt_cut_apply(backend, guard, false);
 }
 
 static int xt_guard_update(enum rules_backend backend, const struct config *cfg,
@@ -572,7 +579,7 @@ static int xt_guard_update(enum rules_backend backend, const struct config *cfg,
 		if (rc < 0)
 			return -1;
 	}
-	return 0;
+	return rules_xt_cut_apply(backend, guard, false);
 }
 
 static int xt_guard_read(enum rules_backend backend, const struct config *cfg,
@@ -789,6 +796,7 @@ int rules_install(enum rules_backend backend, const struct config *cfg,
 			/* nothing half-installed is left behind */
 			for (size_t i = 0; i < 2; i++)
 				xt_remove_hook(backend, xt_families[i], cfg->hook);
+			rules_xt_cut_remove(backend);
 			return -1;
 		}
 		return 0;
@@ -892,6 +900,7 @@ int rules_remove(enum rules_backend backend, const struct config *cfg)
 	case RULES_BACKEND_XT_LEGACY:
 		for (size_t i = 0; i < 2; i++)
 			xt_remove_hook(backend, xt_families[i], cfg->hook);
+		rules_xt_cut_remove(backend);
 		return 0;
 	case RULES_BACKEND_EXTERNAL:
 		return 0;

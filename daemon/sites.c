@@ -32,6 +32,9 @@ struct site {
 	struct site_allow *config_allow;  /* NULL: the config has none */
 	struct site_allow *runtime_allow; /* NULL: none */
 	int64_t until;                    /* main thread only */
+	bool cut;                         /* main thread only */
+	uint64_t cut_probes;              /* main thread only */
+	size_t cut_flows;                 /* main thread only */
 };
 
 struct slot {
@@ -269,6 +272,8 @@ void sites_carry_over_overrides(struct sites *to, const struct sites *from)
 			continue;
 		atomic_store(&site->mode, mode);
 		site->until = from->sites[i].until;
+		site->cut = from->sites[i].cut;
+		site->cut_probes = from->sites[i].cut_probes;
 		/* the new table is not live yet: nobody reads its lists; out of
 		 * memory, the config's list stands in (logged by the caller's
 		 * status, never a crash) */
@@ -330,6 +335,9 @@ void site_set_override(struct site *site, enum site_state state, enum site_actio
 void site_clear_override(struct site *site)
 {
 	atomic_store(&site->mode, mode_of(site->conf->state, site->conf->action, false));
+	/* a cut is part of the run-time override, never of the config */
+	site->cut = false;
+	site->cut_flows = 0;
 }
 
 struct site_allow *site_allow_new(const struct config_cidr *nets, size_t n)
@@ -376,6 +384,30 @@ void site_set_until(struct site *site, int64_t until)
 	site->until = until;
 }
 
+bool site_cut(const struct site *site)
+{
+	return site->cut;
+}
+
+void site_set_cut(struct site *site, bool cut)
+{
+	site->cut = cut;
+	if (!cut)
+		site->cut_flows = 0;
+}
+
+void site_cut_count(struct site *site, size_t flows, uint64_t probes)
+{
+	site->cut_flows = flows;
+	site->cut_probes += probes;
+}
+
+void site_cut_counters(const struct site *site, size_t *flows, uint64_t *probes)
+{
+	*flows = site->cut_flows;
+	*probes = site->cut_probes;
+}
+
 static bool allow_matches(const struct site_allow *allow, int family, const uint8_t *saddr)
 {
 	for (size_t i = 0; allow && saddr && i < allow->count; i++)
@@ -399,6 +431,11 @@ static void count_one(_Atomic uint64_t *counter, bool shared)
 enum site_verdict site_decide_on(struct site *site, unsigned slot)
 {
 	return site_decide_from(site, slot, 0, NULL);
+}
+
+bool site_allows(const struct site *site, int family, const uint8_t *saddr)
+{
+	return allow_matches(atomic_load(&site->allow), family, saddr);
 }
 
 enum site_verdict site_decide_from(struct site *site, unsigned slot, int family,

@@ -73,6 +73,14 @@ struct site_allow *site_swap_allow(struct site *site, struct site_allow *runtime
  * is a date an operator gave); 0: none. Main thread only. */
 int64_t site_until(const struct site *site);
 void site_set_until(struct site *site, int64_t until);
+/* Whether the run-time offline override cuts the site's established
+ * connections too (cut.h); ends with the override. Main thread only. */
+bool site_cut(const struct site *site);
+void site_set_cut(struct site *site, bool cut);
+/* The cut's figures: FLOWS, the site's connections the last probe round
+ * found in conntrack; PROBES, the probe packets sent so far (added). */
+void site_cut_count(struct site *site, size_t flows, uint64_t probes);
+void site_cut_counters(const struct site *site, size_t *flows, uint64_t *probes);
 
 /* The verdict for a new connection to SITE; counts it in counter slot
  * SLOT. Each slot has one writer at a time: worker i uses slot i (the table
@@ -83,6 +91,8 @@ enum site_verdict site_decide_on(struct site *site, unsigned slot);
  * No lock, no allocation: a linear scan of at most CONFIG_MAX_ALLOW nets. */
 enum site_verdict site_decide_from(struct site *site, unsigned slot, int family,
 				   const uint8_t *saddr);
+/* Whether SADDR (FAMILY, network order) is on SITE's allow-list in force. */
+bool site_allows(const struct site *site, int family, const uint8_t *saddr);
 /* site_decide_on(SITE, 0), for single-threaded callers. */
 enum site_verdict site_decide(struct site *site);
 void site_get_counters(const struct site *site, struct site_counters *out);

@@ -22,6 +22,7 @@
 #define STATE_MAX_ALLOW_LINE (PROTOCOL_SITE_NAME_MAX + 16 + CONFIG_MAX_ALLOW * CONFIG_CIDR_STRLEN)
 #define STATE_ALLOW "+allow"
 #define STATE_UNTIL "+until"
+#define STATE_CUT "+cut"
 
 void state_set_free(struct state_set *set)
 {
@@ -145,6 +146,16 @@ int state_set_extend(struct state_set *set, const char *name, const struct site_
 	return 0;
 }
 
+int state_set_cut(struct state_set *set, const char *name, bool cut)
+{
+	struct state_entry *e = (struct state_entry *)state_set_find(set, name);
+
+	if (!e)
+		return -1;
+	e->cut = cut;
+	return 0;
+}
+
 int state_collect(const struct sites *sites, struct state_set *out)
 {
 	state_set_free(out);
@@ -156,7 +167,8 @@ int state_collect(const struct sites *sites, struct state_set *out)
 		if (state_set_put(out, site_name(site), site_state(site), site_action(site)) < 0 ||
 		    state_set_extend(out, site_name(site),
 				     site_allow_is_runtime(site) ? site_allow_list(site) : NULL,
-				     site_until(site)) < 0) {
+				     site_until(site)) < 0 ||
+		    state_set_cut(out, site_name(site), site_cut(site)) < 0) {
 			state_set_free(out);
 			return -1;
 		}
@@ -212,6 +224,8 @@ static void entry_text(const struct state_entry *e, struct strbuf *text)
 	}
 	if (e->until)
 		strbuf_printf(text, STATE_UNTIL " %s %" PRId64 "\n", e->name, e->until);
+	if (e->cut)
+		strbuf_printf(text, STATE_CUT " %s\n", e->name);
 }
 
 int state_save(const char *path, const struct state_set *set, char *err, size_t err_len)
@@ -294,7 +308,8 @@ static size_t split_words(char *line, char **words, size_t max)
 	return n;
 }
 
-/* "+allow NAME [CIDR ...]" or "+until NAME UNIXTIME", after NAME's line. */
+/* "+allow NAME [CIDR ...]", "+until NAME UNIXTIME" or "+cut NAME", after
+ * NAME's line. */
 static int parse_extension(char *line, struct state_set *out, char *why, size_t why_len)
 {
 	char *words[CONFIG_MAX_ALLOW + 2], *end;
@@ -308,6 +323,13 @@ static int parse_extension(char *line, struct state_set *out, char *why, size_t 
 	if (!e) {
 		snprintf(why, why_len, "'%.16s' for no site listed above it", words[0]);
 		return -1;
+	}
+	if (strcmp(words[0], STATE_CUT) == 0) {
+		if (n != 2) {
+			snprintf(why, why_len, "expected '" STATE_CUT " NAME'");
+			return -1;
+		}
+		return state_set_cut(out, e->name, true);
 	}
 	if (strcmp(words[0], STATE_UNTIL) == 0) {
 		errno = 0;
@@ -342,7 +364,8 @@ static int parse_entry(char *line, struct state_set *out, char *why, size_t why_
 
 	line += strspn(line, " \t");
 	if (strncmp(line, STATE_ALLOW " ", sizeof(STATE_ALLOW)) == 0 ||
-	    strncmp(line, STATE_UNTIL " ", sizeof(STATE_UNTIL)) == 0)
+	    strncmp(line, STATE_UNTIL " ", sizeof(STATE_UNTIL)) == 0 ||
+	    strncmp(line, STATE_CUT " ", sizeof(STATE_CUT)) == 0)
 		return parse_extension(line, out, why, why_len);
 	n = split_words(line, words, 3);
 
@@ -533,6 +556,8 @@ void state_restore(const char *path, struct sites *sites)
 		}
 		site_set_override(site, e->state, e->action);
 		site_set_until(site, e->until);
+		/* only an offline override cuts */
+		site_set_cut(site, e->cut && e->state == SITE_OFFLINE);
 		if (e->allow)
 			free(site_swap_allow(site, site_allow_new(e->allow->nets, e->allow->count)));
 		log_info("site %s: %s (%s) from the state file", e->name,

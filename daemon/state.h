@@ -8,6 +8,7 @@
  *   NAME STATE ACTION        e.g. "blog online drop"
  *   +allow NAME [CIDR ...]   the run-time allow-list of NAME's override
  *   +until NAME UNIXTIME     when NAME's override ends
+ *   +cut NAME                NAME's offline override cuts established connections
  *
  * Saving is atomic (temp file in the same directory, fsync, rename, fsync
  * of the directory), so a crash leaves the old file or the new one, never
@@ -16,6 +17,7 @@
 #ifndef GK_STATE_H
 #define GK_STATE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config.h"
@@ -32,6 +34,7 @@ struct state_entry {
 	enum site_action action;
 	struct site_allow *allow; /* owned; NULL: the config's list applies */
 	int64_t until;            /* Unix time the override ends; 0: never */
+	bool cut;                 /* offline with --cut */
 };
 
 /* A set of overrides, at most one per site name. INDEX hashes names to
@@ -54,6 +57,9 @@ void state_set_remove(struct state_set *set, const char *name);
  * UNTIL. -1 if there is no such entry or memory runs out. */
 int state_set_extend(struct state_set *set, const char *name, const struct site_allow *allow,
 		     int64_t until);
+/* Marks NAME's entry (which must exist) as cutting established
+ * connections, or not. -1 if there is no such entry. */
+int state_set_cut(struct state_set *set, const char *name, bool cut);
 const struct state_entry *state_set_find(const struct state_set *set, const char *name);
 
 /* The run-time overrides now in force in SITES. 0 or -1 (memory). */

@@ -56,6 +56,8 @@
  * ahead, checked by gatekeeperctl and again by the daemon */
 #define PROTOCOL_DEADLINE_MIN_S 1
 #define PROTOCOL_DEADLINE_MAX_S (366 * 86400)
+/* offline's option that also ends the site's established connections */
+#define PROTOCOL_OPTION_CUT "cut"
 
 /* Error codes of "ERR <code> <len>". */
 #define PROTOCOL_ERR_USAGE "usage"               /* unknown command, bad arguments */

@@ -121,3 +121,15 @@ void engine_set_allow(struct engine *engine, struct site *site, struct site_allo
 	(void)engine;
 	free(site_swap_allow(site, runtime));
 }
+
+/* no kernel rules, no probes */
+void engine_cut_round(struct engine *engine)
+{
+	(void)engine;
+}
+
+uint64_t engine_cut_resets(const struct engine *engine)
+{
+	(void)engine;
+	return 0;
+}

@@ -41,7 +41,7 @@ add_counts() {
 # their backends themselves). On this kernel the other xt flavour also
 # runs the kernel guard's tests (crafted packets, a dead or stuck daemon);
 # in the VM, under TCG, they run once, with the native nft backend.
-xt_tests="verdicts-forward verdicts-prerouting verdicts-input lifecycle control"
+xt_tests="verdicts-forward verdicts-prerouting verdicts-input lifecycle control cut"
 guard_tests="evasion-prerouting evasion-forward evasion-input fault-kill fault-stop"
 
 auto=$(bash tests/qemu/kernel-offers.sh --auto)

@@ -372,7 +372,7 @@ static void test_hello_status_stats(void **state)
 		 "\"config_state\":\"online\",\"config_action\":\"drop\","
 		 "\"addresses\":[\"198.51.100.10\",\"2001:db8:2::10\"],\"ports\":[443,8443],"
 		 "\"counters\":{\"accepted\":0,\"dropped\":0,\"rejected\":0,\"allowed\":0},"
-		 "\"allow\":[],\"allow_source\":\"config\"}");
+		 "\"allow\":[],\"allow_source\":\"config\",\"cut\":false,\"cut_flows\":0,\"cut_probes\":0}");
 	ask_free(f, fd, "stats\n", NULL, "packets        42 ");
 	body = ask(f, fd, "stats json\n", NULL, "\"workers\":{\"packets\":42,");
 	assert_non_null(strstr(body, "\"sites\":{\"total\":2,\"offline\":1,\"runtime\":0,"));

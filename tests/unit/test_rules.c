@@ -13,6 +13,7 @@
 #include "guard.h"
 #include "rules.h"
 #include "rules_internal.h"
+#include "rules_cut.h"
 #include "sites.h"
 
 static const char yaml[] =
@@ -431,13 +432,113 @@ static void test_guard_nft_text(void **state)
 			    "flush set inet gatekeeper guard_allow4\n"
 			    "add element inet gatekeeper guard_allow4 { 198.51.100.11 . 443 . 203.0.113.0/24 }\n"
 			    "flush set inet gatekeeper guard_allow6\n"
-			    "add element inet gatekeeper guard_allow6 { 2001:db8:2::11 . 443 . 2001:db8:ff::/48 }\n");
+			    "add element inet gatekeeper guard_allow6 { 2001:db8:2::11 . 443 . 2001:db8:ff::/48 }\n"
+			    "flush set inet gatekeeper cut4\n\n"
+			    "flush set inet gatekeeper cut6\n\n");
 	assert_non_null(strstr(text, "elements = { 198.51.100.11 . 443 . 203.0.113.0/24 }"));
 	assert_non_null(strstr(text, "ip daddr . tcp dport . ip saddr @guard_allow4 accept\n"));
 	free(update);
 	free(text);
 	guard_set_free(&guard);
 	config_free(cfg);
+}
+
+/* blog (2 addresses, allow-list) offline with --cut */
+static void cut_guard_of(const struct config *cfg, struct guard_set *guard)
+{
+	struct sites *sites = sites_create(cfg);
+
+	assert_non_null(sites);
+	site_set_cut(sites_find(sites, "blog"), true);
+	assert_int_equal(guard_set_build(guard, sites), 0);
+	sites_free(sites);
+}
+
+static void test_cut_texts(void **state)
+{
+	struct config *cfg = load(guard_yaml);
+	struct guard_set guard, plain;
+	const unsigned stale[3] = {1, 0, 2};
+	char *v4, *v6, *update, *nft;
+
+	(void)state;
+	cut_guard_of(cfg, &guard);
+	guard_of(cfg, &plain);
+	assert_false(guard_set_equal(&guard, &plain)); /* a cut is a change to sync */
+
+	v4 = rules_render_xt_cut(&guard, AF_INET, true, stale);
+	assert_non_null(strstr(v4, "*filter\n:GATEKEEPER_CUT - [0:0]\n:GATEKEEPER_CUT_RESET - [0:0]\n"
+				   "-A GATEKEEPER_CUT_RESET -p tcp -j REJECT --reject-with tcp-reset\n"));
+	assert_non_null(strstr(v4, "-A GATEKEEPER_CUT -m mark --mark 0x676b -j RETURN\n"));
+	assert_non_null(strstr(v4, "-A GATEKEEPER_CUT -p tcp -m tcp --tcp-flags SYN SYN -j RETURN\n"));
+	/* the allow-list, both directions, before the RST rules */
+	assert_non_null(strstr(v4, "-A GATEKEEPER_CUT -s 203.0.113.0/24 -d 198.51.100.11 -p tcp -m tcp "
+				   "--dport 443 -j RETURN\n"
+				   "-A GATEKEEPER_CUT -s 198.51.100.11 -d 203.0.113.0/24 -p tcp -m tcp "
+				   "--sport 443 -j RETURN\n"
+				   "-A GATEKEEPER_CUT -d 198.51.100.11 -p tcp -m tcp --dport 443 "
+				   "-j GATEKEEPER_CUT_RESET\n"
+				   "-A GATEKEEPER_CUT -s 198.51.100.11 -p tcp -m tcp --sport 443 "
+				   "-j GATEKEEPER_CUT_RESET\n"));
+	/* wiki is offline without --cut: drained, not cut */
+	assert_null(strstr(v4, "198.51.100.12"));
+	/* stale jumps out, one in at each top, in the same commit */
+	assert_non_null(strstr(v4, "-D INPUT -p tcp -m conntrack --ctstate "
+				   "INVALID,NEW,RELATED,ESTABLISHED,UNTRACKED -j GATEKEEPER_CUT\n"
+				   "-I INPUT 1 -p tcp -m conntrack"));
+	assert_null(strstr(v4, "-D FORWARD"));
+	assert_non_null(strstr(v4, "-I FORWARD 1 -p tcp"));
+	assert_non_null(strstr(v4, "-D OUTPUT -p tcp -m conntrack --ctstate "
+				   "INVALID,NEW,RELATED,ESTABLISHED,UNTRACKED -j GATEKEEPER_CUT\n-D OUTPUT"));
+	assert_non_null(strstr(v4, "COMMIT\n"));
+	v6 = rules_render_xt_cut(&guard, AF_INET6, false, NULL);
+	/* an update refills GATEKEEPER_CUT only: the RST counter runs on */
+	assert_null(strstr(v6, "GATEKEEPER_CUT_RESET - [0:0]"));
+	assert_null(strstr(v6, "-I INPUT"));
+	assert_non_null(strstr(v6, "-A GATEKEEPER_CUT -s 2001:db8:2::11 -p tcp -m tcp --sport 443 "
+				   "-j GATEKEEPER_CUT_RESET\n"));
+	free(v4);
+	free(v6);
+	/* no cut: an empty chain, nothing walked */
+	v4 = rules_render_xt_cut(&plain, AF_INET, false, NULL);
+	assert_string_equal(v4, "*filter\n:GATEKEEPER_CUT - [0:0]\nCOMMIT\n");
+	free(v4);
+
+	update = rules_render_nft_guard(&guard);
+	assert_non_null(strstr(update, "flush set inet gatekeeper cut4\n"
+				       "add element inet gatekeeper cut4 { 198.51.100.11 . 443 }\n"
+				       "flush set inet gatekeeper cut6\n"
+				       "add element inet gatekeeper cut6 { 2001:db8:2::11 . 443 }\n"));
+	free(update);
+	nft = rules_render_nft(cfg, &guard);
+	assert_non_null(strstr(nft, "set cut4 {\n\t\ttype ipv4_addr . inet_service\n"
+				    "\t\telements = { 198.51.100.11 . 443 }"));
+	assert_non_null(strstr(nft, "ip saddr . tcp sport @cut4 counter name cut_resets reject with tcp reset"));
+	assert_non_null(strstr(nft, "type filter hook output priority 0;"));
+	assert_non_null(strstr(nft, "meta mark 0x676b return"));
+	assert_null(strstr(nft, "{{"));
+	free(nft);
+	guard_set_free(&guard);
+	guard_set_free(&plain);
+	config_free(cfg);
+}
+
+static void test_xt_cut_scan(void **state)
+{
+	struct rules_xt_cut_scan scan = {0};
+
+	(void)state;
+	rules_xt_cut_scan_line(&scan, "-A INPUT -p tcp -m conntrack --ctstate INVALID,NEW,RELATED,"
+				      "ESTABLISHED,UNTRACKED -j GATEKEEPER_CUT\n");
+	rules_xt_cut_scan_line(&scan, "[3:180] -A OUTPUT -p tcp -j GATEKEEPER_CUT");
+	rules_xt_cut_scan_line(&scan, "-A OUTPUT -p tcp -j GATEKEEPER_CUT_RESET\n"); /* not a jump to CUT */
+	rules_xt_cut_scan_line(&scan, "[7:280] -A GATEKEEPER_CUT_RESET -p tcp -j REJECT --reject-with tcp-reset\n");
+	rules_xt_cut_scan_line(&scan, "[9:360] -A GATEKEEPER_CUT -d 198.51.100.11/32 -j GATEKEEPER_CUT_RESET\n");
+	rules_xt_cut_scan_line(&scan, "[bad");
+	assert_int_equal(scan.jumps[0], 1);
+	assert_int_equal(scan.jumps[1], 0);
+	assert_int_equal(scan.jumps[2], 1);
+	assert_int_equal(scan.resets, 7);
 }
 
 static void test_guard_xt_text(void **state)
@@ -577,6 +678,8 @@ int main(void)
 		cmocka_unit_test(test_guard_set),
 		cmocka_unit_test(test_guard_nft_text),
 		cmocka_unit_test(test_guard_xt_text),
+		cmocka_unit_test(test_cut_texts),
+		cmocka_unit_test(test_xt_cut_scan),
 		cmocka_unit_test(test_xt_guard_scan),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

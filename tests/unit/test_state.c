@@ -495,6 +495,50 @@ static void test_allow_and_until_roundtrip(void **unused)
 	free(path);
 }
 
+/* "+cut NAME": written only for a cut, read back; a file without it (every
+ * file the versions before wrote) has no cut; a bad one is skipped. */
+static void test_cut_roundtrip(void **unused)
+{
+	char *path = path_in("state"), *text, err[256];
+	struct state_set set = {0}, back = {0};
+	size_t bad = 99;
+
+	(void)unused;
+	assert_int_equal(state_set_put(&set, "shop", SITE_OFFLINE, SITE_ACTION_REJECT), 0);
+	assert_int_equal(state_set_extend(&set, "shop", NULL, 1798000000), 0);
+	assert_int_equal(state_set_cut(&set, "shop", true), 0);
+	assert_int_equal(state_set_put(&set, "blog", SITE_OFFLINE, SITE_ACTION_DROP), 0);
+	assert_int_equal(state_set_cut(&set, "nosuch", true), -1);
+	assert_int_equal(state_save(path, &set, err, sizeof(err)), 0);
+	text = read_file(path);
+	assert_non_null(strstr(text, "\nshop offline reject\n+until shop 1798000000\n+cut shop\n"));
+	assert_null(strstr(text, "+cut blog"));
+	free(text);
+	assert_int_equal(state_load(path, &back, &bad, err, sizeof(err)), 0);
+	assert_int_equal(bad, 0);
+	assert_true(state_set_find(&back, "shop")->cut);
+	assert_int_equal(state_set_find(&back, "shop")->until, 1798000000);
+	assert_false(state_set_find(&back, "blog")->cut);
+	state_set_free(&back);
+
+	/* today's format: no cut */
+	static const char today[] = "gatekeeper-state 1\nshop offline reject\n+until shop 1798000000\n";
+	assert_int_equal(parse(today, sizeof(today) - 1, &back, &bad, err, sizeof(err)), 0);
+	assert_int_equal(bad, 0);
+	assert_false(state_set_find(&back, "shop")->cut);
+	state_set_free(&back);
+
+	/* a cut line for no site above it, or with extra words: skipped */
+	static const char odd[] = "gatekeeper-state 1\n+cut shop\nshop offline drop\n+cut shop now\n"
+				  "+cut\n";
+	assert_int_equal(parse(odd, sizeof(odd) - 1, &back, &bad, err, sizeof(err)), 0);
+	assert_int_equal(bad, 3);
+	assert_false(state_set_find(&back, "shop")->cut);
+	state_set_free(&back);
+	state_set_free(&set);
+	free(path);
+}
+
 /* A deadline that passed while no daemon ran: the site starts with its
  * config state, and the file is rewritten without the override. */
 static void test_restore_deadline(void **unused)
@@ -557,6 +601,7 @@ int main(void)
 		cmocka_unit_test(test_collect_and_restore),
 		cmocka_unit_test(test_allow_and_until_roundtrip),
 		cmocka_unit_test(test_restore_deadline),
+		cmocka_unit_test(test_cut_roundtrip),
 	};
 
 	return cmocka_run_group_tests(tests, make_dir, remove_dir);
