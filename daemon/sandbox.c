@@ -45,6 +45,9 @@ static const char *const allowed[] = {
 	 * and seccomp() only adds a filter on top of this one */
 	"capset", "setresuid", "setresgid", "setresuid32", "setresgid32", "setgroups",
 	"setgroups32", "seccomp",
+	/* the checker lowers its priority (nice 10) between fork and exec;
+	 * raising it again needs CAP_SYS_NICE, which the daemon never has */
+	"setpriority",
 	"rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sigreturn", "rt_sigpending",
 	"rt_sigtimedwait", "rt_sigtimedwait_time64", "sigaltstack", "signalfd", "signalfd4",
 	"restart_syscall", "arch_prctl", "set_thread_area", "uname", "getrandom", "sysinfo",
@@ -76,7 +79,10 @@ static const int socket_families[] = {AF_UNIX, AF_INET, AF_INET6, AF_NETLINK};
 static const int prctl_options[] = {PR_SET_NAME, PR_GET_NAME, PR_SET_PDEATHSIG,
 				    PR_GET_DUMPABLE, PR_CAPBSET_READ, PR_GET_SECUREBITS,
 				    PR_GET_NO_NEW_PRIVS, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP,
-				    PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_GET_KEEPCAPS};
+				    PR_CAPBSET_DROP, PR_CAP_AMBIENT, PR_GET_KEEPCAPS,
+				    /* libcap-ng's change of user in the health checker
+				     * started by a daemon that runs as root */
+				    PR_SET_KEEPCAPS};
 
 /* Namespaces: a new one would give a compromised daemon a user namespace
  * with every capability in it. */
