@@ -196,7 +196,10 @@ costly_servers() {
 	main1=$(cpu_ticks "/proc/$DAEMON_PID/task/$DAEMON_PID/stat")
 	results1=$(results_count hard1)
 	log "meanwhile: checker $(((ticks1 - ticks0) * 1000 / hz)) ms of CPU, the daemon's main thread $(((main1 - main0) * 1000 / hz)) ms; hard1 results $results0 -> $results1"
-	check "the costly checks went on meanwhile (hard1 has new results)" test "$results1" -gt "$results0"
+	# a costly check takes up to its timeout (4 s) and the window above is
+	# ~3 s: on a loaded box the next result may come just after it
+	check "the costly checks go on (hard1 gets new results)" \
+		wait_for eval '(($(results_count hard1) > results0))'
 	check "the CPU went to the checker, not to the daemon's main thread" \
 		test $((ticks1 - ticks0)) -gt $((4 * (main1 - main0) + 10))
 	ctl status | sed -n '/^hard1:/,/^[a-z0-9]*: /p' | sed 's/^/# /' | head -8
