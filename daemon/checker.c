@@ -27,7 +27,7 @@
 
 static int control_fd = -1;
 
-static void fatal(const char *what)
+static _Noreturn void fatal(const char *what)
 {
 	log_error("health checker: %s: exiting", what);
 	_exit(1);

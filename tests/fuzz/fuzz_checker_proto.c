@@ -14,14 +14,7 @@
 #include <string.h>
 
 #include "checker_proto.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                  \
-	do {                         \
-		if (!(cond))         \
-			abort();     \
-	} while (0)
+#include "fuzz_check.h"
 
 static void run(const uint8_t *buf, size_t len)
 {

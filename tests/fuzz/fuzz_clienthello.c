@@ -8,14 +8,7 @@
 #include <string.h>
 
 #include "clienthello.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)              \
-	do {                     \
-		if (!(cond))     \
-			abort(); \
-	} while (0)
+#include "fuzz_check.h"
 
 static void check_name(const struct clienthello *ch)
 {

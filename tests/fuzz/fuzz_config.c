@@ -10,14 +10,7 @@
 #include <sys/un.h>
 
 #include "config.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                  \
-	do {                         \
-		if (!(cond))         \
-			abort();     \
-	} while (0)
+#include "fuzz_check.h"
 
 #define NAME "fuzz.yaml"
 

@@ -11,14 +11,7 @@
 
 #include "control.h"
 #include "protocol.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                  \
-	do {                         \
-		if (!(cond))         \
-			abort();     \
-	} while (0)
+#include "fuzz_check.h"
 
 static void check_request(const char *copy, char *line, size_t len)
 {

@@ -29,19 +29,9 @@
 #include "log.h"
 #include "protocol.h"
 #include "sites.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                           \
-	do {                                                                  \
-		if (!(cond)) {                                                \
-			fprintf(stderr, "check failed: %s (line %d)\n", #cond, \
-				__LINE__);                                    \
-			abort();                                              \
-		}                                                             \
-	} while (0)
-
 /* Far more rounds than any input needs: the server serves 16 requests per
  * client per round and an input holds at most a few thousand. */
 #define MAX_ROUNDS 20000

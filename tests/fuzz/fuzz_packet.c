@@ -9,14 +9,7 @@
 #include <sys/socket.h>
 
 #include "packet.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                  \
-	do {                         \
-		if (!(cond))         \
-			abort();     \
-	} while (0)
+#include "fuzz_check.h"
 
 static uint32_t sum16(const uint8_t *p, size_t len, uint32_t sum)
 {

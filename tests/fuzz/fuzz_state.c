@@ -9,14 +9,7 @@
 #include <string.h>
 
 #include "state.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                  \
-	do {                         \
-		if (!(cond))         \
-			abort();     \
-	} while (0)
+#include "fuzz_check.h"
 
 /* The text state_save() writes for SET (kept in step with state.c). */
 static char *format(const struct state_set *set, size_t *len)

@@ -9,14 +9,7 @@
 
 #include "strbuf.h"
 #include "textsafe.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                  \
-	do {                         \
-		if (!(cond))         \
-			abort();     \
-	} while (0)
+#include "fuzz_check.h"
 
 static void check_safe(const struct strbuf *b)
 {
