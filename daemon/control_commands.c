@@ -342,6 +342,21 @@ static void guard_text(const struct control *ctl, struct strbuf *b)
 		strbuf_puts(b, "guard          STALE: the kernel refused the last update (see the log)\n");
 }
 
+/* The health checker process: whether one runs and how often it had to be
+ * started (more than once: it died, hung or was killed; see the log). */
+static void checker_text(const struct health *h, struct strbuf *b)
+{
+	int pid = health_checker_pid(h);
+	unsigned starts = health_checker_starts(h);
+
+	if (pid > 0)
+		strbuf_printf(b, "checker        running (pid %d), started %u time%s\n", pid, starts,
+			      starts == 1 ? "" : "s");
+	else if (starts > 0)
+		strbuf_printf(b, "checker        not running (started %u time%s; restarts after a "
+			      "backoff while checks are configured)\n", starts, starts == 1 ? "" : "s");
+}
+
 static void stats_text(const struct control *ctl, struct strbuf *b)
 {
 	struct rules_watch_counts rw;
@@ -361,6 +376,7 @@ static void stats_text(const struct control *ctl, struct strbuf *b)
 		      f.total.accepted, f.total.dropped, f.total.rejected);
 	workers_text(&f.workers, b);
 	guard_text(ctl, b);
+	checker_text(engine_health(ctl->engine), b);
 	metrics_server_status_text(engine_metrics(ctl->engine), b);
 	rules_watch_get_counts(&rw);
 	strbuf_printf(b, "rules          checked %" PRIu64 " times, found removed %" PRIu64
@@ -418,6 +434,9 @@ static void stats_json(const struct control *ctl, struct strbuf *b)
 			      f.workers.figure[i]);
 	strbuf_puts(b, "}");
 	guard_json(ctl, b);
+	strbuf_printf(b, ",\"checker\":{\"pid\":%d,\"starts\":%u}",
+		      health_checker_pid(engine_health(ctl->engine)),
+		      health_checker_starts(engine_health(ctl->engine)));
 	metrics_server_status_json(engine_metrics(ctl->engine), b);
 	rules_watch_get_counts(&rw);
 	strbuf_printf(b, ",\"rules\":{\"checks\":%" PRIu64 ",\"removed\":%" PRIu64

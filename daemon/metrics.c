@@ -295,6 +295,12 @@ void metrics_render(const struct engine *engine, struct strbuf *b)
 	strbuf_printf(b, "gatekeeper_build_info{version=\"%s\"} 1\n", GK_VERSION);
 	render_sites(engine_sites(engine), b);
 	render_checks(engine_health(engine), b);
+	family(b, "gatekeeper_checker_up", "gauge",
+	       "1 while the health checker process runs (it starts with the first check).");
+	strbuf_printf(b, "gatekeeper_checker_up %d\n", health_checker_pid(engine_health(engine)) > 0);
+	counter(b, "gatekeeper_checker_starts_total",
+		"Starts of the health checker process; more than one: it died, hung or was killed.",
+		health_checker_starts(engine_health(engine)));
 	render_queues(engine_config(engine), b);
 	engine_get_stats(engine, &w);
 	render_workers(&w, b);

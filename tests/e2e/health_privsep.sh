@@ -228,10 +228,13 @@ the_cage() {
 }
 
 kill_the_checker() {
-	local old new passed0 t0
+	local old new passed0 t0 starts0
 	wait_for site_is shop online check || die "shop never online from its check"
 	old=$(checker_pid) || die "no checker process"
 	passed0=$(passed_count shop)
+	starts0=$(ctl stats | sed -n 's/^checker .*started \([0-9]*\) time.*/\1/p')
+	check "stats shows the running checker ($old, started ${starts0:-?} times)" \
+		eval "ctl stats | grep -qE '^checker +running \(pid $old\)' && [[ -n '$starts0' ]]"
 	t0=$(now_ms)
 	kill -KILL "$old"
 	check "right after the kill, shop keeps its state (online, from check) and its last result" \
@@ -239,6 +242,8 @@ kill_the_checker() {
 	check "the daemon restarts the checker" wait_for eval 'new=$(checker_pid) && [[ $new != '"$old"' ]]'
 	new=$(checker_pid)
 	log "checker $old killed, $new started $(($(now_ms) - t0)) ms later"
+	check "stats shows the new checker and one more start" \
+		eval "ctl stats | grep -qE '^checker +running \(pid $new\), started $((starts0 + 1)) times'"
 	check "the daemon logged the death and the restart" \
 		eval "grep -q 'health checker (pid $old): exited (killed by signal 9' '$DAEMON_LOG' && grep -q 'health checker: restarted (pid $new' '$DAEMON_LOG'"
 	check "the checks resume (shop's passed count grows past $passed0)" \
