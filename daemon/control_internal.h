@@ -40,6 +40,18 @@ void control_reply(struct strbuf *out, const char *code, const struct strbuf *bo
 __attribute__((format(printf, 3, 4))) void control_reply_error(struct strbuf *out, const char *code,
 								const char *fmt, ...);
 
+struct health;
+struct metrics_server;
+struct sites;
+
+/* The bodies of status and stats (control_report.c), text or JSON. */
+void control_status_text(const struct sites *sites, const struct health *health,
+			 const struct metrics_server *metrics, struct strbuf *b);
+void control_status_json(const struct sites *sites, const struct health *health,
+			 const struct metrics_server *metrics, struct strbuf *b);
+void control_stats_text(const struct control *ctl, struct strbuf *b);
+void control_stats_json(const struct control *ctl, struct strbuf *b);
+
 /* Resolves control.group of the running config (who may change state)
  * and, on a reload that changed control.group or control.mode, gives them
  * to the socket through a verified fd of the file we bound, never by
