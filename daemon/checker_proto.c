@@ -9,6 +9,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "strbuf.h"
+#include "textsafe.h"
+
 #define MAX_TIMEOUT_MS 3600000u
 #define MAX_LATENCY_US 7200000000ull
 
@@ -64,26 +67,25 @@ bool checker_text_valid(const char *text)
 
 void checker_text_clean(char *dst, size_t len, const char *src)
 {
-	const unsigned char *s = (const unsigned char *)src;
-	size_t out = 0;
+	struct strbuf safe;
+	size_t n;
 
 	if (!len)
 		return;
-	while (*s) {
-		size_t n = utf8_char(s);
-
-		if (out + (n ? n : 1) >= len)
-			break;
-		if (n) {
-			memcpy(dst + out, s, n);
-			out += n;
-			s += n;
-		} else {
-			dst[out++] = '?';
-			s++;
-		}
+	/* textsafe's terminal form: valid UTF-8, controls as the visible
+	 * \xHH (the daemon's outputs escape again, each in its own way) */
+	strbuf_init(&safe, 0);
+	textsafe_append(&safe, src, TEXTSAFE_TERMINAL);
+	n = strbuf_failed(&safe) ? 0 : safe.len;
+	if (n > len - 1) {
+		n = len - 1;
+		while (n > 0 && ((unsigned char)safe.data[n] & 0xc0) == 0x80)
+			n--; /* not inside a character */
 	}
-	dst[out] = '\0';
+	if (n)
+		memcpy(dst, safe.data, n);
+	dst[n] = '\0';
+	strbuf_free(&safe);
 }
 
 /* ---- cursors ---- */

@@ -36,7 +36,8 @@
  *   reason[192] (not empty) subject[256] issuer[256] (empty without cert)
  * Text fields: valid UTF-8 without C0, DEL or C1 control characters, so
  * nothing from a certificate reaches a terminal or a scrape raw; the
- * encoder replaces what is not (checker_text_clean).
+ * encoder writes controls as the visible \xHH and invalid bytes as U+FFFD
+ * (checker_text_clean, textsafe's terminal form).
  */
 #ifndef GK_CHECKER_PROTO_H
 #define GK_CHECKER_PROTO_H
@@ -105,8 +106,9 @@ int checker_decode_result(const uint8_t *buf, size_t len, struct checker_result 
 
 /* True if TEXT is valid UTF-8 without control characters (C0, DEL, C1). */
 bool checker_text_valid(const char *text);
-/* Copies SRC into DST[0..LEN) as text checker_text_valid accepts: invalid
- * bytes and controls become '?', cut on a character boundary. */
+/* Copies SRC into DST[0..LEN) as text checker_text_valid accepts:
+ * controls become \xHH, invalid bytes U+FFFD (textsafe.h), cut on a
+ * character boundary. */
 void checker_text_clean(char *dst, size_t len, const char *src);
 
 /* One message on the SEQPACKET socket FD with up to 2 fds. send: 0 or -1

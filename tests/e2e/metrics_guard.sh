@@ -246,9 +246,11 @@ hostile_subject() {
 		wait_for eval "ctl status | grep -q 'certificate L=evil'"
 	check "status text: no raw control byte, valid UTF-8" eval "ctl status | no_raw_controls"
 	check "... the controls shown escaped" eval "ctl status | tee /dev/stderr | grep -F 'certificate L=evil\\x9b[2J\\x9b]0'"
-	check "status --json: valid JSON, no raw control, C1 as \\u009b" eval \
+	# the checker sends the subject's controls as the visible \xHH (its
+	# records carry no control character); JSON escapes that backslash
+	check "status --json: valid JSON, no raw control, C1 as \\\\x9b" eval \
 		"ctl status --json | tee $TMP/status.json | no_raw_controls &&
-		 grep -qF 'evil\\u009b[2J' $TMP/status.json &&
+		 grep -qF 'evil\\\\x9b[2J' $TMP/status.json &&
 		 python3 -c 'import json,sys; json.load(open(sys.argv[1]))' $TMP/status.json"
 	check "scrape: promtool accepts it" eval \
 		"scrape_ok $MOVED_PORT && promtool check metrics <$TMP/scrape.txt"

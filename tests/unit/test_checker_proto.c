@@ -295,14 +295,18 @@ static void test_cancel(void **state)
 
 static void test_text_clean(void **state)
 {
-	char out[16];
+	char out[64];
 
 	(void)state;
 	assert_true(checker_text_valid("CN=Zürich"));
 	assert_false(checker_text_valid("a\x1b[31m"));
 	assert_false(checker_text_valid("\xc2\x9b" "31m"));
-	checker_text_clean(out, sizeof(out), "a\x1b[31mb\xc2\x9bz");
-	assert_string_equal(out, "a?[31mb??z");
+	checker_text_clean(out, sizeof(out), "a\x1b[31mb\xc2\x9bz\xff");
+	assert_string_equal(out, "a\\x1b[31mb\\x9bz\xef\xbf\xbd");
+	assert_true(checker_text_valid(out));
+	/* cut by the size: never inside a character */
+	checker_text_clean(out, 6, "ab\xe2\x82\xac\xe2\x82\xac");
+	assert_string_equal(out, "ab\xe2\x82\xac");
 	/* a 2-byte character that does not fit is left out whole */
 	checker_text_clean(out, 4, "ab\xc3\xbc");
 	assert_string_equal(out, "ab");
