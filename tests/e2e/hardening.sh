@@ -113,7 +113,7 @@ legacy_usable() {
 
 # start_with_lock CONFIG LOCK: start_daemon, seeing LOCK as /run/xtables.lock
 start_with_lock() {
-	local config=$1 lock=$2 i
+	local config=$1 lock=$2
 	DAEMON_STARTS=$((DAEMON_STARTS + 1))
 	DAEMON_LOG="$TMP/daemon.$DAEMON_STARTS.log"
 	# shellcheck disable=SC2016 # expanded by the inner sh
@@ -121,11 +121,7 @@ start_with_lock() {
 		exec ip netns exec "$@"' sh "$lock" "$NS_GW" "$GATEKEEPERD" -c "$config" \
 		>"$DAEMON_LOG" 2>&1 &
 	DAEMON_PID=$!
-	for ((i = 0; i < WAIT_TIMEOUT * 20; i++)); do
-		grep -q 'ready:' "$DAEMON_LOG" && { log "daemon: $(grep -m1 'ready:' "$DAEMON_LOG")"; return 0; }
-		pid_alive "$DAEMON_PID" || break
-		sleep 0.05
-	done
+	daemon_ready && return 0
 	show_daemon_log
 	die "the daemon (xt-legacy, private xtables lock) did not start"
 }

@@ -411,24 +411,35 @@ write_config() {
 	EOF
 }
 
+# daemon_ready: waits up to WAIT_TIMEOUT for the "ready:" line of
+# DAEMON_PID in DAEMON_LOG and logs it; 1 if the daemon died first or
+# never got ready.
+daemon_ready() {
+	local i
+	for ((i = 0; i < WAIT_TIMEOUT * 20; i++)); do
+		if grep -q 'ready:' "$DAEMON_LOG"; then
+			log "daemon: $(grep -m1 'ready:' "$DAEMON_LOG")"
+			return 0
+		fi
+		pid_alive "$DAEMON_PID" || return 1
+		sleep 0.05
+	done
+	return 1
+}
+
 # start_daemon NS CONFIG: runs $GATEKEEPERD -c CONFIG in NS, output to
 # DAEMON_LOG; returns once the log has a "ready:" line. A daemon that dies
 # first fails the test, with its log.
 start_daemon() {
-	local ns=$1 config=$2 i
+	local ns=$1 config=$2
 	DAEMON_STARTS=$((DAEMON_STARTS + 1))
 	DAEMON_LOG="$TMP/daemon.$DAEMON_STARTS.log"
 	ip netns exec "$ns" "$GATEKEEPERD" -c "$config" >"$DAEMON_LOG" 2>&1 &
 	DAEMON_PID=$!
-	for ((i = 0; i < WAIT_TIMEOUT * 20; i++)); do
-		if grep -q 'ready:' "$DAEMON_LOG"; then
-			log "daemon: $(grep -m1 'ready:' "$DAEMON_LOG")"
-			check_backend
-			return 0
-		fi
-		pid_alive "$DAEMON_PID" || break
-		sleep 0.05
-	done
+	if daemon_ready; then
+		check_backend
+		return 0
+	fi
 	if pid_alive "$DAEMON_PID"; then
 		end_process "$DAEMON_PID" TERM
 		DAEMON_PID=""

@@ -61,7 +61,7 @@ write_privdrop_config() { # FILE BACKEND
 # start_as_user CONFIG [LOCK]: like start_daemon, with -u; with LOCK, the
 # daemon sees LOCK as /run/xtables.lock (a private mount namespace).
 start_as_user() {
-	local config=$1 lock=${2:-} i
+	local config=$1 lock=${2:-}
 	DAEMON_STARTS=$((DAEMON_STARTS + 1))
 	DAEMON_LOG="$TMP/daemon.$DAEMON_STARTS.log"
 	if [[ -n $lock ]]; then
@@ -73,11 +73,7 @@ start_as_user() {
 		ip netns exec "$NS_GW" "$GATEKEEPERD" -c "$config" -u "$TEST_USER" >"$DAEMON_LOG" 2>&1 &
 	fi
 	DAEMON_PID=$!
-	for ((i = 0; i < WAIT_TIMEOUT * 20; i++)); do
-		grep -q 'ready:' "$DAEMON_LOG" && { log "daemon: $(grep -m1 'ready:' "$DAEMON_LOG")"; return 0; }
-		pid_alive "$DAEMON_PID" || break
-		sleep 0.05
-	done
+	daemon_ready && return 0
 	show_daemon_log
 	die "daemon as $TEST_USER did not get ready"
 }
