@@ -1,0 +1,48 @@
+/* rules_sni: the kernel rules of shared endpoints — an (address, port)
+ * several sites claim, told apart by the TLS server name (SNI-DESIGN.md).
+ *
+ * A SYN to a shared endpoint marks its connection (ct mark PENDING) and is
+ * queued like any managed SYN; the connection's packets with PENDING then
+ * go to the SNI queue (the handshake's last ACK and the ClientHello, and
+ * nothing after): the SNI worker's verdict on the hello carries the packet
+ * mark DECIDED, from which a later rule clears PENDING. Connmarks need
+ * conntrack (priority -200), so: nft, a chain of our table at the hook at
+ * priority -150 and the clear at 0; xt, chain GATEKEEPER_SNI in mangle at
+ * the hook and GATEKEEPER_SNI_CLEAR in filter FORWARD and INPUT (a queue
+ * verdict ends the table's traversal, and at PREROUTING no later table
+ * sees every packet). Not wired into the daemon yet (branch sni). */
+#ifndef GK_RULES_SNI_H
+#define GK_RULES_SNI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+#define RULES_SNI_PENDING 0x10000000u /* ct mark: the hello is still to be decided */
+#define RULES_SNI_DECIDED 0x10000000u /* packet mark: the SNI worker decided the flow */
+#define RULES_XT_SNI_CHAIN "GATEKEEPER_SNI"
+#define RULES_XT_SNI_CLEAR_CHAIN "GATEKEEPER_SNI_CLEAR"
+
+struct rules_endpoint {
+	struct config_addr addr;
+	uint16_t port;
+};
+
+/* The (address, port) pairs of FAMILY that more than one site of CFG
+ * claims, sorted, each once, in *OUT (malloc'ed; NULL when none). Their
+ * number, or (size_t)-1 out of memory. */
+size_t rules_sni_endpoints(const struct config *cfg, int family, struct rules_endpoint **out);
+
+/* The nft text of the shared endpoints, to go inside our table: sets
+ * shared4 / shared6, chain sni at the hook (priority -150) and chain
+ * sni_clear (priority 0). QUEUE: the SNI queue's number. malloc'ed; NULL
+ * out of memory. */
+char *rules_render_nft_sni(const struct config *cfg, uint16_t queue);
+
+/* FAMILY's rules in xtables-restore form: *mangle with GATEKEEPER_SNI and a
+ * jump from the hook's chain, *filter with GATEKEEPER_SNI_CLEAR and jumps
+ * from FORWARD and INPUT. malloc'ed; NULL out of memory. */
+char *rules_render_xt_sni(const struct config *cfg, int family, uint16_t queue);
+
+#endif
