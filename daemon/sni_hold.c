@@ -10,7 +10,7 @@ struct pending {
 	uint64_t due_ms;
 	uint32_t ids[SNI_HOLD_MAX_IDS];
 	size_t n_ids;
-	uint32_t next_seq;
+	uint32_t next_seq, ack;
 	struct pending *older, *newer; /* arrival order: the oldest is due first */
 	struct clienthello_stream stream;
 };
@@ -117,6 +117,7 @@ static void decide(struct sni_hold *h, struct pending *p, enum sni_result result
 	out->n_ids = p->n_ids;
 	out->first_seq = p->stream.start_seq;
 	out->next_seq = p->next_seq;
+	out->ack = p->ack;
 	forget(h, p);
 	free(p);
 }
@@ -146,6 +147,7 @@ static struct pending *start(struct sni_hold *h, size_t slot, const struct sni_f
 	p->due_ms = now_ms + h->hold_ms;
 	p->n_ids = 0;
 	p->next_seq = seq;
+	p->ack = 0;
 	p->older = h->newest;
 	p->newer = NULL;
 	if (h->newest)
@@ -165,7 +167,7 @@ static bool seq_after(uint32_t a, uint32_t b)
 }
 
 void sni_hold_segment(struct sni_hold *h, const struct sni_flow *flow, uint32_t seq,
-		      const uint8_t *data, size_t len, uint32_t id, uint64_t now_ms,
+		      uint32_t ack, const uint8_t *data, size_t len, uint32_t id, uint64_t now_ms,
 		      struct sni_decision *out)
 {
 	size_t slot = slot_of(h, flow);
@@ -184,9 +186,13 @@ void sni_hold_segment(struct sni_hold *h, const struct sni_flow *flow, uint32_t 
 			out->result = SNI_FULL;
 			out->ids[0] = id;
 			out->n_ids = len ? 1 : 0;
+			out->first_seq = seq;
+			out->next_seq = seq + (uint32_t)len;
+			out->ack = ack;
 			return;
 		}
 	}
+	p->ack = ack;
 	if (len == 0) {
 		out->result = SNI_HELD; /* nothing to hold: the caller accepts it */
 		return;

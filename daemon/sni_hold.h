@@ -43,10 +43,14 @@ struct sni_decision {
 	 * the one just added); each gets the same verdict. */
 	uint32_t ids[SNI_HOLD_MAX_IDS];
 	size_t n_ids;
-	/* The client's sequence number of its first data byte and of the byte
-	 * after the last one seen: an RST to the server at NEXT_SEQ is in its
-	 * window (it acknowledged nothing of the held data). */
+	/* The client's sequence number of its first data byte, and of the byte
+	 * after the last one seen. The server received none of the held bytes,
+	 * so an RST to it must carry FIRST_SEQ (RFC 5961: exactly its next
+	 * expected byte, or it only answers with a challenge ACK). */
 	uint32_t first_seq, next_seq;
+	/* The acknowledgment number of the client's latest segment: the
+	 * server's next sequence number, which an RST to the client carries. */
+	uint32_t ack;
 };
 
 struct sni_hold;
@@ -56,11 +60,12 @@ struct sni_hold *sni_hold_new(uint32_t max_pending, uint32_t hold_ms);
  * first (sni_hold_drain) or left to the kernel (the queue is closing). */
 void sni_hold_free(struct sni_hold *hold);
 
-/* One client segment with payload of FLOW: DATA[0..LEN) at SEQ, NFQUEUE
- * packet ID. OUT says what to do; for SNI_HELD nothing yet. A segment
- * without payload is the caller's to accept at once (never held). */
+/* One client segment of FLOW: DATA[0..LEN) at SEQ, acknowledging ACK,
+ * NFQUEUE packet ID. OUT says what to do; for SNI_HELD nothing yet. A
+ * segment without payload (the handshake's last ACK) only registers where
+ * the flow's data starts: the caller accepts it at once, never held. */
 void sni_hold_segment(struct sni_hold *hold, const struct sni_flow *flow, uint32_t seq,
-		      const uint8_t *data, size_t len, uint32_t id, uint64_t now_ms,
+		      uint32_t ack, const uint8_t *data, size_t len, uint32_t id, uint64_t now_ms,
 		      struct sni_decision *out);
 
 /* The oldest flow held past its HOLD_MS (SNI_TIMEOUT) in OUT, removed;
