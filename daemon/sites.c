@@ -204,7 +204,8 @@ static int share_slot(struct sites *sites, struct slot *s, struct site *site,
 struct sites *sites_create(const struct config *cfg)
 {
 	struct sites *sites = calloc(1, sizeof(*sites));
-	size_t keys = 0, capacity = 16, n_slots = cfg->queue.count ? cfg->queue.count : 1;
+	/* one counter slot per queue worker, and one for the SNI worker */
+	size_t keys = 0, capacity = 16, n_slots = (cfg->queue.count ? cfg->queue.count : 1) + 1;
 	bool shared = false;
 
 	if (!sites)
@@ -655,6 +656,16 @@ static enum site_verdict unknown_verdict(const struct site_endpoint *e, int fami
 		break;
 	}
 	return SITE_VERDICT_REJECT;
+}
+
+enum site_verdict site_endpoint_decide(const struct site_endpoint *e, const char *name,
+					unsigned slot, int family, const uint8_t *saddr,
+					struct site **site)
+{
+	*site = site_endpoint_for_name(e, name);
+	if (*site)
+		return site_decide_from(*site, slot, family, saddr);
+	return unknown_verdict(e, family, saddr);
 }
 
 bool site_endpoint_agree(const struct site_endpoint *e, int family, const uint8_t *saddr,

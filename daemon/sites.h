@@ -72,6 +72,13 @@ struct site *site_endpoint_at(const struct site_endpoint *e, size_t index);
 struct site *site_endpoint_for_name(const struct site_endpoint *e, const char *name);
 enum site_verdict site_endpoint_unknown_verdict(const struct site_endpoint *e, int family,
 						const uint8_t *saddr);
+/* The verdict for a ClientHello to E from SADDR asking for canonical NAME
+ * (NULL: it named none, or was no ClientHello at all: the "*" site or the
+ * unknown-name verdict decides, never a silent accept), counted in SLOT of
+ * the site that takes it (*SITE; NULL when none does). */
+enum site_verdict site_endpoint_decide(const struct site_endpoint *e, const char *name,
+					unsigned slot, int family, const uint8_t *saddr,
+					struct site **site);
 /* Whether a connection from SADDR gets one verdict whatever name it asks
  * for (its sites and the unknown-name outcome agree); then *OUT is it. */
 bool site_endpoint_agree(const struct site_endpoint *e, int family, const uint8_t *saddr,

@@ -326,6 +326,25 @@ static void test_shared_endpoint(void **state)
 	assert_null(site_endpoint_for_name(e, NULL));
 	assert_int_equal(site_endpoint_unknown_verdict(e, AF_INET, client4), SITE_VERDICT_DROP);
 
+	/* the hello decides, counted for the site that takes it */
+	{
+		struct site *taker;
+		struct site_counters c;
+
+		assert_int_equal(site_endpoint_decide(e, "a.shop.example.com", 1, AF_INET, client4, &taker),
+				 SITE_VERDICT_ACCEPT);
+		assert_ptr_equal(taker, shop);
+		assert_int_equal(site_endpoint_decide(e, "blog.example.com", 1, AF_INET, client4, &taker),
+				 SITE_VERDICT_REJECT);
+		assert_ptr_equal(taker, blog);
+		assert_int_equal(site_endpoint_decide(e, NULL, 1, AF_INET, client4, &taker),
+				 SITE_VERDICT_DROP);
+		assert_null(taker);
+		site_get_counters(shop, &c);
+		assert_int_equal(c.accepted, 1);
+		site_get_counters(blog, &c);
+		assert_int_equal(c.rejected, 1);
+	}
 	/* shop and wiki online, blog offline: no SYN verdict for everyone */
 	assert_false(site_endpoint_agree(e, AF_INET, client4, &v));
 	/* all offline with one verdict (drop, like unknown names): decided at the SYN */
