@@ -16,6 +16,7 @@
 #include "log.h"
 #include "queue.h"
 #include "child.h"
+#include "rules_sni.h"
 #include "xt_compat.h"
 
 static const char nft_template[] = GK_NFT_TEMPLATE;
@@ -540,6 +541,8 @@ static int xt_install(enum rules_backend backend, const struct config *cfg,
 		stale |= xt_remove_other_hooks(backend, xt_families[i], cfg->hook);
 	if (rules_xt_cut_apply(backend, guard, true) < 0)
 		return -1;
+	if (rules_xt_sni_apply(backend, cfg, rules_sni_queue(cfg)) < 0)
+		return -1;
 	if (stale)
 		log_warn("replaced the %s rules left by an earlier instance",
 			 rules_backend_name(backend));
@@ -901,6 +904,7 @@ int rules_remove(enum rules_backend backend, const struct config *cfg)
 		for (size_t i = 0; i < 2; i++)
 			xt_remove_hook(backend, xt_families[i], cfg->hook);
 		rules_xt_cut_remove(backend);
+		rules_xt_sni_remove(backend, cfg);
 		return 0;
 	case RULES_BACKEND_EXTERNAL:
 		return 0;

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "log.h"
 #include "rules.h"
 #include "rules_internal.h"
 
@@ -166,4 +167,75 @@ char *rules_render_xt_sni(const struct config *cfg, int family, uint16_t queue)
 		return NULL;
 	}
 	return text;
+}
+
+static const int sni_families[] = {AF_INET, AF_INET6};
+
+/* Deletes every "-A BASE SPEC" from TABLE (a jump may be there twice after
+ * a crash) and then CHAIN itself. Quiet: absent is fine. */
+static void xt_drop_chain(enum rules_backend backend, int family, const char *table,
+			  const char *const *bases, size_t n_bases, const char *chain,
+			  bool tcp_only)
+{
+	char *flush[] = {"-t", (char *)table, "-F", (char *)chain, NULL};
+	char *del[] = {"-t", (char *)table, "-X", (char *)chain, NULL};
+
+	for (size_t b = 0; b < n_bases; b++) {
+		char *jump_tcp[] = {"-t", (char *)table, "-D", (char *)bases[b], "-p", "tcp", "-j",
+				    (char *)chain, NULL};
+		char *jump_all[] = {"-t", (char *)table, "-D", (char *)bases[b], "-j", (char *)chain,
+				    NULL};
+
+		for (int tries = 0; tries < 16; tries++)
+			if (rules_xt_exec(backend, family, false, NULL, tcp_only ? jump_tcp : jump_all,
+					  true) != 0)
+				break;
+	}
+	rules_xt_exec(backend, family, false, NULL, flush, true);
+	rules_xt_exec(backend, family, false, NULL, del, true);
+}
+
+void rules_xt_sni_remove(enum rules_backend backend, const struct config *cfg)
+{
+	static const char *const filter_bases[] = {"FORWARD", "INPUT"};
+	const char *hook_base = rules_xt_base_chain(cfg->hook);
+
+	for (size_t f = 0; f < 2; f++) {
+		xt_drop_chain(backend, sni_families[f], "mangle", &hook_base, 1, RULES_XT_SNI_CHAIN,
+			      true);
+		xt_drop_chain(backend, sni_families[f], "filter", filter_bases, 2,
+			      RULES_XT_SNI_CLEAR_CHAIN, false);
+	}
+}
+
+int rules_xt_sni_apply(enum rules_backend backend, const struct config *cfg, uint16_t queue)
+{
+	struct rules_endpoint *e4 = NULL, *e6 = NULL;
+	size_t n4 = rules_sni_endpoints(cfg, AF_INET, &e4), n6 = rules_sni_endpoints(cfg, AF_INET6, &e6);
+
+	free(e4);
+	free(e6);
+	rules_xt_sni_remove(backend, cfg);
+	if (n4 == 0 && n6 == 0)
+		return 0;
+	for (size_t f = 0; f < 2; f++) {
+		char *text = rules_render_xt_sni(cfg, sni_families[f], queue);
+		int rc;
+
+		if (!text)
+			return -1;
+		rc = rules_xt_exec(backend, sni_families[f], true, text, NULL, false);
+		free(text);
+		if (rc != 0) {
+			log_error("cannot load the shared endpoints' rules (%s)",
+				  sni_families[f] == AF_INET ? "IPv4" : "IPv6");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+uint16_t rules_sni_queue(const struct config *cfg)
+{
+	return (uint16_t)(cfg->queue.num + (cfg->queue.count ? cfg->queue.count : 1));
 }

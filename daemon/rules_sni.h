@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "rules.h"
 
 #define RULES_SNI_PENDING 0x10000000u /* ct mark: the hello is still to be decided */
 #define RULES_SNI_DECIDED 0x10000000u /* packet mark: the SNI worker decided the flow */
@@ -44,5 +45,14 @@ char *rules_render_nft_sni(const struct config *cfg, uint16_t queue);
  * jump from the hook's chain, *filter with GATEKEEPER_SNI_CLEAR and jumps
  * from FORWARD and INPUT. malloc'ed; NULL out of memory. */
 char *rules_render_xt_sni(const struct config *cfg, int family, uint16_t queue);
+
+/* The SNI queue: the number after the SYN queues'. */
+uint16_t rules_sni_queue(const struct config *cfg);
+
+/* xt: (re)installs both families' rules for the shared endpoints of CFG
+ * (none: only removes), the old ones removed first; 0 or -1 (logged). */
+int rules_xt_sni_apply(enum rules_backend backend, const struct config *cfg, uint16_t queue);
+/* xt: removes them, both families; quiet when absent. */
+void rules_xt_sni_remove(enum rules_backend backend, const struct config *cfg);
 
 #endif

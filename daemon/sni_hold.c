@@ -9,6 +9,7 @@ struct pending {
 	struct sni_flow flow;
 	uint64_t due_ms;
 	uint32_t ids[SNI_HOLD_MAX_IDS];
+	uint32_t marks[SNI_HOLD_MAX_IDS];
 	size_t n_ids;
 	uint32_t next_seq, ack;
 	struct pending *older, *newer; /* arrival order: the oldest is due first */
@@ -114,6 +115,7 @@ static void decide(struct sni_hold *h, struct pending *p, enum sni_result result
 	out->result = result;
 	out->flow = p->flow;
 	memcpy(out->ids, p->ids, p->n_ids * sizeof(*p->ids));
+	memcpy(out->marks, p->marks, p->n_ids * sizeof(*p->marks));
 	out->n_ids = p->n_ids;
 	out->first_seq = p->stream.start_seq;
 	out->next_seq = p->next_seq;
@@ -167,8 +169,8 @@ static bool seq_after(uint32_t a, uint32_t b)
 }
 
 void sni_hold_segment(struct sni_hold *h, const struct sni_flow *flow, uint32_t seq,
-		      uint32_t ack, const uint8_t *data, size_t len, uint32_t id, uint64_t now_ms,
-		      struct sni_decision *out)
+		      uint32_t ack, const uint8_t *data, size_t len, uint32_t id, uint32_t mark,
+		      uint64_t now_ms, struct sni_decision *out)
 {
 	size_t slot = slot_of(h, flow);
 	struct pending *p = h->table[slot];
@@ -185,6 +187,7 @@ void sni_hold_segment(struct sni_hold *h, const struct sni_flow *flow, uint32_t 
 		if (!p) {
 			out->result = SNI_FULL;
 			out->ids[0] = id;
+			out->marks[0] = mark;
 			out->n_ids = len ? 1 : 0;
 			out->first_seq = seq;
 			out->next_seq = seq + (uint32_t)len;
@@ -197,7 +200,8 @@ void sni_hold_segment(struct sni_hold *h, const struct sni_flow *flow, uint32_t 
 		out->result = SNI_HELD; /* nothing to hold: the caller accepts it */
 		return;
 	}
-	p->ids[p->n_ids++] = id;
+	p->ids[p->n_ids] = id;
+	p->marks[p->n_ids++] = mark;
 	if (seq_after(seq + (uint32_t)len, p->next_seq))
 		p->next_seq = seq + (uint32_t)len;
 	added = clienthello_stream_add(&p->stream, seq, data, len);

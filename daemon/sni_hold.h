@@ -42,6 +42,7 @@ struct sni_decision {
 	/* The packets to decide, in the order they came (the held ones, then
 	 * the one just added); each gets the same verdict. */
 	uint32_t ids[SNI_HOLD_MAX_IDS];
+	uint32_t marks[SNI_HOLD_MAX_IDS]; /* each packet's own mark, kept */
 	size_t n_ids;
 	/* The client's sequence number of its first data byte, and of the byte
 	 * after the last one seen. The server received none of the held bytes,
@@ -61,12 +62,12 @@ struct sni_hold *sni_hold_new(uint32_t max_pending, uint32_t hold_ms);
 void sni_hold_free(struct sni_hold *hold);
 
 /* One client segment of FLOW: DATA[0..LEN) at SEQ, acknowledging ACK,
- * NFQUEUE packet ID. OUT says what to do; for SNI_HELD nothing yet. A
+ * NFQUEUE packet ID with mark MARK. OUT says what to do; for SNI_HELD nothing yet. A
  * segment without payload (the handshake's last ACK) only registers where
  * the flow's data starts: the caller accepts it at once, never held. */
 void sni_hold_segment(struct sni_hold *hold, const struct sni_flow *flow, uint32_t seq,
-		      uint32_t ack, const uint8_t *data, size_t len, uint32_t id, uint64_t now_ms,
-		      struct sni_decision *out);
+		      uint32_t ack, const uint8_t *data, size_t len, uint32_t id, uint32_t mark,
+		      uint64_t now_ms, struct sni_decision *out);
 
 /* The oldest flow held past its HOLD_MS (SNI_TIMEOUT) in OUT, removed;
  * false when none is due. */

@@ -29,6 +29,7 @@ enum workers_figure_id {
 	WORKERS_MALFORMED,      /* not parseable as IP + TCP: left to the guard */
 	WORKERS_NOT_SYN,        /* not a SYN without ACK: left to the guard */
 	WORKERS_UNMANAGED,      /* no site for address:port: left to the guard */
+	WORKERS_SHARED,         /* SYNs to shared endpoints passed on to their hello */
 	WORKERS_FRAGMENTS,      /* first fragments of a SYN, decided like any SYN */
 	WORKERS_RST_SENT,
 	WORKERS_RST_FAILED,

@@ -47,7 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			len = size - at;
 		while (sni_hold_expire(h, now, &d))
 			account(&d, id);
-		sni_hold_segment(h, &f, seq, 1, data + at, len, id, now, &d);
+		sni_hold_segment(h, &f, seq, 1, data + at, len, id, 0, now, &d);
 		id++;
 		if (len == 0)
 			decided[id - 1] = 1; /* the caller accepts it at once */

@@ -32,11 +32,11 @@ static void test_one_segment(void **state)
 	(void)state;
 	openssl_hello("shop.example.com", 0, &hello);
 	/* the handshake's ACK: registers the flow, nothing held */
-	sni_hold_segment(h, &f, 1001, 777, NULL, 0, 7, 0, &d);
+	sni_hold_segment(h, &f, 1001, 777, NULL, 0, 7, 0, 0, &d);
 	assert_int_equal(d.result, SNI_HELD);
 	assert_int_equal(d.n_ids, 0);
 	assert_int_equal(sni_hold_count(h), 1);
-	sni_hold_segment(h, &f, 1001, 777, hello.bytes, hello.len, 8, 1, &d);
+	sni_hold_segment(h, &f, 1001, 777, hello.bytes, hello.len, 8, 0, 1, &d);
 	assert_int_equal(d.result, SNI_NAME);
 	assert_string_equal(d.name, "shop.example.com");
 	assert_int_equal(d.n_ids, 1);
@@ -59,13 +59,13 @@ static void test_two_segments(void **state)
 
 	(void)state;
 	openssl_hello("big.example.com", 1, &hello);
-	sni_hold_segment(h, &f, 5000, 777, NULL, 0, 1, 0, &d);
-	sni_hold_segment(h, &f, 5000, 777, hello.bytes, mss, 2, 0, &d);
+	sni_hold_segment(h, &f, 5000, 777, NULL, 0, 1, 0, 0, &d);
+	sni_hold_segment(h, &f, 5000, 777, hello.bytes, mss, 2, 0, 0, &d);
 	assert_int_equal(d.result, SNI_HELD);
 	/* a retransmit of the first is held too: it needs its verdict */
-	sni_hold_segment(h, &f, 5000, 777, hello.bytes, mss, 3, 0, &d);
+	sni_hold_segment(h, &f, 5000, 777, hello.bytes, mss, 3, 0, 0, &d);
 	assert_int_equal(d.result, SNI_HELD);
-	sni_hold_segment(h, &f, 5000 + mss, 777, hello.bytes + mss, hello.len - mss, 4, 0, &d);
+	sni_hold_segment(h, &f, 5000 + mss, 777, hello.bytes + mss, hello.len - mss, 4, 0, 0, &d);
 	assert_int_equal(d.result, SNI_NAME);
 	assert_string_equal(d.name, "big.example.com");
 	assert_int_equal(d.n_ids, 3);
@@ -73,10 +73,10 @@ static void test_two_segments(void **state)
 	assert_int_equal(d.ids[2], 4);
 
 	/* the second segment first (the first was lost on the way) */
-	sni_hold_segment(h, &g, 0xffffff00u, 777, NULL, 0, 10, 0, &d);
-	sni_hold_segment(h, &g, (uint32_t)(0xffffff00u + mss), 777, hello.bytes + mss, hello.len - mss, 11, 0, &d);
+	sni_hold_segment(h, &g, 0xffffff00u, 777, NULL, 0, 10, 0, 0, &d);
+	sni_hold_segment(h, &g, (uint32_t)(0xffffff00u + mss), 777, hello.bytes + mss, hello.len - mss, 11, 0, 0, &d);
 	assert_int_equal(d.result, SNI_HELD);
-	sni_hold_segment(h, &g, 0xffffff00u, 777, hello.bytes, mss, 12, 0, &d);
+	sni_hold_segment(h, &g, 0xffffff00u, 777, hello.bytes, mss, 12, 0, 0, &d);
 	assert_int_equal(d.result, SNI_NAME);
 	assert_int_equal(d.n_ids, 2);
 	assert_int_equal(d.ids[0], 11);
@@ -93,27 +93,27 @@ static void test_invalid(void **state)
 	struct sni_decision d;
 
 	(void)state;
-	sni_hold_segment(h, &f, 1, 777, (const uint8_t *)"GET / HTTP/1.1\r\n", 16, 1, 0, &d);
+	sni_hold_segment(h, &f, 1, 777, (const uint8_t *)"GET / HTTP/1.1\r\n", 16, 1, 0, 0, &d);
 	assert_int_equal(d.result, SNI_INVALID);
 	assert_int_equal(d.n_ids, 1);
 
 	/* two versions of one hello: offline name first, online one after */
 	openssl_hello("blog.example.com", 0, &hello);
 	openssl_hello("shop.example.com", 0, &other);
-	sni_hold_segment(h, &g, 100, 777, hello.bytes, 100, 2, 0, &d);
+	sni_hold_segment(h, &g, 100, 777, hello.bytes, 100, 2, 0, 0, &d);
 	assert_int_equal(d.result, SNI_HELD);
-	sni_hold_segment(h, &g, 100, 777, other.bytes, other.len, 3, 0, &d);
+	sni_hold_segment(h, &g, 100, 777, other.bytes, other.len, 3, 0, 0, &d);
 	assert_int_equal(d.result, SNI_INVALID);
 	assert_int_equal(d.n_ids, 2);
 
 	/* dribbled a byte at a time: past SNI_HOLD_MAX_IDS segments */
 	openssl_hello("wiki.example.com", 0, &hello);
 	for (size_t i = 0; i < SNI_HOLD_MAX_IDS - 1; i++) {
-		sni_hold_segment(h, &k, 50 + (uint32_t)i, 777, hello.bytes + i, 1, 10 + (uint32_t)i, 0, &d);
+		sni_hold_segment(h, &k, 50 + (uint32_t)i, 777, hello.bytes + i, 1, 10 + (uint32_t)i, 0, 0, &d);
 		assert_int_equal(d.result, SNI_HELD);
 	}
 	sni_hold_segment(h, &k, 50 + SNI_HOLD_MAX_IDS - 1, 777, hello.bytes + SNI_HOLD_MAX_IDS - 1, 1, 99, 0,
-			 &d);
+			 0, &d);
 	assert_int_equal(d.result, SNI_INVALID);
 	assert_int_equal(d.n_ids, SNI_HOLD_MAX_IDS);
 	assert_int_equal(sni_hold_count(h), 0);
@@ -129,11 +129,11 @@ static void test_timeout_and_full(void **state)
 
 	(void)state;
 	openssl_hello("shop.example.com", 0, &hello);
-	sni_hold_segment(h, &a, 1, 777, hello.bytes, 10, 1, 1000, &d);
-	sni_hold_segment(h, &b, 1, 777, hello.bytes, 10, 2, 1200, &d);
+	sni_hold_segment(h, &a, 1, 777, hello.bytes, 10, 1, 0, 1000, &d);
+	sni_hold_segment(h, &b, 1, 777, hello.bytes, 10, 2, 0, 1200, &d);
 	assert_int_equal(sni_hold_next_due(h), 1500);
 	/* a third flow finds no room: decided at once by the default */
-	sni_hold_segment(h, &c, 1, 777, hello.bytes, 10, 3, 1200, &d);
+	sni_hold_segment(h, &c, 1, 777, hello.bytes, 10, 3, 0, 1200, &d);
 	assert_int_equal(d.result, SNI_FULL);
 	assert_int_equal(d.n_ids, 1);
 	assert_int_equal(d.ids[0], 3);
@@ -143,7 +143,7 @@ static void test_timeout_and_full(void **state)
 	assert_int_equal(d.ids[0], 1);
 	assert_false(sni_hold_expire(h, 1500, &d));
 	/* room again */
-	sni_hold_segment(h, &c, 1, 777, hello.bytes, 10, 4, 1600, &d);
+	sni_hold_segment(h, &c, 1, 777, hello.bytes, 10, 4, 0, 1600, &d);
 	assert_int_equal(d.result, SNI_HELD);
 	assert_true(sni_hold_drain(h, &d));
 	assert_int_equal(d.ids[0], 2);
@@ -167,7 +167,7 @@ static void test_many_flows(void **state)
 	for (unsigned i = 0; i < N; i++) {
 		struct sni_flow f = flow_n(i);
 
-		sni_hold_segment(h, &f, i * 7919u, 777, hello.bytes, 40, i, 0, &d);
+		sni_hold_segment(h, &f, i * 7919u, 777, hello.bytes, 40, i, 0, 0, &d);
 		assert_int_equal(d.result, SNI_HELD);
 	}
 	assert_int_equal(sni_hold_count(h), N);
@@ -175,7 +175,7 @@ static void test_many_flows(void **state)
 		unsigned i = (step * 1103u) % N; /* 1103 and 3000 are coprime */
 		struct sni_flow f = flow_n(i);
 
-		sni_hold_segment(h, &f, i * 7919u + 40, 777, hello.bytes + 40, hello.len - 40, N + i, 0, &d);
+		sni_hold_segment(h, &f, i * 7919u + 40, 777, hello.bytes + 40, hello.len - 40, N + i, 0, 0, &d);
 		assert_int_equal(d.result, SNI_NAME);
 		assert_int_equal(d.n_ids, 2);
 		assert_int_equal(d.ids[0], i);
