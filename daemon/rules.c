@@ -568,6 +568,8 @@ static int xt_update(enum rules_backend backend, const struct config *cfg,
 		if (rc < 0)
 			return -1;
 	}
+	if (rules_xt_sni_apply(backend, cfg, rules_sni_queue(cfg)) < 0)
+		return -1;
 	return rules_xt_cut_apply(backend, guard, false);
 }
 
@@ -582,6 +584,8 @@ static int xt_guard_update(enum rules_backend backend, const struct config *cfg,
 		if (rc < 0)
 			return -1;
 	}
+	if (rules_xt_sni_apply(backend, cfg, rules_sni_queue(cfg)) < 0)
+		return -1;
 	return rules_xt_cut_apply(backend, guard, false);
 }
 

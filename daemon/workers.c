@@ -82,6 +82,21 @@ const struct workers_figure workers_figures[WORKERS_N_FIGURES] = {
 				  "kind=\"recv\"", "Errors of the queue workers, by kind." },
 	[WORKERS_VERDICT_ERRORS] = { "verdict_errors", "errors", "verdict",
 				     "gatekeeper_worker_errors_total", "kind=\"verdict\"", NULL },
+	[WORKERS_SNI_PACKETS] = { "sni_packets", "sni", NULL, "gatekeeper_sni_packets_total", NULL,
+				  "Packets of the SNI queue: the first client segments of connections "
+				  "to shared addresses." },
+	[WORKERS_SNI_HELLOS] = { "sni_hellos", "sni", "hellos", "gatekeeper_sni_flows_total",
+				 "how=\"hello\"", "Connections to shared addresses decided, by how." },
+	[WORKERS_SNI_INVALID] = { "sni_invalid", "sni", "invalid", "gatekeeper_sni_flows_total",
+				  "how=\"invalid\"", NULL },
+	[WORKERS_SNI_TIMEOUT] = { "sni_timeout", "sni", "timeout", "gatekeeper_sni_flows_total",
+				  "how=\"timeout\"", NULL },
+	[WORKERS_SNI_FULL] = { "sni_full", "sni", "full", "gatekeeper_sni_flows_total",
+			       "how=\"full\"", NULL },
+	[WORKERS_SNI_UNKNOWN] = { "sni_unknown", "sni", "unknown name", "gatekeeper_sni_unknown_total",
+				  NULL, "Decided connections whose name no site takes (sni.unknown_name)." },
+	[WORKERS_SNI_RSTS] = { "sni_rsts", "sni", "RSTs", "gatekeeper_sni_rsts_total", NULL,
+			       "RSTs sent to servers and clients of connections refused by name." },
 };
 
 static void bump(_Atomic uint64_t *counter)
@@ -407,6 +422,8 @@ void workers_get_stats(const struct workers *ws, struct workers_stats *out)
 
 		for (size_t f = 0; f < WORKERS_N_FIGURES; f++)
 			out->figure[f] += atomic_load(&w->figure[f]);
+		for (size_t f = 0; w->sni && f < SNI_PATH_N_FIGURES; f++)
+			out->figure[WORKERS_SNI_PACKETS + f] += sni_path_figure(w->sni, f);
 	}
 }
 
