@@ -160,6 +160,28 @@ static void nft_put_line(FILE *out, const struct config *cfg, const struct guard
 	}
 }
 
+/* TEXT (taken) with the shared endpoints' sets and chains added inside the
+ * table, before its last closing brace (rules_sni.h); TEXT as is when no
+ * address is shared. NULL out of memory. */
+static char *nft_add_sni(const struct config *cfg, char *text)
+{
+	struct rules_endpoint *e4 = NULL, *e6 = NULL;
+	size_t n4 = rules_sni_endpoints(cfg, AF_INET, &e4), n6 = rules_sni_endpoints(cfg, AF_INET6, &e6);
+	char *sni, *end, *joined = NULL;
+
+	free(e4);
+	free(e6);
+	if (n4 == 0 && n6 == 0)
+		return text;
+	sni = rules_render_nft_sni(cfg, rules_sni_queue(cfg));
+	end = strrchr(text, '}');
+	if (sni && end && asprintf(&joined, "%.*s%s}\n", (int)(end - text), text, sni) < 0)
+		joined = NULL;
+	free(sni);
+	free(text);
+	return joined;
+}
+
 char *rules_render_nft(const struct config *cfg, const struct guard_set *guard)
 {
 	const char *p = nft_template;
@@ -185,7 +207,7 @@ char *rules_render_nft(const struct config *cfg, const struct guard_set *guard)
 		free(text);
 		return NULL;
 	}
-	return text;
+	return nft_add_sni(cfg, text);
 }
 
 /* ---- xt ----------------------------------------------------------------- */
@@ -1103,10 +1125,31 @@ static size_t guard_allow_count(const struct guard_set *guard, int family)
 	return n;
 }
 
+/* The set's elements: each pair once, however many sites share it. */
+static size_t count_set_pairs(const struct config *cfg, int family)
+{
+	struct rules_endpoint *e = NULL;
+	size_t shared = rules_sni_endpoints(cfg, family, &e), n = count_pairs(cfg, family);
+
+	/* a shared pair is counted once per site that claims it */
+	for (size_t i = 0; shared != (size_t)-1 && i < shared; i++)
+		for (size_t s = 0, first = 1; s < cfg->n_sites; s++)
+			for (size_t a = 0; a < cfg->sites[s].n_addresses; a++)
+				for (size_t p = 0; p < cfg->sites[s].n_ports; p++)
+					if (cfg->sites[s].ports[p] == e[i].port &&
+					    cfg->sites[s].addresses[a].family == family &&
+					    memcmp(cfg->sites[s].addresses[a].bytes, e[i].addr.bytes, 16) == 0) {
+						n -= first ? 0 : 1;
+						first = 0;
+					}
+	free(e);
+	return n;
+}
+
 static int nft_check(const struct config *cfg, const struct guard_set *guard,
 		     struct guard_counters *seen, char *why, size_t why_len)
 {
-	size_t n4 = count_pairs(cfg, AF_INET), n6 = count_pairs(cfg, AF_INET6);
+	size_t n4 = count_set_pairs(cfg, AF_INET), n6 = count_set_pairs(cfg, AF_INET6);
 	bool terse = n4 + n6 > RULES_CHECK_MAX_ELEMENTS;
 	char *listing = rules_nft_output("list table inet " RULES_NFT_TABLE, terse, NULL, 0);
 	int rc;

@@ -13,7 +13,10 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "guard.h"
+#include "rules.h"
 #include "rules_sni.h"
+#include "sites.h"
 
 static const char yaml[] = "hook: forward\n"
 			   "sites:\n"
@@ -108,11 +111,36 @@ static void test_texts(void **state)
 	config_free(cfg);
 }
 
+/* The whole nft table: the shared endpoints' sets and chains inside it. */
+static void test_whole_table(void **state)
+{
+	struct config *cfg = load();
+	struct sites *sites = sites_create(cfg);
+	struct guard_set guard = {0};
+	char *text;
+
+	(void)state;
+	assert_non_null(sites);
+	assert_int_equal(guard_set_build(&guard, sites), 0);
+	text = rules_render_nft(cfg, &guard);
+	assert_non_null(text);
+	dump("table.nft", text);
+	assert_non_null(strstr(text, "\tset shared4 {"));
+	assert_non_null(strstr(text, "\tchain sni_clear {"));
+	/* inside the table: its closing brace comes last */
+	assert_true(strrchr(text, '}') > strstr(text, "chain sni_clear"));
+	free(text);
+	guard_set_free(&guard);
+	sites_free(sites);
+	config_free(cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_endpoints),
 		cmocka_unit_test(test_texts),
+		cmocka_unit_test(test_whole_table),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
