@@ -439,6 +439,11 @@ void config_check_finish(struct config_parser *p, const yaml_node_t *site_node,
 		return;
 	if (!check->port && site->n_ports > 0)
 		check->port = site->ports[0];
+	/* on a shared address the server picks the site by name: a check
+	 * that names none asks for the site's first exact one */
+	for (size_t i = 0; !check->sni && i < site->n_server_names; i++)
+		if (site->server_names[i][0] != '*' && !(check->sni = strdup(site->server_names[i])))
+			config_report_oom(p);
 	for (size_t i = 0; i < check->n_addresses && site->addresses; i++) {
 		bool own = false;
 

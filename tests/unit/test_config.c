@@ -584,6 +584,20 @@ static void test_server_names(void **state)
 	assert_int_equal(cfg->sni.max_pending, 100);
 	config_free(cfg);
 
+	/* a check on a shared address asks for the site's first exact name */
+	cfg = parse_ok("sites:\n"
+		       "  - name: shop\n"
+		       "    addresses: [198.51.100.10]\n"
+		       "    check: {type: tls}\n"
+		       "    server_names: [\"*.shop.example\", www.shop.example]\n"
+		       "  - name: blog\n"
+		       "    addresses: [198.51.100.10]\n"
+		       "    check: {type: tls, sni: health.blog.example}\n"
+		       "    server_names: [blog.example]\n");
+	assert_string_equal(cfg->sites[0].check->sni, "www.shop.example");
+	assert_string_equal(cfg->sites[1].check->sni, "health.blog.example");
+	config_free(cfg);
+
 	/* defaults */
 	cfg = parse_ok("sites:\n  - name: shop\n    addresses: [198.51.100.10]\n");
 	assert_int_equal(cfg->sni.unknown_name, CONFIG_UNKNOWN_REJECT);
