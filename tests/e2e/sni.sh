@@ -140,6 +140,7 @@ main() {
 		check "$a no server name: reject (sni.unknown_name)" refused "$a" ""
 		check "$a another name: reject" refused "$a" other.example
 	done
+	check "status lists each site's names" eval "ctl status | grep -q '^  names      blog.example$'"
 	check "nginx never saw a request for blog or wiki" eval "nginx_never_saw blog && nginx_never_saw wiki"
 
 	# one segment per packet (no GSO super-packet), MSS from MTU 1280: the

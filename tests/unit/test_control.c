@@ -371,7 +371,7 @@ static void test_hello_status_stats(void **state)
 		 "{\"name\":\"shop\",\"state\":\"online\",\"action\":\"drop\",\"source\":\"config\","
 		 "\"config_state\":\"online\",\"config_action\":\"drop\","
 		 "\"addresses\":[\"198.51.100.10\",\"2001:db8:2::10\"],\"ports\":[443,8443],"
-		 "\"counters\":{\"accepted\":0,\"dropped\":0,\"rejected\":0,\"allowed\":0},"
+		 "\"server_names\":[],\"counters\":{\"accepted\":0,\"dropped\":0,\"rejected\":0,\"allowed\":0},"
 		 "\"allow\":[],\"allow_source\":\"config\",\"cut\":false,\"cut_flows\":0,\"cut_probes\":0}");
 	ask_free(f, fd, "stats\n", NULL, "packets        42 ");
 	body = ask(f, fd, "stats json\n", NULL, "\"workers\":{\"packets\":42,");
