@@ -563,7 +563,7 @@ static int xt_install(enum rules_backend backend, const struct config *cfg,
 		stale |= xt_remove_other_hooks(backend, xt_families[i], cfg->hook);
 	if (rules_xt_cut_apply(backend, guard, true) < 0)
 		return -1;
-	if (rules_xt_sni_apply(backend, cfg, rules_sni_queue(cfg)) < 0)
+	if (rules_xt_sni_apply(backend, cfg, guard, rules_sni_queue(cfg)) < 0)
 		return -1;
 	if (stale)
 		log_warn("replaced the %s rules left by an earlier instance",
@@ -590,7 +590,7 @@ static int xt_update(enum rules_backend backend, const struct config *cfg,
 		if (rc < 0)
 			return -1;
 	}
-	if (rules_xt_sni_apply(backend, cfg, rules_sni_queue(cfg)) < 0)
+	if (rules_xt_sni_apply(backend, cfg, guard, rules_sni_queue(cfg)) < 0)
 		return -1;
 	return rules_xt_cut_apply(backend, guard, false);
 }
@@ -606,7 +606,7 @@ static int xt_guard_update(enum rules_backend backend, const struct config *cfg,
 		if (rc < 0)
 			return -1;
 	}
-	if (rules_xt_sni_apply(backend, cfg, rules_sni_queue(cfg)) < 0)
+	if (rules_xt_sni_closed_update(backend, cfg, guard) < 0)
 		return -1;
 	return rules_xt_cut_apply(backend, guard, false);
 }

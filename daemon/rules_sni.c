@@ -129,7 +129,38 @@ char *rules_render_nft_sni(const struct config *cfg, uint16_t queue)
 	return text;
 }
 
-char *rules_render_xt_sni(const struct config *cfg, int family, uint16_t queue)
+static void xt_put_closed(FILE *out, const struct guard_set *guard, int family)
+{
+	char addr[INET6_ADDRSTRLEN];
+
+	for (size_t i = 0; guard && i < guard->n_closed; i++)
+		if (guard->closed[i].addr.family == family)
+			fprintf(out, "-A %s -d %s -p tcp -m tcp --dport %u -j DROP\n",
+				RULES_XT_SNI_CLOSED_CHAIN,
+				config_addr_str(&guard->closed[i].addr, addr, sizeof(addr)),
+				guard->closed[i].port);
+}
+
+char *rules_render_xt_sni_closed(const struct guard_set *guard, int family)
+{
+	char *text = NULL;
+	size_t size = 0;
+	FILE *out = open_memstream(&text, &size);
+
+	if (!out)
+		return NULL;
+	fprintf(out, "*filter\n:%s - [0:0]\n", RULES_XT_SNI_CLOSED_CHAIN);
+	xt_put_closed(out, guard, family);
+	fputs("COMMIT\n", out);
+	if (fclose(out) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+char *rules_render_xt_sni(const struct config *cfg, const struct guard_set *guard, int family,
+			  uint16_t queue)
 {
 	struct rules_endpoint *e = NULL;
 	size_t n = rules_sni_endpoints(cfg, family, &e);
@@ -154,11 +185,22 @@ char *rules_render_xt_sni(const struct config *cfg, int family, uint16_t queue)
 	}
 	fprintf(out, "-I %s 1 -p tcp -j %s\nCOMMIT\n", rules_xt_base_chain(cfg->hook),
 		RULES_XT_SNI_CHAIN);
-	fprintf(out, "*filter\n:%s - [0:0]\n", RULES_XT_SNI_CLEAR_CHAIN);
+	/* after conntrack and the queue, whatever the hook: decided flows
+	 * leave the SNI queue; undecided client data (no daemon bound, the
+	 * queue bypassed) meets the guard of the closed endpoints */
+	fprintf(out, "*filter\n:%s - [0:0]\n:%s - [0:0]\n", RULES_XT_SNI_CLEAR_CHAIN,
+		RULES_XT_SNI_CLOSED_CHAIN);
 	fprintf(out, "-A %s -m mark --mark 0x%08x/0x%08x -j CONNMARK --and-mark 0x%08x\n",
 		RULES_XT_SNI_CLEAR_CHAIN, RULES_SNI_DECIDED, RULES_SNI_DECIDED, ~RULES_SNI_PENDING);
 	fprintf(out, "-A %s -m mark --mark 0x%08x/0x%08x -j MARK --and-mark 0x%08x\n",
 		RULES_XT_SNI_CLEAR_CHAIN, RULES_SNI_DECIDED, RULES_SNI_DECIDED, ~RULES_SNI_DECIDED);
+	fprintf(out, "-A %s -p tcp -m tcp ! --tcp-flags SYN SYN -m conntrack --ctdir ORIGINAL "
+		"-m connmark --mark 0x%08x/0x%08x -m mark --mark 0x0/0x%08x -j %s\n",
+		RULES_XT_SNI_CLEAR_CHAIN, RULES_SNI_PENDING, RULES_SNI_PENDING, RULES_SNI_SEEN,
+		RULES_XT_SNI_CLOSED_CHAIN);
+	fprintf(out, "-A %s -m mark --mark 0x%08x/0x%08x -j MARK --and-mark 0x%08x\n",
+		RULES_XT_SNI_CLEAR_CHAIN, RULES_SNI_SEEN, RULES_SNI_SEEN, ~RULES_SNI_SEEN);
+	xt_put_closed(out, guard, family);
 	fprintf(out, "-I FORWARD 1 -j %s\n-I INPUT 1 -j %s\nCOMMIT\n", RULES_XT_SNI_CLEAR_CHAIN,
 		RULES_XT_SNI_CLEAR_CHAIN);
 	free(e);
@@ -205,10 +247,42 @@ void rules_xt_sni_remove(enum rules_backend backend, const struct config *cfg)
 			      true);
 		xt_drop_chain(backend, sni_families[f], "filter", filter_bases, 2,
 			      RULES_XT_SNI_CLEAR_CHAIN, false);
+		xt_drop_chain(backend, sni_families[f], "filter", NULL, 0, RULES_XT_SNI_CLOSED_CHAIN,
+			      false);
 	}
 }
 
-int rules_xt_sni_apply(enum rules_backend backend, const struct config *cfg, uint16_t queue)
+static bool has_shared(const struct config *cfg)
+{
+	struct rules_endpoint *e4 = NULL, *e6 = NULL;
+	size_t n4 = rules_sni_endpoints(cfg, AF_INET, &e4), n6 = rules_sni_endpoints(cfg, AF_INET6, &e6);
+
+	free(e4);
+	free(e6);
+	return n4 || n6;
+}
+
+int rules_xt_sni_closed_update(enum rules_backend backend, const struct config *cfg,
+			       const struct guard_set *guard)
+{
+	if (!has_shared(cfg))
+		return 0;
+	for (size_t f = 0; f < 2; f++) {
+		char *text = rules_render_xt_sni_closed(guard, sni_families[f]);
+		int rc;
+
+		if (!text)
+			return -1;
+		rc = rules_xt_exec(backend, sni_families[f], true, text, NULL, false);
+		free(text);
+		if (rc != 0)
+			return -1;
+	}
+	return 0;
+}
+
+int rules_xt_sni_apply(enum rules_backend backend, const struct config *cfg,
+		       const struct guard_set *guard, uint16_t queue)
 {
 	struct rules_endpoint *e4 = NULL, *e6 = NULL;
 	size_t n4 = rules_sni_endpoints(cfg, AF_INET, &e4), n6 = rules_sni_endpoints(cfg, AF_INET6, &e6);
@@ -219,7 +293,7 @@ int rules_xt_sni_apply(enum rules_backend backend, const struct config *cfg, uin
 	if (n4 == 0 && n6 == 0)
 		return 0;
 	for (size_t f = 0; f < 2; f++) {
-		char *text = rules_render_xt_sni(cfg, sni_families[f], queue);
+		char *text = rules_render_xt_sni(cfg, guard, sni_families[f], queue);
 		int rc;
 
 		if (!text)

@@ -18,12 +18,17 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "guard.h"
 #include "rules.h"
 
 #define RULES_SNI_PENDING 0x10000000u /* ct mark: the hello is still to be decided */
 #define RULES_SNI_DECIDED 0x10000000u /* packet mark: the SNI worker decided the flow */
+/* packet mark: the SNI worker saw it and let it on undecided (the
+ * handshake's ACK): the guard below leaves it alone */
+#define RULES_SNI_SEEN 0x08000000u
 #define RULES_XT_SNI_CHAIN "GATEKEEPER_SNI"
 #define RULES_XT_SNI_CLEAR_CHAIN "GATEKEEPER_SNI_CLEAR"
+#define RULES_XT_SNI_CLOSED_CHAIN "GATEKEEPER_SNI_CLOSED"
 
 struct rules_endpoint {
 	struct config_addr addr;
@@ -44,14 +49,22 @@ char *rules_render_nft_sni(const struct config *cfg, uint16_t queue);
 /* FAMILY's rules in xtables-restore form: *mangle with GATEKEEPER_SNI and a
  * jump from the hook's chain, *filter with GATEKEEPER_SNI_CLEAR and jumps
  * from FORWARD and INPUT. malloc'ed; NULL out of memory. */
-char *rules_render_xt_sni(const struct config *cfg, int family, uint16_t queue);
+char *rules_render_xt_sni(const struct config *cfg, const struct guard_set *guard, int family,
+			  uint16_t queue);
+/* *filter with GATEKEEPER_SNI_CLOSED refilled from GUARD's closed shared
+ * endpoints of FAMILY: the guard for connections no daemon decided. */
+char *rules_render_xt_sni_closed(const struct guard_set *guard, int family);
 
 /* The SNI queue: the number after the SYN queues'. */
 uint16_t rules_sni_queue(const struct config *cfg);
 
 /* xt: (re)installs both families' rules for the shared endpoints of CFG
  * (none: only removes), the old ones removed first; 0 or -1 (logged). */
-int rules_xt_sni_apply(enum rules_backend backend, const struct config *cfg, uint16_t queue);
+int rules_xt_sni_apply(enum rules_backend backend, const struct config *cfg,
+		       const struct guard_set *guard, uint16_t queue);
+/* xt: refills the guard's chain after a change of state; 0 or -1. */
+int rules_xt_sni_closed_update(enum rules_backend backend, const struct config *cfg,
+			       const struct guard_set *guard);
 /* xt: removes them, both families; quiet when absent. */
 void rules_xt_sni_remove(enum rules_backend backend, const struct config *cfg);
 

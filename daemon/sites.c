@@ -42,6 +42,8 @@ struct site {
 /* The sites on one (address, port) they share, told apart by server name
  * (config server_names). */
 struct site_endpoint {
+	struct config_addr addr; /* where: the slot's key */
+	uint16_t port;
 	struct site **sites;
 	size_t count;
 	struct site *default_site; /* the one that lists "*"; NULL: none */
@@ -195,6 +197,9 @@ static int share_slot(struct sites *sites, struct slot *s, struct site *site,
 		return -1;
 	s->shared = grown[sites->n_endpoints++];
 	s->shared->unknown = cfg->sni.unknown_name;
+	s->shared->addr.family = s->family;
+	memcpy(s->shared->addr.bytes, s->addr, 16);
+	s->shared->port = s->port;
 	if (endpoint_add(s->shared, s->site) < 0 || endpoint_add(s->shared, site) < 0)
 		return -1;
 	s->site = NULL;
@@ -600,6 +605,21 @@ const struct site_endpoint *sites_lookup_shared(const struct sites *sites, int f
 size_t sites_shared_count(const struct sites *sites)
 {
 	return sites->n_endpoints;
+}
+
+const struct site_endpoint *sites_shared_at(const struct sites *sites, size_t index)
+{
+	return index < sites->n_endpoints ? sites->endpoints[index] : NULL;
+}
+
+const struct config_addr *site_endpoint_addr(const struct site_endpoint *e)
+{
+	return &e->addr;
+}
+
+uint16_t site_endpoint_port(const struct site_endpoint *e)
+{
+	return e->port;
 }
 
 size_t site_endpoint_count(const struct site_endpoint *e)

@@ -63,6 +63,9 @@ struct site_endpoint;
 const struct site_endpoint *sites_lookup_shared(const struct sites *sites, int family,
 						const uint8_t *addr, uint16_t port);
 size_t sites_shared_count(const struct sites *sites);
+const struct site_endpoint *sites_shared_at(const struct sites *sites, size_t index);
+const struct config_addr *site_endpoint_addr(const struct site_endpoint *e);
+uint16_t site_endpoint_port(const struct site_endpoint *e);
 size_t site_endpoint_count(const struct site_endpoint *e);
 struct site *site_endpoint_at(const struct site_endpoint *e, size_t index);
 /* The site whose pattern matches canonical NAME best (exact over wildcard,

@@ -175,15 +175,15 @@ void sni_path_batch(struct sni_path *sp, struct queue *queue, const struct sites
 		flow.dport = tcp.dport;
 		if (tcp.flags & (PACKET_TCP_RST | PACKET_TCP_SYN)) {
 			/* the client gives up, or an odd SYN: nothing to hold */
-			queue_add_verdict(queue, pkt->id, NF_ACCEPT, false, 0);
+			queue_add_verdict(queue, pkt->id, NF_ACCEPT, true, pkt->mark | RULES_SNI_SEEN);
 			continue;
 		}
 		sni_hold_segment(sp->hold, &flow, tcp.seq, tcp.ack, pkt->data + tcp.payload_offset,
 				 captured, pkt->id, pkt->mark, now_ms, &d);
 		if (captured == 0 && d.n_ids == 0) {
 			/* the handshake's ACK (or a bare ACK): on its way, the
-			 * flow stays PENDING */
-			queue_add_verdict(queue, pkt->id, NF_ACCEPT, false, 0);
+			 * flow stays PENDING (SEEN: the guard leaves it be) */
+			queue_add_verdict(queue, pkt->id, NF_ACCEPT, true, pkt->mark | RULES_SNI_SEEN);
 			continue;
 		}
 		apply(sp, queue, sites, &d);

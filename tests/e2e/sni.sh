@@ -163,6 +163,17 @@ main() {
 	check "shop refused on the next connection" refused "$SHOP4" shop.example
 	check "blog still served" http_says "$SHOP4" blog.example blog
 
+	# no daemon: nobody can tell the names apart, and an offline name must
+	# never get its certificate, so the guard drops undecided client data
+	# to a shared address where any name is offline (fail closed)
+	kill_daemon
+	check "daemon killed: offline shop still gets no certificate" says_cert none "$SHOP4" shop.example
+	check "... nor does online blog on the same address (fail closed)" \
+		says_cert none "$SHOP4" blog.example
+	start_daemon "$NS_GW" "$TMP/gatekeeper.yaml"
+	check "restarted: blog served again" http_says "$SHOP4" blog.example blog
+	check "... shop refused again" refused "$SHOP4" shop.example
+
 	check "SIGTERM: daemon exits 0" stop_daemon
 	check "no rule of the daemon left" no_daemon_rules "$NS_GW"
 	finish

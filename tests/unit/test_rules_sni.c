@@ -80,8 +80,8 @@ static void test_endpoints(void **state)
 static void test_texts(void **state)
 {
 	struct config *cfg = load();
-	char *nft = rules_render_nft_sni(cfg, 9), *xt4 = rules_render_xt_sni(cfg, AF_INET, 9),
-	     *xt6 = rules_render_xt_sni(cfg, AF_INET6, 9);
+	char *nft = rules_render_nft_sni(cfg, 9), *xt4 = rules_render_xt_sni(cfg, NULL, AF_INET, 9),
+	     *xt6 = rules_render_xt_sni(cfg, NULL, AF_INET6, 9);
 
 	(void)state;
 	assert_non_null(nft);
