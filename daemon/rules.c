@@ -130,6 +130,10 @@ static void nft_put_field(FILE *out, const struct config *cfg, const struct guar
 		rules_cut_put_nft_elements(out, "elements = { ", guard, AF_INET);
 	else if (field_is(name, len, "CUT6"))
 		rules_cut_put_nft_elements(out, "elements = { ", guard, AF_INET6);
+	else if (field_is(name, len, "SNI_CLOSED4"))
+		rules_sni_put_nft_closed(out, "elements = { ", guard, AF_INET);
+	else if (field_is(name, len, "SNI_CLOSED6"))
+		rules_sni_put_nft_closed(out, "elements = { ", guard, AF_INET6);
 	else if (field_is(name, len, "QUEUE"))
 		nft_put_queue(out, cfg);
 	else if (field_is(name, len, "CHECK_MARK"))

@@ -81,6 +81,23 @@ static void nft_put_set(FILE *out, const char *name, const char *type,
 	fputs("\t}\n", out);
 }
 
+void rules_sni_put_nft_closed(FILE *out, const char *head, const struct guard_set *guard,
+			      int family)
+{
+	char addr[INET6_ADDRSTRLEN];
+	const char *sep = head;
+
+	for (size_t i = 0; guard && i < guard->n_closed; i++) {
+		if (guard->closed[i].addr.family != family)
+			continue;
+		fprintf(out, "%s%s . %u", sep, config_addr_str(&guard->closed[i].addr, addr, sizeof(addr)),
+			guard->closed[i].port);
+		sep = ", ";
+	}
+	if (sep != head)
+		fputs(" }", out);
+}
+
 char *rules_render_nft_sni(const struct config *cfg, uint16_t queue)
 {
 	struct rules_endpoint *e4 = NULL, *e6 = NULL;
@@ -118,8 +135,16 @@ char *rules_render_nft_sni(const struct config *cfg, uint16_t queue)
 		nft_hook(cfg));
 	fprintf(out,
 		"\t\tmeta mark & 0x%08x == 0x%08x ct mark set ct mark and 0x%08x meta mark set "
-		"meta mark and 0x%08x\n\t}\n",
+		"meta mark and 0x%08x\n",
 		RULES_SNI_DECIDED, RULES_SNI_DECIDED, ~RULES_SNI_PENDING, ~RULES_SNI_DECIDED);
+	/* undecided client data (no daemon bound) to a closed shared address */
+	for (size_t f = 0; f < 2; f++)
+		fprintf(out,
+			"\t\tmeta l4proto tcp tcp flags & syn == 0 ct direction original ct mark & 0x%08x "
+			"== 0x%08x meta mark & 0x%08x == 0 %s daddr . tcp dport @sni_closed%s drop\n",
+			RULES_SNI_PENDING, RULES_SNI_PENDING, RULES_SNI_SEEN, fams[f][0], f ? "6" : "4");
+	fprintf(out, "\t\tmeta mark & 0x%08x == 0x%08x meta mark set meta mark and 0x%08x\n\t}\n",
+		RULES_SNI_SEEN, RULES_SNI_SEEN, ~RULES_SNI_SEEN);
 	free(e4);
 	free(e6);
 	if (fclose(out) != 0) {

@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "config.h"
 #include "guard.h"
@@ -45,6 +46,11 @@ size_t rules_sni_endpoints(const struct config *cfg, int family, struct rules_en
  * sni_clear (priority 0). QUEUE: the SNI queue's number. malloc'ed; NULL
  * out of memory. */
 char *rules_render_nft_sni(const struct config *cfg, uint16_t queue);
+
+/* HEAD then "ADDR . PORT, ..." of GUARD's closed shared endpoints of
+ * FAMILY and " }", or nothing: the nft sets sni_closed4 / sni_closed6. */
+void rules_sni_put_nft_closed(FILE *out, const char *head, const struct guard_set *guard,
+			      int family);
 
 /* FAMILY's rules in xtables-restore form: *mangle with GATEKEEPER_SNI and a
  * jump from the hook's chain, *filter with GATEKEEPER_SNI_CLEAR and jumps
