@@ -21,34 +21,6 @@ ctl() { "$GATEKEEPERCTL" -s "$TMP/control.sock" "$@"; }
 
 endpoint() { [[ $1 == *:* ]] && echo "[$1]:$2" || echo "$1:$2"; }
 
-start_nginx() {
-	local n
-	mkdir -p "$TMP/nginx"
-	for n in "${NAMES[@]}"; do
-		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$n.example" \
-			-days 2 -keyout "$TMP/nginx/$n.key" -out "$TMP/nginx/$n.pem" >/dev/null 2>&1 ||
-			die "openssl req for $n"
-	done
-	{
-		echo "daemon off; pid $TMP/nginx/nginx.pid; error_log $TMP/nginx/error.log;"
-		echo "events {}"
-		echo "http { access_log $TMP/nginx/access.log;"
-		echo "  client_body_temp_path $TMP/nginx; proxy_temp_path $TMP/nginx;"
-		echo "  fastcgi_temp_path $TMP/nginx; uwsgi_temp_path $TMP/nginx; scgi_temp_path $TMP/nginx;"
-		for n in "${NAMES[@]}"; do
-			echo "  server { listen 443 ssl; listen [::]:443 ssl; server_name $n.example;"
-			echo "    ssl_certificate $TMP/nginx/$n.pem; ssl_certificate_key $TMP/nginx/$n.key;"
-			echo "    location / { return 200 \"$n\\n\"; } }"
-		done
-		echo "}"
-	} >"$TMP/nginx/nginx.conf"
-	ip netns exec "$NS_SERVER" nginx -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log" \
-		>"$TMP/nginx/out.log" 2>&1 &
-	TLS_SERVER_PID[443]=$!
-	wait_for eval "ip netns exec $NS_SERVER ss -Hltn 'sport = :443' | grep -q ." ||
-		die "nginx did not start: $(cat "$TMP/nginx/error.log" "$TMP/nginx/out.log")"
-}
-
 # cert_of ADDR NAME [MS]: the subject the server sent for NAME ("" for no
 # SNI), or "none"; s_client's exit after MS of silence counts as none.
 cert_of() {
@@ -127,7 +99,7 @@ main() {
 	command -v nginx >/dev/null || die "needs nginx (Debian's nginx-light)"
 	e2e_begin
 	setup_topology
-	start_nginx
+	start_nginx "${NAMES[@]}"
 	check "before the daemon: blog's certificate" says_cert blog.example "$SHOP4" blog.example
 
 	sni_config
