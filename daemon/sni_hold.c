@@ -185,7 +185,16 @@ void sni_hold_segment(struct sni_hold *h, const struct sni_flow *flow, uint32_t 
 		 * where the data starts; without it, the first data does */
 		p = start(h, slot, flow, seq, now_ms);
 		if (!p) {
-			out->result = SNI_FULL;
+			/* no room to hold it: a hello whole in this one segment
+			 * (as almost every client sends it) is still decided by
+			 * its name; only the rest falls to the default */
+			enum clienthello_status whole = clienthello_parse(data, len, &ch);
+
+			out->result = whole == CLIENTHELLO_NAME      ? SNI_NAME
+				      : whole == CLIENTHELLO_NO_NAME ? SNI_NO_NAME
+								     : SNI_FULL;
+			if (whole == CLIENTHELLO_NAME)
+				memcpy(out->name, ch.name, ch.name_len + 1);
 			out->ids[0] = id;
 			out->marks[0] = mark;
 			out->n_ids = len ? 1 : 0;

@@ -5,9 +5,11 @@
  * The SNI queue's worker owns one; nothing here touches the queue: each
  * call says which packets (NFQUEUE ids) are decided and how the worker
  * should go on. Bounded: at most MAX_PENDING flows are held at once, each
- * for at most HOLD_MS and with at most SNI_HOLD_MAX_IDS packets; what does
- * not fit is decided at once by the caller's default (counted), so a flood
- * of half-sent hellos costs memory up to the bound and no more. */
+ * for at most HOLD_MS and with at most SNI_HOLD_MAX_IDS packets. When the
+ * table is full, a segment that holds a whole ClientHello is still decided
+ * by its name; only what would need holding falls to the caller's default
+ * (counted): a flood of half-sent hellos costs memory up to the bound, and
+ * the clients that send their hello at once do not notice it. */
 #ifndef GK_SNI_HOLD_H
 #define GK_SNI_HOLD_H
 
@@ -32,7 +34,7 @@ enum sni_result {
 	SNI_NO_NAME,  /* a whole hello without a name */
 	SNI_INVALID,  /* not a ClientHello, two versions of it, too large, too many segments */
 	SNI_TIMEOUT,  /* held for HOLD_MS without the whole hello */
-	SNI_FULL,     /* MAX_PENDING flows held already: not kept */
+	SNI_FULL,     /* MAX_PENDING flows held already, and not a whole hello: not kept */
 };
 
 struct sni_decision {

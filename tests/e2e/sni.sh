@@ -16,6 +16,7 @@ source "${SRCDIR:-$(dirname "$0")}/lib.sh"
 
 readonly HOOK=forward
 readonly NAMES=(shop blog wiki)
+readonly MAX_PENDING=20 FLOOD=60
 
 ctl() { "$GATEKEEPERCTL" -s "$TMP/control.sock" "$@"; }
 
@@ -77,6 +78,30 @@ print("handshake ok", len(cert))
 ' "$1" "$2" 2>&1 | tail -n1
 }
 
+# half_hellos ADDR N SECONDS: N connections that each send the first 40
+# bytes of a ClientHello and then nothing, held open SECONDS (bounded).
+half_hellos() {
+	ip netns exec "$NS_CLIENT" timeout $(($3 + 5)) python3 -c '
+import socket, ssl, sys, time
+addr, n, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+ctx = ssl.create_default_context(); i, o = ssl.MemoryBIO(), ssl.MemoryBIO()
+obj = ctx.wrap_bio(i, o, server_hostname="shop.example")
+try: obj.do_handshake()
+except ssl.SSLWantReadError: pass
+hello = o.read()
+socks = []
+for _ in range(n):
+    s = socket.create_connection((addr, 443), timeout=3)
+    s.sendall(hello[:40])
+    socks.append(s)
+print("holding", len(socks), flush=True)
+time.sleep(secs)
+' "$1" "$2" "$3"
+}
+
+# sni_figure WORD: a figure of the stats line "sni ..." (hellos, full, ...).
+sni_figure() { ctl stats | sed -n "s/^sni .* $1 \([0-9][0-9]*\).*/\1/p"; }
+
 # sni_packets: the SNI queue's packets so far (gatekeeperctl stats).
 sni_packets() { ctl stats | sed -n 's/^sni  *\([0-9][0-9]*\).*/\1/p'; }
 
@@ -91,7 +116,8 @@ sni_config() {
 		printf '  - name: %s\n    addresses: [%s, "%s"]\n    ports: [443]\n    state: %s\n    server_names: [%s.example]\n' \
 			"$n" "$SHOP4" "$SHOP6" "$st" "$n"
 	done)
-	write_config "$TMP/gatekeeper.yaml" "$HOOK" "sni: {unknown_name: reject}" "" "$sites"
+	write_config "$TMP/gatekeeper.yaml" "$HOOK" \
+		"sni: {unknown_name: reject, hold: 1s, max_pending: $MAX_PENDING}" "" "$sites"
 }
 
 main() {
@@ -128,6 +154,21 @@ main() {
 	check "... the SNI queue took its ACK and two data segments ($before -> $after)" \
 		test "$((after - before))" -ge 3
 	check "... and for blog: nothing" eval "! big_hello $SHOP4 blog.example | grep -q 'handshake ok'"
+
+	# a flood of half-sent hellos: held up to sni.max_pending, the rest
+	# counted; a client that sends its hello at once is still decided
+	local flood_pid
+	half_hellos "$SHOP4" "$FLOOD" 3 >"$TMP/flood.log" 2>&1 &
+	flood_pid=$!
+	wait_for grep -q holding "$TMP/flood.log" || die "the flood did not start: $(cat "$TMP/flood.log")"
+	check "during a flood of $FLOOD half-sent hellos: shop's certificate" \
+		says_cert shop.example "$SHOP4" shop.example
+	check "... the flows past sni.max_pending ($MAX_PENDING) were counted as full" \
+		eval "(( \$(sni_figure full) >= $FLOOD - $MAX_PENDING ))"
+	wait "$flood_pid"
+	check "... the held ones ended by sni.hold (timeout >= $MAX_PENDING)" \
+		wait_for eval "(( \$(sni_figure timeout) >= $MAX_PENDING ))"
+	log "$(ctl stats | grep '^sni')"
 
 	check "online blog" ctl online blog
 	check "blog's certificate on the next connection" says_cert blog.example "$SHOP4" blog.example

@@ -137,6 +137,11 @@ static void test_timeout_and_full(void **state)
 	assert_int_equal(d.result, SNI_FULL);
 	assert_int_equal(d.n_ids, 1);
 	assert_int_equal(d.ids[0], 3);
+	/* ... unless its one segment is a whole hello: decided by its name */
+	sni_hold_segment(h, &c, 1, 777, hello.bytes, hello.len, 5, 0, 1200, &d);
+	assert_int_equal(d.result, SNI_NAME);
+	assert_string_equal(d.name, "shop.example.com");
+	assert_int_equal(sni_hold_count(h), 2);
 	assert_false(sni_hold_expire(h, 1499, &d));
 	assert_true(sni_hold_expire(h, 1500, &d));
 	assert_int_equal(d.result, SNI_TIMEOUT);
