@@ -40,7 +40,7 @@ struct queue {
 	bool per_packet; /* never a batch verdict (queue_options) */
 	/* verdicts waiting to be sent: a run of equal verdicts is one
 	 * NFQNL_MSG_VERDICT_BATCH, so the pending run is kept open here */
-	char tx[QUEUE_BATCH * QUEUE_VERDICT_SIZE];
+	_Alignas(8) char tx[QUEUE_BATCH * QUEUE_VERDICT_SIZE]; /* netlink messages: aligned */
 	size_t tx_len;
 	unsigned tx_count;
 	bool run_open;
