@@ -208,6 +208,12 @@ void clienthello_stream_init(struct clienthello_stream *stream, uint32_t start_s
 {
 	stream->start_seq = start_seq;
 	stream->len = 0;
+	memset(stream->have, 0, sizeof(stream->have));
+}
+
+static bool have_byte(const struct clienthello_stream *stream, size_t at)
+{
+	return stream->have[at / 8] >> (at % 8) & 1;
 }
 
 enum clienthello_add clienthello_stream_add(struct clienthello_stream *stream, uint32_t seq,
@@ -217,7 +223,8 @@ enum clienthello_add clienthello_stream_add(struct clienthello_stream *stream, u
 	 * unsigned subtraction; a segment that starts before the stream (an
 	 * offset near 2^32) is clipped to its part from the first byte on. */
 	uint32_t offset = seq - stream->start_seq;
-	size_t skip = 0, overlap, fresh;
+	size_t skip = 0;
+	bool fresh = false;
 
 	if (offset > UINT32_MAX / 2) {
 		skip = (size_t)(UINT32_MAX - offset) + 1;
@@ -225,19 +232,24 @@ enum clienthello_add clienthello_stream_add(struct clienthello_stream *stream, u
 			return CLIENTHELLO_DUPLICATE;
 		offset = 0;
 	}
-	if (offset > stream->len)
-		return CLIENTHELLO_GAP;
 	data += skip;
 	len -= skip;
-	overlap = stream->len - offset < len ? stream->len - offset : len;
-	if (memcmp(stream->bytes + offset, data, overlap) != 0)
-		return CLIENTHELLO_CONFLICT;
-	fresh = len - overlap;
-	if (fresh == 0)
-		return CLIENTHELLO_DUPLICATE;
-	if (fresh > sizeof(stream->bytes) - stream->len)
+	if (offset >= sizeof(stream->bytes) || len > sizeof(stream->bytes) - offset)
 		return CLIENTHELLO_FULL;
-	memcpy(stream->bytes + stream->len, data + overlap, fresh);
-	stream->len += fresh;
+	/* every byte checked before any is kept: a conflict changes nothing */
+	for (size_t i = 0; i < len; i++) {
+		if (!have_byte(stream, offset + i))
+			fresh = true;
+		else if (stream->bytes[offset + i] != data[i])
+			return CLIENTHELLO_CONFLICT;
+	}
+	if (!fresh)
+		return CLIENTHELLO_DUPLICATE;
+	for (size_t i = 0; i < len; i++) {
+		stream->bytes[offset + i] = data[i];
+		stream->have[(offset + i) / 8] |= (uint8_t)(1u << ((offset + i) % 8));
+	}
+	while (stream->len < sizeof(stream->bytes) && have_byte(stream, stream->len))
+		stream->len++;
 	return CLIENTHELLO_ADDED;
 }

@@ -51,24 +51,25 @@ enum clienthello_status clienthello_parse(const uint8_t *buf, size_t len, struct
 /* The status as a short word for logs and metrics labels. */
 const char *clienthello_status_name(enum clienthello_status status);
 
-/* The client's first bytes in stream order, gathered from TCP segments
- * that may come twice (retransmits) or overlap. A segment that starts
- * past the gathered end leaves a gap: it is not kept (the sender
- * retransmits what we drop), and the caller holds on. Overlapping bytes
- * must equal the ones kept: a client that sends two versions of its
- * ClientHello is trying to show us one name and the server another. */
+/* The client's first bytes, gathered from TCP segments that may come out
+ * of order, twice (retransmits) or overlapping. Bytes past a gap are kept
+ * too (the client's stack resends only its oldest unacknowledged segment,
+ * and nothing is acknowledged while the hello is held), and LEN is how far
+ * the bytes run without a gap from the first. Overlapping bytes must equal
+ * the ones kept: a client that sends two versions of its ClientHello is
+ * trying to show us one name and the server another. */
 struct clienthello_stream {
 	uint32_t start_seq; /* the sequence number of the first byte */
-	size_t len;
+	size_t len;         /* bytes[0..len) are all there */
 	uint8_t bytes[CLIENTHELLO_MAX];
+	uint8_t have[CLIENTHELLO_MAX / 8]; /* which bytes are there */
 };
 
 enum clienthello_add {
-	CLIENTHELLO_ADDED,     /* new bytes appended */
+	CLIENTHELLO_ADDED,     /* new bytes kept (LEN may not have grown) */
 	CLIENTHELLO_DUPLICATE, /* nothing new (a retransmit) */
-	CLIENTHELLO_GAP,       /* starts past the end: not kept */
 	CLIENTHELLO_CONFLICT,  /* overlaps with different bytes */
-	CLIENTHELLO_FULL,      /* would grow past CLIENTHELLO_MAX */
+	CLIENTHELLO_FULL,      /* reaches past CLIENTHELLO_MAX */
 };
 
 /* START_SEQ: the client's initial sequence number + 1 (its first data

@@ -380,6 +380,7 @@ enum {
 	ROOT_USER,
 	ROOT_SITES,
 	ROOT_METRICS,
+	ROOT_SNI,
 	ROOT_KEYS
 };
 
@@ -392,6 +393,7 @@ static const struct config_key_rule root_rules[] = {
 	[ROOT_USER] = { "user", config_parse_user },
 	[ROOT_SITES] = { "sites", config_parse_sites },
 	[ROOT_METRICS] = { "metrics", config_parse_metrics },
+	[ROOT_SNI] = { "sni", config_parse_sni },
 };
 
 static int set_defaults(struct config *cfg, const char *name)
@@ -579,8 +581,10 @@ struct config *config_parse(const char *name, const char *buf, size_t len,
 	}
 	p.doc = &doc;
 	cfg = build(&p);
-	for (size_t i = 0; i < p.n_marks; i++)
+	for (size_t i = 0; i < p.n_marks; i++) {
 		free(p.marks[i].addresses);
+		free(p.marks[i].server_names);
+	}
 	free(p.marks);
 	yaml_document_delete(&doc);
 out:
@@ -666,6 +670,9 @@ void config_free(struct config *cfg)
 		free(cfg->sites[i].ports);
 		config_check_free(cfg->sites[i].check);
 		free(cfg->sites[i].allow);
+		for (size_t k = 0; k < cfg->sites[i].n_server_names; k++)
+			free(cfg->sites[i].server_names[k]);
+		free(cfg->sites[i].server_names);
 	}
 	free(cfg->sites);
 	free(cfg->path);

@@ -47,6 +47,9 @@ struct config_cidr {
 	uint8_t prefix; /* 0..32 for AF_INET, 0..128 for AF_INET6 */
 };
 
+/* Most server_names a site may list. */
+#define CONFIG_MAX_SERVER_NAMES 64
+
 /* Longest allow-list a site may have, in the config and at run time: the
  * workers scan it linearly for every SYN to an offline site. */
 #define CONFIG_MAX_ALLOW 64
@@ -87,7 +90,19 @@ struct config_site {
 	struct config_check *check; /* NULL: none */
 	struct config_cidr *allow;  /* sources let through while offline */
 	size_t n_allow;
+	/* server_names: the TLS server names (canonical patterns, see
+	 * server_names.h) this site answers to on an address it may share
+	 * with other sites; NULL: none (the site has its addresses alone). A
+	 * "*" entry makes it its endpoints' default: it gets what no other
+	 * site's name matches, and hellos without a name. */
+	char **server_names;
+	size_t n_server_names;
+	bool default_name; /* "*" was listed */
 };
+
+/* What a ClientHello to a shared endpoint gets when no site there takes
+ * it (no name matches, no name at all, not TLS) and no site is "*". */
+enum config_unknown_name { CONFIG_UNKNOWN_REJECT, CONFIG_UNKNOWN_DROP, CONFIG_UNKNOWN_ACCEPT };
 
 struct config {
 	char *path;
@@ -113,6 +128,11 @@ struct config {
 	} metrics;
 	struct config_site *sites;
 	size_t n_sites;
+	struct {
+		enum config_unknown_name unknown_name; /* default reject */
+		uint32_t hold_ms;     /* how long a partial ClientHello is held */
+		uint32_t max_pending; /* partial ClientHellos held at once */
+	} sni;
 };
 
 /* Collected messages, each "FILE:LINE:COL: message" (or "FILE: message"

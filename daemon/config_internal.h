@@ -22,6 +22,7 @@
 struct config_site_marks {
 	yaml_mark_t name;
 	yaml_mark_t *addresses; /* parallel to config_site.addresses */
+	yaml_mark_t *server_names; /* parallel to config_site.server_names */
 };
 
 struct config_parser {
@@ -73,6 +74,9 @@ bool config_parse_string(struct config_parser *p, const yaml_node_t *node, const
 			 char **out);
 bool config_parse_bool(struct config_parser *p, const yaml_node_t *node, const char *what,
 		       bool *out);
+/* A duration ("500ms", "2s") between MIN and MAX milliseconds. */
+bool config_parse_duration_node(struct config_parser *p, const yaml_node_t *node, const char *what,
+				uint32_t min, uint32_t max, uint32_t *out);
 /* A plain empty value, "~" or "null" leave *OUT unset (not an error). */
 void config_parse_optional_name(struct config_parser *p, const yaml_node_t *node,
 				const char *what, char **out);
@@ -90,7 +94,7 @@ struct config_words {
 	size_t count;
 };
 extern const struct config_words config_hook_words, config_backend_words, config_action_words,
-	config_check_type_words;
+	config_check_type_words, config_unknown_name_words;
 
 /* A site's "check:" block (config_site_check.c) into SITE->check, and what
  * can only be checked once every key of the site is known. */
@@ -111,6 +115,7 @@ void config_parse_control(struct config_parser *p, yaml_node_t *node, void *targ
 void config_parse_state_file(struct config_parser *p, yaml_node_t *node, void *target);
 void config_parse_user(struct config_parser *p, yaml_node_t *node, void *target);
 void config_parse_metrics(struct config_parser *p, yaml_node_t *node, void *target);
+void config_parse_sni(struct config_parser *p, yaml_node_t *node, void *target);
 /* Defaults of those keys: the scalars before the walk, the strings after
  * it (0, or -1 out of memory). */
 void config_set_section_defaults(struct config *cfg);

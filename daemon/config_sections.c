@@ -195,6 +195,58 @@ void config_parse_metrics(struct config_parser *p, yaml_node_t *node, void *targ
 				    seen);
 }
 
+/* ---- sni: shared addresses (sites with server_names) ---- */
+
+/* Partial ClientHellos are held this long at most: a client sends its
+ * hello at once, and a held one keeps the server's connection waiting. */
+#define SNI_HOLD_MIN_MS 100
+#define SNI_HOLD_MAX_MS 10000
+/* Each held hello costs up to CLIENTHELLO_MAX (8 KiB) of buffer. */
+#define SNI_MAX_PENDING 65536
+#define SNI_DEFAULT_HOLD_MS 2000
+#define SNI_DEFAULT_MAX_PENDING 4096
+
+static void parse_sni_unknown_name(struct config_parser *p, yaml_node_t *node, void *target)
+{
+	struct config *cfg = target;
+	int v;
+
+	if (config_parse_word(p, node, "sni.unknown_name", config_unknown_name_words.names,
+			      config_unknown_name_words.count, &v))
+		cfg->sni.unknown_name = (enum config_unknown_name)v;
+}
+
+static void parse_sni_hold(struct config_parser *p, yaml_node_t *node, void *target)
+{
+	struct config *cfg = target;
+
+	config_parse_duration_node(p, node, "sni.hold", SNI_HOLD_MIN_MS, SNI_HOLD_MAX_MS,
+				   &cfg->sni.hold_ms);
+}
+
+static void parse_sni_max_pending(struct config_parser *p, yaml_node_t *node, void *target)
+{
+	struct config *cfg = target;
+	unsigned long v;
+
+	if (config_parse_uint(p, node, "sni.max_pending", "a number of held ClientHellos", 1,
+			      SNI_MAX_PENDING, &v))
+		cfg->sni.max_pending = (uint32_t)v;
+}
+
+void config_parse_sni(struct config_parser *p, yaml_node_t *node, void *target)
+{
+	static const struct config_key_rule rules[] = {
+		{ "unknown_name", parse_sni_unknown_name },
+		{ "hold", parse_sni_hold },
+		{ "max_pending", parse_sni_max_pending },
+	};
+	yaml_node_t *seen[CONFIG_ARRAY_SIZE(rules)] = { 0 };
+
+	if (config_expect_kind(p, node, YAML_MAPPING_NODE, "sni"))
+		config_walk_mapping(p, node, "sni: ", rules, CONFIG_ARRAY_SIZE(rules), target, seen);
+}
+
 /* ---- top-level scalars ---- */
 
 void config_parse_hook(struct config_parser *p, yaml_node_t *node, void *target)
@@ -241,6 +293,9 @@ void config_set_section_defaults(struct config *cfg)
 	cfg->queue.fail_open = true;
 	cfg->queue.maxlen = DEFAULT_QUEUE_MAXLEN;
 	cfg->control.mode = CONFIG_DEFAULT_SOCKET_MODE;
+	cfg->sni.unknown_name = CONFIG_UNKNOWN_REJECT;
+	cfg->sni.hold_ms = SNI_DEFAULT_HOLD_MS;
+	cfg->sni.max_pending = SNI_DEFAULT_MAX_PENDING;
 }
 
 /* String defaults are filled after the walk so a given value never has to

@@ -63,27 +63,6 @@ void config_check_free(struct config_check *check)
 
 /* ---- the keys ---- */
 
-static bool parse_duration_node(struct config_parser *p, const yaml_node_t *node, const char *what,
-				uint32_t min, uint32_t max, uint32_t *out)
-{
-	uint32_t ms;
-
-	if (!config_expect_kind(p, node, YAML_SCALAR_NODE, what))
-		return false;
-	if (config_scalar_has_nul(node) || config_parse_duration(config_scalar(node), &ms) < 0) {
-		config_report(p, node, "%s: '%s' is not a duration (a whole number with a unit: "
-			      "500ms, 1s, 2m)", what, config_show(node).text);
-		return false;
-	}
-	if (ms < min || ms > max) {
-		config_report(p, node, "%s: %s is out of range (%ums-%ums)", what,
-			      config_show(node).text, min, max);
-		return false;
-	}
-	*out = ms;
-	return true;
-}
-
 static void parse_type(struct config_parser *p, yaml_node_t *node, void *target)
 {
 	struct config_check *check = target;
@@ -96,13 +75,13 @@ static void parse_type(struct config_parser *p, yaml_node_t *node, void *target)
 
 static void parse_interval(struct config_parser *p, yaml_node_t *node, void *target)
 {
-	parse_duration_node(p, node, "check.interval", MIN_INTERVAL_MS, MAX_DURATION_MS,
+	config_parse_duration_node(p, node, "check.interval", MIN_INTERVAL_MS, MAX_DURATION_MS,
 			    &((struct config_check *)target)->interval_ms);
 }
 
 static void parse_timeout(struct config_parser *p, yaml_node_t *node, void *target)
 {
-	parse_duration_node(p, node, "check.timeout", MIN_TIMEOUT_MS, MAX_DURATION_MS,
+	config_parse_duration_node(p, node, "check.timeout", MIN_TIMEOUT_MS, MAX_DURATION_MS,
 			    &((struct config_check *)target)->timeout_ms);
 }
 
@@ -460,6 +439,11 @@ void config_check_finish(struct config_parser *p, const yaml_node_t *site_node,
 		return;
 	if (!check->port && site->n_ports > 0)
 		check->port = site->ports[0];
+	/* on a shared address the server picks the site by name: a check
+	 * that names none asks for the site's first exact one */
+	for (size_t i = 0; !check->sni && i < site->n_server_names; i++)
+		if (site->server_names[i][0] != '*' && !(check->sni = strdup(site->server_names[i])))
+			config_report_oom(p);
 	for (size_t i = 0; i < check->n_addresses && site->addresses; i++) {
 		bool own = false;
 

@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "config_internal.h"
+#include "server_names.h"
 
 /* sites_create() expands every (address, port) pair into its lookup table;
  * this bounds that table, and the overlap check here, for any file that
@@ -277,8 +278,64 @@ static void parse_site_allow(struct config_parser *p, yaml_node_t *node, void *t
 	}
 }
 
+/* server_names: [NAME, "*.SUFFIX", "*"]: what the site answers to on an
+ * address it shares (server_names.h); "*" makes it the default there. */
+static void parse_site_server_names(struct config_parser *p, yaml_node_t *node, void *target)
+{
+	struct site_target *t = target;
+	struct config_site *site = t->site;
+	size_t n;
+
+	if (!config_expect_kind(p, node, YAML_SEQUENCE_NODE, "server_names"))
+		return;
+	n = config_seq_len(node);
+	if (n == 0 || n > CONFIG_MAX_SERVER_NAMES) {
+		config_report(p, node, "server_names: %zu names; 1 to %d", n, CONFIG_MAX_SERVER_NAMES);
+		return;
+	}
+	site->server_names = calloc(n, sizeof(*site->server_names));
+	t->marks->server_names = calloc(n, sizeof(*t->marks->server_names));
+	if (!site->server_names || !t->marks->server_names) {
+		config_report_oom(p);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		yaml_node_t *item = config_node_at(p, node->data.sequence.items.start[i]);
+		char canonical[SERVER_NAME_MAX + 1];
+		const char *why = NULL;
+
+		if (!config_expect_kind(p, item, YAML_SCALAR_NODE, "server_names"))
+			continue;
+		if (strcmp(config_scalar(item), "*") == 0) {
+			if (site->default_name)
+				config_report(p, item, "server_names: \"*\" is listed twice");
+			site->default_name = true;
+			continue;
+		}
+		if (config_scalar_has_nul(item) ||
+		    server_name_parse(config_scalar(item), canonical, &why) < 0) {
+			config_report(p, item, "server_names: '%s': %s", config_show(item).text,
+				      why ? why : "not a host name");
+			continue;
+		}
+		for (size_t k = 0; k < site->n_server_names; k++)
+			if (strcmp(site->server_names[k], canonical) == 0) {
+				config_report(p, item, "server_names: '%s' is listed twice",
+					      canonical);
+				goto next;
+			}
+		site->server_names[site->n_server_names] = strdup(canonical);
+		if (!site->server_names[site->n_server_names]) {
+			config_report_oom(p);
+			return;
+		}
+		t->marks->server_names[site->n_server_names++] = item->start_mark;
+next:;
+	}
+}
+
 enum { SITE_NAME, SITE_ADDRESSES, SITE_PORTS, SITE_STATE, SITE_ACTION, SITE_CHECK, SITE_ALLOW,
-       SITE_KEYS };
+       SITE_SERVER_NAMES, SITE_KEYS };
 
 static void parse_site(struct config_parser *p, yaml_node_t *node, struct config_site *site,
 		       struct config_site_marks *marks)
@@ -291,6 +348,7 @@ static void parse_site(struct config_parser *p, yaml_node_t *node, struct config
 		[SITE_ACTION] = { "action", parse_site_action },
 		[SITE_CHECK] = { "check", parse_site_check },
 		[SITE_ALLOW] = { "allow", parse_site_allow },
+		[SITE_SERVER_NAMES] = { "server_names", parse_site_server_names },
 	};
 	struct site_target target = { site, marks };
 	yaml_node_t *seen[SITE_KEYS] = { 0 };
@@ -383,14 +441,87 @@ static const char *site_label(const struct config_site *site, char *buf, size_t 
 	return buf;
 }
 
-/* Every (address, port) may belong to one site only, or a SYN's verdict
- * would depend on table order. Sorted claims put rivals side by side. */
+static bool site_has_names(const struct config_site *site)
+{
+	return site->n_server_names > 0 || site->default_name;
+}
+
+/* Site pairs already reported for one shared endpoint, so that two sites
+ * sharing several addresses or ports hear of a mistake once. */
+struct reported_pairs {
+	uint64_t *pairs;
+	size_t count, capacity;
+};
+
+static bool first_report(struct reported_pairs *r, uint32_t a, uint32_t b, uint32_t kind)
+{
+	uint64_t key = (uint64_t)kind << 62 | (uint64_t)a << 31 | b;
+
+	for (size_t i = 0; i < r->count; i++)
+		if (r->pairs[i] == key)
+			return false;
+	if (r->count == r->capacity) {
+		size_t cap = r->capacity ? r->capacity * 2 : 16;
+		uint64_t *grown = realloc(r->pairs, cap * sizeof(*grown));
+
+		if (!grown)
+			return true; /* report again rather than lose the message */
+		r->pairs = grown;
+		r->capacity = cap;
+	}
+	r->pairs[r->count++] = key;
+	return true;
+}
+
+enum { PAIR_UNNAMED, PAIR_OVERLAP, PAIR_TWO_DEFAULTS };
+
+/* Sites C (a later claim) and F (an earlier one) share an endpoint: both
+ * must list server_names, no pattern may be the best match of a name for
+ * both, and only one may be the default ("*"). */
+static void check_shared_pair(struct config_parser *p, const struct claim *f, const struct claim *c,
+			      struct reported_pairs *reported)
+{
+	const struct config_site *fs = &p->cfg->sites[f->site], *cs = &p->cfg->sites[c->site];
+	const struct config_site_marks *cm = &p->marks[c->site];
+	char addr[INET6_ADDRSTRLEN], first_site[80], this_site[80];
+
+	config_addr_str(&c->addr, addr, sizeof(addr));
+	site_label(fs, first_site, sizeof(first_site));
+	site_label(cs, this_site, sizeof(this_site));
+	if (!site_has_names(fs) || !site_has_names(cs)) {
+		if (first_report(reported, f->site, c->site, PAIR_UNNAMED))
+			config_report_at(p, &cm->addresses[c->addr_index],
+					 "addresses: %s port %u is claimed by both site %s (line %u) and "
+					 "site %s; sites may share an address only when each lists "
+					 "server_names",
+					 addr, c->port, first_site, fs->line, this_site);
+		return;
+	}
+	if (fs->default_name && cs->default_name &&
+	    first_report(reported, f->site, c->site, PAIR_TWO_DEFAULTS))
+		config_report_at(p, &cm->addresses[c->addr_index],
+				 "server_names: site %s and site %s (line %u) both list \"*\" on %s "
+				 "port %u; one default per shared address",
+				 this_site, first_site, fs->line, addr, c->port);
+	for (size_t i = 0; i < cs->n_server_names; i++)
+		for (size_t k = 0; k < fs->n_server_names; k++)
+			if (server_names_overlap(cs->server_names[i], fs->server_names[k]) &&
+			    first_report(reported, f->site, c->site, PAIR_OVERLAP))
+				config_report_at(p, &cm->server_names[i],
+						 "server_names: '%s' is listed by site %s (line %u) "
+						 "too, on the shared address %s port %u",
+						 cs->server_names[i], first_site, fs->line, addr, c->port);
+}
+
+/* Every (address, port) belongs to one site, or to sites told apart by
+ * their server_names (a SYN's verdict must never depend on table order).
+ * Sorted claims put the sites of one endpoint side by side. */
 static void check_overlaps(struct config_parser *p, const yaml_node_t *sites_node)
 {
 	struct config *cfg = p->cfg;
 	size_t total = count_claims(cfg), n = 0;
 	struct claim *claims;
-	char addr[INET6_ADDRSTRLEN], first_site[80], this_site[80];
+	struct reported_pairs reported = { 0 };
 
 	if (total > MAX_ADDR_PORT_PAIRS) {
 		config_report(p, sites_node,
@@ -411,20 +542,15 @@ static void check_overlaps(struct config_parser *p, const yaml_node_t *sites_nod
 							      (uint32_t)a };
 	qsort(claims, n, sizeof(*claims), claim_cmp);
 	for (size_t i = 1, first = 0; i < n && !config_parser_full(p); i++) {
-		const struct claim *c = &claims[i], *f = &claims[first];
-
-		if (addr_cmp(&c->addr, &f->addr) != 0 || c->port != f->port) {
+		if (addr_cmp(&claims[i].addr, &claims[first].addr) != 0 ||
+		    claims[i].port != claims[first].port) {
 			first = i;
 			continue;
 		}
-		config_report_at(
-			p, &p->marks[c->site].addresses[c->addr_index],
-			"addresses: %s port %u is claimed by both site %s (line %u) and site %s",
-			config_addr_str(&c->addr, addr, sizeof(addr)), c->port,
-			site_label(&cfg->sites[f->site], first_site, sizeof(first_site)),
-			cfg->sites[f->site].line,
-			site_label(&cfg->sites[c->site], this_site, sizeof(this_site)));
+		for (size_t f = first; f < i && !config_parser_full(p); f++)
+			check_shared_pair(p, &claims[f], &claims[i], &reported);
 	}
+	free(reported.pairs);
 	free(claims);
 }
 

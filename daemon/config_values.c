@@ -42,6 +42,13 @@ const struct config_words config_backend_words = { backend_names,
 const struct config_words config_action_words = { action_names, CONFIG_ARRAY_SIZE(action_names) };
 const struct config_words config_check_type_words = { check_type_names,
 						       CONFIG_ARRAY_SIZE(check_type_names) };
+static const char *const unknown_name_names[] = {
+	[CONFIG_UNKNOWN_REJECT] = "reject",
+	[CONFIG_UNKNOWN_DROP] = "drop",
+	[CONFIG_UNKNOWN_ACCEPT] = "accept",
+};
+const struct config_words config_unknown_name_words = { unknown_name_names,
+							 CONFIG_ARRAY_SIZE(unknown_name_names) };
 
 /* NAMES[VALUE], or "?" for a value out of range. */
 static const char *word_name(const char *const *names, size_t n, int value)
@@ -211,4 +218,26 @@ const char *config_cidr_str(const struct config_cidr *cidr, char *buf, size_t le
 bool config_cidr_contains(const struct config_cidr *cidr, int family, const uint8_t *addr)
 {
 	return cidr->addr.family == family && prefix_equal(cidr->addr.bytes, addr, cidr->prefix);
+}
+
+/* A duration node (config_parse_duration) between MIN and MAX ms. */
+bool config_parse_duration_node(struct config_parser *p, const yaml_node_t *node, const char *what,
+				uint32_t min, uint32_t max, uint32_t *out)
+{
+	uint32_t ms;
+
+	if (!config_expect_kind(p, node, YAML_SCALAR_NODE, what))
+		return false;
+	if (config_scalar_has_nul(node) || config_parse_duration(config_scalar(node), &ms) < 0) {
+		config_report(p, node, "%s: '%s' is not a duration (a whole number with a unit: "
+			      "500ms, 1s, 2m)", what, config_show(node).text);
+		return false;
+	}
+	if (ms < min || ms > max) {
+		config_report(p, node, "%s: %s is out of range (%ums-%ums)", what,
+			      config_show(node).text, min, max);
+		return false;
+	}
+	*out = ms;
+	return true;
 }

@@ -108,6 +108,13 @@ void control_status_text(const struct sites *sites, const struct health *health,
 		strbuf_puts(b, "\n  ports     ");
 		for (size_t p = 0; p < cs->n_ports; p++)
 			strbuf_printf(b, " %u", (unsigned)cs->ports[p]);
+		if (cs->n_server_names || cs->default_name) {
+			strbuf_puts(b, "\n  names     ");
+			for (size_t n = 0; n < cs->n_server_names; n++)
+				strbuf_printf(b, " %s", cs->server_names[n]);
+			if (cs->default_name)
+				strbuf_puts(b, " * (the default of its shared addresses)");
+		}
 		strbuf_printf(b, "\n  counters   accepted %" PRIu64 " dropped %" PRIu64 " rejected %" PRIu64
 			      " allowed %" PRIu64 "\n", c.accepted, c.dropped, c.rejected, c.allowed);
 		maintenance_status_text(site, now_s, b);
@@ -188,6 +195,13 @@ void control_status_json(const struct sites *sites, const struct health *health,
 		strbuf_puts(b, "],\"ports\":[");
 		for (size_t p = 0; p < cs->n_ports; p++)
 			strbuf_printf(b, "%s%u", p ? "," : "", (unsigned)cs->ports[p]);
+		strbuf_puts(b, "],\"server_names\":[");
+		for (size_t n = 0; n < cs->n_server_names; n++) {
+			strbuf_puts(b, n ? "," : "");
+			strbuf_json_string(b, cs->server_names[n]);
+		}
+		if (cs->default_name)
+			strbuf_puts(b, cs->n_server_names ? ",\"*\"" : "\"*\"");
 		strbuf_printf(b, "],\"counters\":{\"accepted\":%" PRIu64 ",\"dropped\":%" PRIu64
 			      ",\"rejected\":%" PRIu64 ",\"allowed\":%" PRIu64 "}", c.accepted,
 			      c.dropped, c.rejected, c.allowed);

@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "clock.h"
 #include "cut.h"
@@ -11,6 +12,7 @@
 #include "health.h"
 #include "log.h"
 #include "rules_cut.h"
+#include "rules_sni.h"
 #include "rules_watch.h"
 #include "state.h"
 #include "strbuf.h"
@@ -110,6 +112,20 @@ void engine_close(struct engine *engine)
 
 /* What the kernel rules or queue bindings depend on cannot change without
  * unbinding; say so rather than half-apply it. */
+/* Whether some (address, port) of CFG belongs to several sites. */
+static bool shares_addresses(const struct config *cfg)
+{
+	struct rules_endpoint *e = NULL;
+	size_t n = rules_sni_endpoints(cfg, AF_INET, &e);
+
+	free(e);
+	if (n)
+		return true;
+	n = rules_sni_endpoints(cfg, AF_INET6, &e);
+	free(e);
+	return n != 0;
+}
+
 static int reload_compatible(const struct config *old, const struct config *cfg,
 			     struct config_errors *errors)
 {
@@ -125,6 +141,10 @@ static int reload_compatible(const struct config *old, const struct config *cfg,
 		what = "queue";
 	else if (strcmp(old->control.socket, cfg->control.socket) != 0)
 		what = "control.socket";
+	else if (shares_addresses(old) != shares_addresses(cfg))
+		what = "whether sites share an address (the SNI queue's worker)";
+	else if (old->sni.max_pending != cfg->sni.max_pending || old->sni.hold_ms != cfg->sni.hold_ms)
+		what = "sni";
 	if (!what)
 		return 0;
 	if (asprintf(&msg, "%s: changing '%s' needs a restart; the running config is kept",

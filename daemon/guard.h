@@ -35,9 +35,19 @@ struct guard_allow {
 	struct config_cidr source;
 };
 
+/* A shared endpoint (sites told apart by server name) where some name
+ * would be refused: while no daemon decides its hellos, the kernel drops
+ * the client data of its undecided connections (rules_sni.h). */
+struct guard_shared {
+	struct config_addr addr;
+	uint16_t port;
+};
+
 struct guard_set {
 	struct guard_endpoint *endpoints; /* sorted: equal sets compare equal */
 	size_t count;
+	struct guard_shared *closed; /* sorted too */
+	size_t n_closed;
 	struct guard_allow *allows; /* sorted too */
 	size_t n_allows;
 };

@@ -190,6 +190,7 @@ enum packet_status packet_parse(const uint8_t *buf, size_t len, struct packet_tc
 	out->ack = get32(tcp + 8);
 	out->flags = tcp[13];
 	out->payload_len = doff > ip_payload ? 0 : ip_payload - doff;
+	out->payload_offset = off + doff;
 	out->first_fragment = first_fragment;
 	return PACKET_OK;
 }

@@ -38,6 +38,10 @@ struct packet_tcp {
 	uint32_t seq, ack;            /* host order */
 	uint8_t flags;                /* PACKET_TCP_* */
 	uint32_t payload_len;         /* TCP payload bytes per the IP header */
+	/* Where the payload starts in the parsed buffer; the buffer may end
+	 * before it does (the queue's copy range): the captured payload is
+	 * BUF[payload_offset .. min(LEN, payload_offset + payload_len)). */
+	size_t payload_offset;
 	/* The first fragment of a fragmented datagram (IPv4 MF, or an IPv6
 	 * fragment header with more to come): the rest of the TCP header and
 	 * the payload may be in later fragments. */

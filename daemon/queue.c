@@ -19,7 +19,7 @@
 #include "packet.h"
 
 /* A queued packet's message: headers and attributes plus the copied bytes. */
-#define QUEUE_MSG_SIZE (512 + PACKET_COPY_RANGE)
+#define QUEUE_MSG_OVERHEAD 512
 /* One verdict message: nlmsghdr + nfgenmsg + NFQA_VERDICT_HDR + NFQA_MARK. */
 #define QUEUE_VERDICT_SIZE 64
 /* Config messages and their acks are small. */
@@ -35,10 +35,12 @@ struct queue {
 	uint32_t seq;
 	struct mmsghdr msgs[QUEUE_BATCH];
 	struct iovec iov[QUEUE_BATCH];
-	uint8_t rx[QUEUE_BATCH][QUEUE_MSG_SIZE];
+	uint8_t *rx; /* QUEUE_BATCH messages of msg_size bytes */
+	size_t msg_size;
+	bool per_packet; /* never a batch verdict (queue_options) */
 	/* verdicts waiting to be sent: a run of equal verdicts is one
 	 * NFQNL_MSG_VERDICT_BATCH, so the pending run is kept open here */
-	char tx[QUEUE_BATCH * QUEUE_VERDICT_SIZE];
+	_Alignas(8) char tx[QUEUE_BATCH * QUEUE_VERDICT_SIZE]; /* netlink messages: aligned */
 	size_t tx_len;
 	unsigned tx_count;
 	bool run_open;
@@ -81,7 +83,8 @@ static int queue_bind(struct queue *queue, const struct queue_options *opts)
 		return -1;
 	}
 	nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, opts->num);
-	nfq_nlmsg_cfg_put_params(nlh, NFQNL_COPY_PACKET, PACKET_COPY_RANGE);
+	nfq_nlmsg_cfg_put_params(nlh, NFQNL_COPY_PACKET,
+				 opts->copy_range ? opts->copy_range : PACKET_COPY_RANGE);
 	nfq_nlmsg_cfg_put_qmaxlen(nlh, opts->maxlen);
 	mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(flags));
 	mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(NFQA_CFG_F_GSO | NFQA_CFG_F_FAIL_OPEN));
@@ -117,6 +120,13 @@ struct queue *queue_open(const struct queue_options *opts)
 	if (!queue)
 		return NULL;
 	queue->num = opts->num;
+	queue->per_packet = opts->per_packet_verdicts;
+	queue->msg_size = QUEUE_MSG_OVERHEAD + (opts->copy_range ? opts->copy_range : PACKET_COPY_RANGE);
+	queue->rx = malloc(QUEUE_BATCH * queue->msg_size);
+	if (!queue->rx) {
+		log_error("NFQUEUE %u: out of memory", opts->num);
+		goto fail;
+	}
 	queue->nl = mnl_socket_open(NETLINK_NETFILTER);
 	if (!queue->nl) {
 		log_error_errno("cannot open a netfilter netlink socket");
@@ -132,8 +142,8 @@ struct queue *queue_open(const struct queue_options *opts)
 		goto fail;
 	queue_tune_socket(queue, opts->rcvbuf, opts->idle_ms);
 	for (size_t i = 0; i < QUEUE_BATCH; i++) {
-		queue->iov[i].iov_base = queue->rx[i];
-		queue->iov[i].iov_len = sizeof(queue->rx[i]);
+		queue->iov[i].iov_base = queue->rx + i * queue->msg_size;
+		queue->iov[i].iov_len = queue->msg_size;
 		queue->msgs[i].msg_hdr.msg_iov = &queue->iov[i];
 		queue->msgs[i].msg_hdr.msg_iovlen = 1;
 	}
@@ -149,6 +159,7 @@ void queue_close(struct queue *queue)
 		return;
 	if (queue->nl)
 		mnl_socket_close(queue->nl);
+	free(queue->rx);
 	free(queue);
 }
 
@@ -239,7 +250,8 @@ int queue_recv_batch(struct queue *queue, struct queue_packet *pkts, bool wait)
 	if (n < 0)
 		return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? 0 : -1;
 	for (int i = 0; i < n; i++) {
-		const struct nlmsghdr *nlh = (const struct nlmsghdr *)queue->rx[i];
+		const struct nlmsghdr *nlh =
+			(const struct nlmsghdr *)(queue->rx + (size_t)i * queue->msg_size);
 		int len = (int)queue->msgs[i].msg_len;
 
 		/* the kernel sends one packet per datagram; walk in case it batches */
@@ -299,7 +311,8 @@ void queue_add_verdict(struct queue *queue, uint32_t id, int verdict, bool set_m
 {
 	/* a run may grow only while ids follow one another: a gap is a packet
 	 * we have not decided (not received yet, or not ours to batch over) */
-	if (queue->run_open && queue->run_verdict == verdict && queue->run_set_mark == set_mark &&
+	if (!queue->per_packet && queue->run_open && queue->run_verdict == verdict &&
+	    queue->run_set_mark == set_mark &&
 	    (!set_mark || queue->run_mark == mark) && id == queue->run_last_id + 1) {
 		queue->run_last_id = id;
 		queue->run_len++;

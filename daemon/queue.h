@@ -5,7 +5,8 @@
  * queued packets in one recvmmsg(), the caller decides each, and
  * queue_flush_verdicts() sends all of the batch's verdicts in one sendto(),
  * a run of equal verdicts as one batch verdict.
- * Only the first PACKET_COPY_RANGE bytes of each packet are copied to us. */
+ * Only the first PACKET_COPY_RANGE bytes of each packet are copied to us
+ * (queue_options.copy_range for a queue that reads payloads). */
 #ifndef GK_QUEUE_H
 #define GK_QUEUE_H
 
@@ -23,6 +24,13 @@ struct queue_options {
 	uint32_t maxlen;
 	int rcvbuf;       /* bytes */
 	unsigned idle_ms; /* a waiting queue_recv_batch() returns after this; 0: never */
+	/* Bytes of each packet copied to us; 0: PACKET_COPY_RANGE (headers
+	 * only). The SNI queue wants the ClientHello too. */
+	uint32_t copy_range;
+	/* Every verdict its own message: a batch verdict decides every packet
+	 * up to its id, and the SNI queue holds some packets' verdicts while
+	 * it decides later ones. */
+	bool per_packet_verdicts;
 };
 
 /* One queued packet of the current batch. */

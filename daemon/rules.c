@@ -16,6 +16,7 @@
 #include "log.h"
 #include "queue.h"
 #include "child.h"
+#include "rules_sni.h"
 #include "xt_compat.h"
 
 static const char nft_template[] = GK_NFT_TEMPLATE;
@@ -129,6 +130,10 @@ static void nft_put_field(FILE *out, const struct config *cfg, const struct guar
 		rules_cut_put_nft_elements(out, "elements = { ", guard, AF_INET);
 	else if (field_is(name, len, "CUT6"))
 		rules_cut_put_nft_elements(out, "elements = { ", guard, AF_INET6);
+	else if (field_is(name, len, "SNI_CLOSED4"))
+		rules_sni_put_nft_closed(out, "elements = { ", guard, AF_INET);
+	else if (field_is(name, len, "SNI_CLOSED6"))
+		rules_sni_put_nft_closed(out, "elements = { ", guard, AF_INET6);
 	else if (field_is(name, len, "QUEUE"))
 		nft_put_queue(out, cfg);
 	else if (field_is(name, len, "CHECK_MARK"))
@@ -159,6 +164,28 @@ static void nft_put_line(FILE *out, const struct config *cfg, const struct guard
 	}
 }
 
+/* TEXT (taken) with the shared endpoints' sets and chains added inside the
+ * table, before its last closing brace (rules_sni.h); TEXT as is when no
+ * address is shared. NULL out of memory. */
+static char *nft_add_sni(const struct config *cfg, char *text)
+{
+	struct rules_endpoint *e4 = NULL, *e6 = NULL;
+	size_t n4 = rules_sni_endpoints(cfg, AF_INET, &e4), n6 = rules_sni_endpoints(cfg, AF_INET6, &e6);
+	char *sni, *end, *joined = NULL;
+
+	free(e4);
+	free(e6);
+	if (n4 == 0 && n6 == 0)
+		return text;
+	sni = rules_render_nft_sni(cfg, rules_sni_queue(cfg));
+	end = strrchr(text, '}');
+	if (sni && end && asprintf(&joined, "%.*s%s}\n", (int)(end - text), text, sni) < 0)
+		joined = NULL;
+	free(sni);
+	free(text);
+	return joined;
+}
+
 char *rules_render_nft(const struct config *cfg, const struct guard_set *guard)
 {
 	const char *p = nft_template;
@@ -184,7 +211,7 @@ char *rules_render_nft(const struct config *cfg, const struct guard_set *guard)
 		free(text);
 		return NULL;
 	}
-	return text;
+	return nft_add_sni(cfg, text);
 }
 
 /* ---- xt ----------------------------------------------------------------- */
@@ -540,6 +567,8 @@ static int xt_install(enum rules_backend backend, const struct config *cfg,
 		stale |= xt_remove_other_hooks(backend, xt_families[i], cfg->hook);
 	if (rules_xt_cut_apply(backend, guard, true) < 0)
 		return -1;
+	if (rules_xt_sni_apply(backend, cfg, guard, rules_sni_queue(cfg)) < 0)
+		return -1;
 	if (stale)
 		log_warn("replaced the %s rules left by an earlier instance",
 			 rules_backend_name(backend));
@@ -565,6 +594,8 @@ static int xt_update(enum rules_backend backend, const struct config *cfg,
 		if (rc < 0)
 			return -1;
 	}
+	if (rules_xt_sni_apply(backend, cfg, guard, rules_sni_queue(cfg)) < 0)
+		return -1;
 	return rules_xt_cut_apply(backend, guard, false);
 }
 
@@ -579,6 +610,8 @@ static int xt_guard_update(enum rules_backend backend, const struct config *cfg,
 		if (rc < 0)
 			return -1;
 	}
+	if (rules_xt_sni_closed_update(backend, cfg, guard) < 0)
+		return -1;
 	return rules_xt_cut_apply(backend, guard, false);
 }
 
@@ -901,6 +934,7 @@ int rules_remove(enum rules_backend backend, const struct config *cfg)
 		for (size_t i = 0; i < 2; i++)
 			xt_remove_hook(backend, xt_families[i], cfg->hook);
 		rules_xt_cut_remove(backend);
+		rules_xt_sni_remove(backend, cfg);
 		return 0;
 	case RULES_BACKEND_EXTERNAL:
 		return 0;
@@ -1095,10 +1129,31 @@ static size_t guard_allow_count(const struct guard_set *guard, int family)
 	return n;
 }
 
+/* The set's elements: each pair once, however many sites share it. */
+static size_t count_set_pairs(const struct config *cfg, int family)
+{
+	struct rules_endpoint *e = NULL;
+	size_t shared = rules_sni_endpoints(cfg, family, &e), n = count_pairs(cfg, family);
+
+	/* a shared pair is counted once per site that claims it */
+	for (size_t i = 0; shared != (size_t)-1 && i < shared; i++)
+		for (size_t s = 0, first = 1; s < cfg->n_sites; s++)
+			for (size_t a = 0; a < cfg->sites[s].n_addresses; a++)
+				for (size_t p = 0; p < cfg->sites[s].n_ports; p++)
+					if (cfg->sites[s].ports[p] == e[i].port &&
+					    cfg->sites[s].addresses[a].family == family &&
+					    memcmp(cfg->sites[s].addresses[a].bytes, e[i].addr.bytes, 16) == 0) {
+						n -= first ? 0 : 1;
+						first = 0;
+					}
+	free(e);
+	return n;
+}
+
 static int nft_check(const struct config *cfg, const struct guard_set *guard,
 		     struct guard_counters *seen, char *why, size_t why_len)
 {
-	size_t n4 = count_pairs(cfg, AF_INET), n6 = count_pairs(cfg, AF_INET6);
+	size_t n4 = count_set_pairs(cfg, AF_INET), n6 = count_set_pairs(cfg, AF_INET6);
 	bool terse = n4 + n6 > RULES_CHECK_MAX_ELEMENTS;
 	char *listing = rules_nft_output("list table inet " RULES_NFT_TABLE, terse, NULL, 0);
 	int rc;

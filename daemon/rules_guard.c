@@ -30,6 +30,7 @@
  * decide (a decided one leaves at the first rule of GATEKEEPER_GUARD). */
 #include "rules_internal.h"
 #include "rules_cut.h"
+#include "rules_sni.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -119,6 +120,14 @@ char *rules_render_nft_guard(const struct guard_set *guard)
 		snprintf(head, sizeof(head), "add element inet %s guard_allow%d { ", RULES_NFT_TABLE,
 			 v6 ? 6 : 4);
 		put_nft_allow_list(out, head, guard, v6 ? AF_INET6 : AF_INET);
+		fputc('\n', out);
+	}
+	/* the closed shared addresses (rules_sni.h) in the same transaction */
+	for (int v6 = 0; v6 < 2; v6++) {
+		fprintf(out, "flush set inet %s sni_closed%d\n", RULES_NFT_TABLE, v6 ? 6 : 4);
+		snprintf(head, sizeof(head), "add element inet %s sni_closed%d { ", RULES_NFT_TABLE,
+			 v6 ? 6 : 4);
+		rules_sni_put_nft_closed(out, head, guard, v6 ? AF_INET6 : AF_INET);
 		fputc('\n', out);
 	}
 	/* the cut's endpoints (rules_cut.h) in the same transaction */

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "server_names.h"
+
 /* The effective state of a site is one atomic word, so a reader never sees
  * the state of one toggle paired with the action of another. */
 #define MODE_OFFLINE 1u
@@ -37,8 +39,20 @@ struct site {
 	size_t cut_flows;                 /* main thread only */
 };
 
+/* The sites on one (address, port) they share, told apart by server name
+ * (config server_names). */
+struct site_endpoint {
+	struct config_addr addr; /* where: the slot's key */
+	uint16_t port;
+	struct site **sites;
+	size_t count;
+	struct site *default_site; /* the one that lists "*"; NULL: none */
+	enum config_unknown_name unknown;
+};
+
 struct slot {
-	struct site *site; /* NULL: empty */
+	struct site *site;             /* one site's endpoint */
+	struct site_endpoint *shared;  /* or several sites'; both NULL: empty */
 	uint16_t port;
 	uint8_t family;
 	uint8_t addr[16];
@@ -52,6 +66,8 @@ struct sites {
 	struct site_count *counts; /* n_slots blocks of n_sites, one block per writer */
 	uint32_t *names;           /* by-name index: site index + 1, 0 = empty */
 	size_t names_mask;
+	struct site_endpoint **endpoints; /* the shared ones, each its own allocation */
+	size_t n_endpoints;
 };
 
 /* Per-writer counter slots cost n_slots * n_sites * 24 bytes; past this
@@ -100,7 +116,7 @@ static struct slot *slot_find(const struct sites *sites, int family, const uint8
 	/* Load factor stays at or below one half, so an empty slot ends every probe. */
 	for (;;) {
 		struct slot *s = &sites->slots[i];
-		if (!s->site || (s->port == port && s->family == family &&
+		if ((!s->site && !s->shared) || (s->port == port && s->family == family &&
 				 memcmp(s->addr, key, 16) == 0))
 			return s;
 		i = (i + 1) & sites->mask;
@@ -143,10 +159,58 @@ static int names_build(struct sites *sites)
 	return 0;
 }
 
+static bool has_names(const struct site *site)
+{
+	return site->conf->n_server_names > 0 || site->conf->default_name;
+}
+
+static int endpoint_add(struct site_endpoint *e, struct site *site)
+{
+	struct site **grown = realloc(e->sites, (e->count + 1) * sizeof(*grown));
+
+	if (!grown)
+		return -1;
+	e->sites = grown;
+	e->sites[e->count++] = site;
+	if (site->conf->default_name && !e->default_site)
+		e->default_site = site;
+	return 0;
+}
+
+/* SITE claims slot S too: with names on both sides the slot becomes (or
+ * stays) a shared endpoint. 0, or -1 out of memory. */
+static int share_slot(struct sites *sites, struct slot *s, struct site *site,
+		      const struct config *cfg)
+{
+	struct site_endpoint **grown;
+
+	if (!has_names(site) || (s->site && !has_names(s->site)))
+		return 0;
+	if (s->shared)
+		return endpoint_add(s->shared, site);
+	grown = realloc(sites->endpoints, (sites->n_endpoints + 1) * sizeof(*grown));
+	if (!grown)
+		return -1;
+	sites->endpoints = grown;
+	grown[sites->n_endpoints] = calloc(1, sizeof(**grown));
+	if (!grown[sites->n_endpoints])
+		return -1;
+	s->shared = grown[sites->n_endpoints++];
+	s->shared->unknown = cfg->sni.unknown_name;
+	s->shared->addr.family = s->family;
+	memcpy(s->shared->addr.bytes, s->addr, 16);
+	s->shared->port = s->port;
+	if (endpoint_add(s->shared, s->site) < 0 || endpoint_add(s->shared, site) < 0)
+		return -1;
+	s->site = NULL;
+	return 0;
+}
+
 struct sites *sites_create(const struct config *cfg)
 {
 	struct sites *sites = calloc(1, sizeof(*sites));
-	size_t keys = 0, capacity = 16, n_slots = cfg->queue.count ? cfg->queue.count : 1;
+	/* one counter slot per queue worker, and one for the SNI worker */
+	size_t keys = 0, capacity = 16, n_slots = (cfg->queue.count ? cfg->queue.count : 1) + 1;
 	bool shared = false;
 
 	if (!sites)
@@ -193,9 +257,14 @@ struct sites *sites_create(const struct config *cfg)
 			for (size_t p = 0; p < cs->n_ports; p++) {
 				struct slot *s = slot_find(sites, cs->addresses[a].family, key,
 							   cs->ports[p]);
-				/* config rejects a pair claimed twice; first claim wins if not */
-				if (s->site)
+				if (s->site || s->shared) {
+					/* config refuses a pair claimed twice unless
+					 * every claimant lists server_names; if not,
+					 * the first claim wins */
+					if (share_slot(sites, s, site, cfg) < 0)
+						goto fail;
 					continue;
+				}
 				s->site = site;
 				s->family = (uint8_t)cs->addresses[a].family;
 				s->port = cs->ports[p];
@@ -219,6 +288,11 @@ void sites_free(struct sites *sites)
 		free(sites->sites[i].config_allow);
 		free(sites->sites[i].runtime_allow);
 	}
+	for (size_t i = 0; i < sites->n_endpoints; i++) {
+		free(sites->endpoints[i]->sites);
+		free(sites->endpoints[i]);
+	}
+	free(sites->endpoints);
 	free(sites->names);
 	free(sites->counts);
 	free(sites->slots);
@@ -513,4 +587,121 @@ bool site_set_check_state(struct site *site, enum site_state state)
 		    atomic_compare_exchange_weak(&site->mode, &mode, want))
 			return true;
 	}
+}
+
+/* ---- shared endpoints ---- */
+
+const struct site_endpoint *sites_lookup_shared(const struct sites *sites, int family,
+						const uint8_t *addr, uint16_t port)
+{
+	uint8_t key[16];
+
+	if (family != AF_INET && family != AF_INET6)
+		return NULL;
+	key_addr(family, addr, key);
+	return slot_find(sites, family, key, port)->shared;
+}
+
+size_t sites_shared_count(const struct sites *sites)
+{
+	return sites->n_endpoints;
+}
+
+const struct site_endpoint *sites_shared_at(const struct sites *sites, size_t index)
+{
+	return index < sites->n_endpoints ? sites->endpoints[index] : NULL;
+}
+
+const struct config_addr *site_endpoint_addr(const struct site_endpoint *e)
+{
+	return &e->addr;
+}
+
+uint16_t site_endpoint_port(const struct site_endpoint *e)
+{
+	return e->port;
+}
+
+size_t site_endpoint_count(const struct site_endpoint *e)
+{
+	return e->count;
+}
+
+struct site *site_endpoint_at(const struct site_endpoint *e, size_t index)
+{
+	return index < e->count ? e->sites[index] : NULL;
+}
+
+struct site *site_endpoint_for_name(const struct site_endpoint *e, const char *name)
+{
+	struct site *best = NULL;
+	size_t best_score = 0;
+
+	for (size_t i = 0; name && i < e->count; i++) {
+		const struct config_site *cs = e->sites[i]->conf;
+
+		for (size_t k = 0; k < cs->n_server_names; k++) {
+			size_t score = server_name_match(cs->server_names[k], name);
+
+			if (score > best_score) {
+				best = e->sites[i];
+				best_score = score;
+			}
+		}
+	}
+	return best ? best : e->default_site;
+}
+
+/* SITE's verdict for a connection from SADDR, without counting it. */
+static enum site_verdict verdict_of(const struct site *site, int family, const uint8_t *saddr)
+{
+	uint32_t mode = atomic_load_explicit(&site->mode, memory_order_acquire);
+
+	if (!(mode & MODE_OFFLINE) || allow_matches(atomic_load(&site->allow), family, saddr))
+		return SITE_VERDICT_ACCEPT;
+	return mode & MODE_REJECT ? SITE_VERDICT_REJECT : SITE_VERDICT_DROP;
+}
+
+static enum site_verdict unknown_verdict(const struct site_endpoint *e, int family,
+					 const uint8_t *saddr)
+{
+	if (e->default_site)
+		return verdict_of(e->default_site, family, saddr);
+	switch (e->unknown) {
+	case CONFIG_UNKNOWN_ACCEPT:
+		return SITE_VERDICT_ACCEPT;
+	case CONFIG_UNKNOWN_DROP:
+		return SITE_VERDICT_DROP;
+	case CONFIG_UNKNOWN_REJECT:
+		break;
+	}
+	return SITE_VERDICT_REJECT;
+}
+
+enum site_verdict site_endpoint_decide(const struct site_endpoint *e, const char *name,
+					unsigned slot, int family, const uint8_t *saddr,
+					struct site **site)
+{
+	*site = site_endpoint_for_name(e, name);
+	if (*site)
+		return site_decide_from(*site, slot, family, saddr);
+	return unknown_verdict(e, family, saddr);
+}
+
+bool site_endpoint_agree(const struct site_endpoint *e, int family, const uint8_t *saddr,
+			 enum site_verdict *out)
+{
+	enum site_verdict v = unknown_verdict(e, family, saddr);
+
+	for (size_t i = 0; i < e->count; i++)
+		if (verdict_of(e->sites[i], family, saddr) != v)
+			return false;
+	*out = v;
+	return true;
+}
+
+enum site_verdict site_endpoint_unknown_verdict(const struct site_endpoint *e, int family,
+						const uint8_t *saddr)
+{
+	return unknown_verdict(e, family, saddr);
 }

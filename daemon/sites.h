@@ -51,6 +51,41 @@ struct site *sites_lookup(const struct sites *sites, int family, const uint8_t *
  * are copied, by site name, before the new table goes live; counters are
  * added once the old table is no longer written. */
 void sites_carry_over_overrides(struct sites *to, const struct sites *from);
+
+/* ---- shared endpoints (sites told apart by TLS server name) ----
+ * An (address, port) that several sites claim, each with server_names:
+ * sites_lookup() finds no site there, sites_lookup_shared() the endpoint.
+ * A SYN there is decided at once only when every outcome of its
+ * ClientHello would get the same verdict (site_endpoint_agree); else the
+ * hello decides (site_endpoint_for_name). */
+struct site_endpoint;
+
+const struct site_endpoint *sites_lookup_shared(const struct sites *sites, int family,
+						const uint8_t *addr, uint16_t port);
+size_t sites_shared_count(const struct sites *sites);
+const struct site_endpoint *sites_shared_at(const struct sites *sites, size_t index);
+const struct config_addr *site_endpoint_addr(const struct site_endpoint *e);
+uint16_t site_endpoint_port(const struct site_endpoint *e);
+size_t site_endpoint_count(const struct site_endpoint *e);
+struct site *site_endpoint_at(const struct site_endpoint *e, size_t index);
+/* The site whose pattern matches canonical NAME best (exact over wildcard,
+ * longer wildcard over shorter), else the endpoint's "*" site; NULL: no
+ * site takes it (also for NAME NULL, a hello without a name, when there is
+ * no "*" site): site_endpoint_unknown_verdict() says what it gets. */
+struct site *site_endpoint_for_name(const struct site_endpoint *e, const char *name);
+enum site_verdict site_endpoint_unknown_verdict(const struct site_endpoint *e, int family,
+						const uint8_t *saddr);
+/* The verdict for a ClientHello to E from SADDR asking for canonical NAME
+ * (NULL: it named none, or was no ClientHello at all: the "*" site or the
+ * unknown-name verdict decides, never a silent accept), counted in SLOT of
+ * the site that takes it (*SITE; NULL when none does). */
+enum site_verdict site_endpoint_decide(const struct site_endpoint *e, const char *name,
+					unsigned slot, int family, const uint8_t *saddr,
+					struct site **site);
+/* Whether a connection from SADDR gets one verdict whatever name it asks
+ * for (its sites and the unknown-name outcome agree); then *OUT is it. */
+bool site_endpoint_agree(const struct site_endpoint *e, int family, const uint8_t *saddr,
+			 enum site_verdict *out);
 void sites_carry_over_counters(struct sites *to, const struct sites *from);
 
 const struct config_site *site_config(const struct site *site);

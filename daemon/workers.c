@@ -18,9 +18,12 @@
 #include "packet.h"
 #include "queue.h"
 #include "rules.h"
+#include "sni_path.h"
 
 /* Idle workers wake this often, so the heartbeat shows a live loop. */
 #define WORKER_IDLE_MS 1000
+/* ... and the SNI worker this often, to end held flows near their time. */
+#define WORKER_SNI_IDLE_MS 100
 /* The socket buffer holds this much per packet the kernel may queue
  * (queue.maxlen): a queued SYN's message takes about 1 KiB of buffer
  * (truesize), so a full queue fits and the limit that bites is maxlen,
@@ -38,6 +41,7 @@ struct worker {
 	uint16_t num; /* its NFQUEUE number */
 	bool started;
 	bool guard; /* undecided packets go on to the kernel guard */
+	struct sni_path *sni; /* the SNI queue's worker (shared endpoints); NULL: a SYN queue's */
 	int raw4, raw6; /* for the RSTs of rejected SYNs */
 	_Atomic uint64_t active_gen; /* generation in use, 0 while idle */
 	_Atomic uint64_t heartbeat;
@@ -64,6 +68,8 @@ const struct workers_figure workers_figures[WORKERS_N_FIGURES] = {
 			      "reason=\"not_syn\"", NULL },
 	[WORKERS_UNMANAGED] = { "unmanaged", "packets", "unmanaged",
 				"gatekeeper_packets_passed_total", "reason=\"unmanaged\"", NULL },
+	[WORKERS_SHARED] = { "shared", "packets", "shared", "gatekeeper_packets_passed_total",
+			     "reason=\"shared\"", NULL },
 	[WORKERS_FRAGMENTS] = { "fragments", "packets", "first fragments",
 				"gatekeeper_first_fragments_total", NULL,
 				"First fragments of SYNs the workers decided (an evasion attempt, or "
@@ -76,6 +82,21 @@ const struct workers_figure workers_figures[WORKERS_N_FIGURES] = {
 				  "kind=\"recv\"", "Errors of the queue workers, by kind." },
 	[WORKERS_VERDICT_ERRORS] = { "verdict_errors", "errors", "verdict",
 				     "gatekeeper_worker_errors_total", "kind=\"verdict\"", NULL },
+	[WORKERS_SNI_PACKETS] = { "sni_packets", "sni", NULL, "gatekeeper_sni_packets_total", NULL,
+				  "Packets of the SNI queue: the first client segments of connections "
+				  "to shared addresses." },
+	[WORKERS_SNI_HELLOS] = { "sni_hellos", "sni", "hellos", "gatekeeper_sni_flows_total",
+				 "how=\"hello\"", "Connections to shared addresses decided, by how." },
+	[WORKERS_SNI_INVALID] = { "sni_invalid", "sni", "invalid", "gatekeeper_sni_flows_total",
+				  "how=\"invalid\"", NULL },
+	[WORKERS_SNI_TIMEOUT] = { "sni_timeout", "sni", "timeout", "gatekeeper_sni_flows_total",
+				  "how=\"timeout\"", NULL },
+	[WORKERS_SNI_FULL] = { "sni_full", "sni", "full", "gatekeeper_sni_flows_total",
+			       "how=\"full\"", NULL },
+	[WORKERS_SNI_UNKNOWN] = { "sni_unknown", "sni", "unknown name", "gatekeeper_sni_unknown_total",
+				  NULL, "Decided connections whose name no site takes (sni.unknown_name)." },
+	[WORKERS_SNI_RSTS] = { "sni_rsts", "sni", "RSTs", "gatekeeper_sni_rsts_total", NULL,
+			       "RSTs sent to servers and clients of connections refused by name." },
 };
 
 static void bump(_Atomic uint64_t *counter)
@@ -138,8 +159,24 @@ static struct decision decide(struct worker *w, const struct sites *sites,
 	}
 	site = sites_lookup(sites, tcp.family, tcp.daddr, tcp.dport);
 	if (!site) {
-		bump(&w->figure[WORKERS_UNMANAGED]);
-		return (struct decision){NF_ACCEPT, false};
+		const struct site_endpoint *shared =
+			sites_lookup_shared(sites, tcp.family, tcp.daddr, tcp.dport);
+		enum site_verdict v;
+
+		if (!shared) {
+			bump(&w->figure[WORKERS_UNMANAGED]);
+			return (struct decision){NF_ACCEPT, false};
+		}
+		/* several sites here: unless every name would get the same
+		 * verdict, the SYN passes and its ClientHello decides (the
+		 * kernel marks the flow for the SNI queue) */
+		bump(&w->figure[WORKERS_SHARED]);
+		if (!site_endpoint_agree(shared, tcp.family, tcp.saddr, &v))
+			return (struct decision){NF_ACCEPT, true};
+		if (v == SITE_VERDICT_REJECT)
+			send_rst(w, &tcp);
+		return (struct decision){v == SITE_VERDICT_ACCEPT ? NF_ACCEPT : NF_DROP,
+					 v == SITE_VERDICT_ACCEPT};
 	}
 	if (tcp.first_fragment)
 		bump(&w->figure[WORKERS_FRAGMENTS]);
@@ -177,6 +214,24 @@ static void worker_batch(struct worker *w, const struct queue_packet *pkts, int 
 		bump(&w->figure[WORKERS_VERDICT_ERRORS]);
 }
 
+/* The SNI queue's round: a batch (or, idle, only what is due) decided by
+ * sni_path, its per-packet verdicts sent. */
+static void sni_round(struct worker *w, const struct queue_packet *pkts, int n)
+{
+	struct workers *owner = w->owner;
+	const struct sites *sites;
+
+	atomic_store(&w->active_gen, atomic_load(&owner->gen));
+	sites = atomic_load(&owner->sites);
+	if (n > 0)
+		sni_path_batch(w->sni, w->queue, sites, pkts, n, clock_now_ms());
+	else
+		sni_path_expire(w->sni, w->queue, sites, clock_now_ms());
+	atomic_store(&w->active_gen, 0);
+	if (queue_flush_verdicts(w->queue) < 0)
+		bump(&w->figure[WORKERS_VERDICT_ERRORS]);
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -193,6 +248,10 @@ static void *worker_main(void *arg)
 		refused = queue_take_kernel_errors(w->queue);
 		if (refused)
 			atomic_fetch_add_explicit(&w->figure[WORKERS_VERDICT_ERRORS], refused, memory_order_relaxed);
+		if (w->sni && n >= 0) {
+			sni_round(w, pkts, n);
+			continue;
+		}
 		if (n > 0) {
 			worker_batch(w, pkts, n);
 			continue;
@@ -219,14 +278,17 @@ static int worker_rcvbuf(uint32_t maxlen)
 	return (int)bytes;
 }
 
-static int worker_open(struct worker *w, const struct config *cfg, uint16_t num)
+static int worker_open(struct worker *w, const struct config *cfg, uint16_t num, bool sni)
 {
 	struct queue_options opts = {
 		.num = num,
 		.fail_open = cfg->queue.fail_open,
 		.maxlen = cfg->queue.maxlen,
 		.rcvbuf = worker_rcvbuf(cfg->queue.maxlen),
-		.idle_ms = WORKER_IDLE_MS,
+		/* the SNI worker wakes often enough to end held flows on time */
+		.idle_ms = sni ? WORKER_SNI_IDLE_MS : WORKER_IDLE_MS,
+		.copy_range = sni ? SNI_PATH_COPY_RANGE : 0,
+		.per_packet_verdicts = sni,
 	};
 
 	w->num = num;
@@ -237,7 +299,13 @@ static int worker_open(struct worker *w, const struct config *cfg, uint16_t num)
 		return -1;
 	}
 	w->queue = queue_open(&opts);
-	return w->queue ? 0 : -1;
+	if (!w->queue)
+		return -1;
+	if (sni && !(w->sni = sni_path_new(cfg, w->raw4, w->raw6, w->slot))) {
+		log_error("the SNI worker: out of memory");
+		return -1;
+	}
+	return 0;
 }
 
 struct workers *workers_open(const struct config *cfg, struct sites *sites, bool guard)
@@ -249,7 +317,7 @@ struct workers *workers_open(const struct config *cfg, struct sites *sites, bool
 	atomic_init(&ws->sites, sites);
 	atomic_init(&ws->gen, 1);
 	atomic_init(&ws->stopping, false);
-	ws->count = cfg->queue.count ? cfg->queue.count : 1;
+	ws->count = (cfg->queue.count ? cfg->queue.count : 1) + (sites_shared_count(sites) ? 1 : 0);
 	ws->workers = calloc(ws->count, sizeof(*ws->workers));
 	if (!ws->workers) {
 		log_error_errno("workers");
@@ -262,8 +330,11 @@ struct workers *workers_open(const struct config *cfg, struct sites *sites, bool
 		ws->workers[i].raw4 = ws->workers[i].raw6 = -1;
 		atomic_init(&ws->workers[i].heartbeat, clock_coarse_now_s());
 	}
+	/* the SNI worker, if any, is the last: queue and counter slot next
+	 * to the SYN queues' (sites.c keeps one slot more for it) */
 	for (size_t i = 0; i < ws->count; i++)
-		if (worker_open(&ws->workers[i], cfg, (uint16_t)(cfg->queue.num + i)) < 0)
+		if (worker_open(&ws->workers[i], cfg, (uint16_t)(cfg->queue.num + i),
+				i == (size_t)(cfg->queue.count ? cfg->queue.count : 1)) < 0)
 			goto fail;
 	return ws;
 fail:
@@ -305,6 +376,7 @@ void workers_close(struct workers *ws)
 		struct worker *w = &ws->workers[i];
 		if (w->started)
 			pthread_join(w->thread, NULL);
+		sni_path_free(w->sni); /* held packets: the kernel drops them with the queue */
 		queue_close(w->queue);
 		if (w->raw4 >= 0)
 			close(w->raw4);
@@ -350,6 +422,8 @@ void workers_get_stats(const struct workers *ws, struct workers_stats *out)
 
 		for (size_t f = 0; f < WORKERS_N_FIGURES; f++)
 			out->figure[f] += atomic_load(&w->figure[f]);
+		for (size_t f = 0; w->sni && f < SNI_PATH_N_FIGURES; f++)
+			out->figure[WORKERS_SNI_PACKETS + f] += sni_path_figure(w->sni, f);
 	}
 }
 

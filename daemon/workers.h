@@ -29,11 +29,20 @@ enum workers_figure_id {
 	WORKERS_MALFORMED,      /* not parseable as IP + TCP: left to the guard */
 	WORKERS_NOT_SYN,        /* not a SYN without ACK: left to the guard */
 	WORKERS_UNMANAGED,      /* no site for address:port: left to the guard */
+	WORKERS_SHARED,         /* SYNs to shared endpoints passed on to their hello */
 	WORKERS_FRAGMENTS,      /* first fragments of a SYN, decided like any SYN */
 	WORKERS_RST_SENT,
 	WORKERS_RST_FAILED,
 	WORKERS_RECV_ERRORS,
 	WORKERS_VERDICT_ERRORS,
+	/* the SNI worker's (sni_path.h), in enum sni_path_figure's order */
+	WORKERS_SNI_PACKETS,
+	WORKERS_SNI_HELLOS,
+	WORKERS_SNI_INVALID,
+	WORKERS_SNI_TIMEOUT,
+	WORKERS_SNI_FULL,
+	WORKERS_SNI_UNKNOWN,
+	WORKERS_SNI_RSTS,
 	WORKERS_N_FIGURES
 };
 

@@ -297,6 +297,38 @@ start_tls_server() {
 	die "tls_server on port $port did not start: $(cat "$log")"
 }
 
+# start_nginx NAME...: Debian's nginx in the server namespace on the
+# wildcard address, port 443 (v4 and v6), one server block per NAME with
+# server_name NAME.example, its own certificate (CN NAME.example) and a
+# body "NAME"; requests logged to $TMP/nginx/access.log.
+start_nginx() {
+	local n names=("$@")
+	mkdir -p "$TMP/nginx"
+	for n in "${names[@]}"; do
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$n.example" \
+			-days 2 -keyout "$TMP/nginx/$n.key" -out "$TMP/nginx/$n.pem" >/dev/null 2>&1 ||
+			die "openssl req for $n"
+	done
+	{
+		echo "daemon off; pid $TMP/nginx/nginx.pid; error_log $TMP/nginx/error.log;"
+		echo "events {}"
+		echo "http { access_log $TMP/nginx/access.log;"
+		echo "  client_body_temp_path $TMP/nginx; proxy_temp_path $TMP/nginx;"
+		echo "  fastcgi_temp_path $TMP/nginx; uwsgi_temp_path $TMP/nginx; scgi_temp_path $TMP/nginx;"
+		for n in "${names[@]}"; do
+			echo "  server { listen 443 ssl; listen [::]:443 ssl; server_name $n.example;"
+			echo "    ssl_certificate $TMP/nginx/$n.pem; ssl_certificate_key $TMP/nginx/$n.key;"
+			echo "    location / { return 200 \"$n\\n\"; } }"
+		done
+		echo "}"
+	} >"$TMP/nginx/nginx.conf"
+	ip netns exec "$NS_SERVER" nginx -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log" \
+		>"$TMP/nginx/out.log" 2>&1 &
+	TLS_SERVER_PID[443]=$!
+	wait_for eval "ip netns exec $NS_SERVER ss -Hltn 'sport = :443' | grep -q ." ||
+		die "nginx did not start: $(cat "$TMP/nginx/error.log" "$TMP/nginx/out.log")"
+}
+
 # accept_count ADDR [PORT]: connections the tls_server accepted on ADDR.
 accept_count() {
 	local log=${TLS_SERVER_LOG[${2:-$SITE_PORT}]}

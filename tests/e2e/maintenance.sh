@@ -46,7 +46,9 @@ ops_in() { ops_probe_says "handshake ok" "$1" "$SITE_PORT" 2000; }
 
 # site_json_has SITE TEXT: the site's object in `status --json` contains TEXT.
 site_json_has() {
-	ctl status --json | grep -o "{\"name\":\"$1\"[^]]*][^]]*][^]]*]" | tee /dev/stderr | grep -qF "$2"
+	ctl status --json | python3 -c 'import json, sys
+site = [s for s in json.load(sys.stdin)["sites"] if s["name"] == sys.argv[1]][0]
+print(json.dumps(site, separators=(",", ":")))' "$1" | tee /dev/stderr | grep -qF "$2"
 }
 
 site_state_is() { ctl status | grep -q "^$1: $2,"; }

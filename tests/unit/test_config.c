@@ -273,12 +273,12 @@ static void test_unknown_keys(void **state)
 		"  - name: a\n"
 		"    adresses: [192.0.2.1]\n",
 		"conf.yaml:3:1: unknown key 'hok' (expected one of: hook, backend, queue, "
-		"control, state_file, user, sites, metrics)",
+		"control, state_file, user, sites, metrics, sni)",
 		"conf.yaml:4:9: queue: unknown key 'nm' (expected one of: num, count, "
 		"fail_open, maxlen)",
 		"conf.yaml:5:11: control: unknown key 'sock' (expected one of: socket, group, mode)",
 		"conf.yaml:8:5: site: unknown key 'adresses' (expected one of: name, "
-		"addresses, ports, state, action, check, allow)",
+		"addresses, ports, state, action, check, allow, server_names)",
 		"conf.yaml:7:5: site: missing required key 'addresses'", NULL);
 }
 
@@ -549,9 +549,106 @@ static void test_address_port_claimed_twice(void **state)
 		      "  - name: wiki\n"
 		      "    addresses: [198.51.100.11, 198.51.100.10]\n",
 		      "conf.yaml:9:32: addresses: 198.51.100.10 port 443 is claimed by both site "
-		      "'shop' (line 2) and site 'wiki'",
+		      "'shop' (line 2) and site 'wiki'; sites may share an address only when each lists server_names",
 		      "conf.yaml:6:17: addresses: 2001:db8:2::10 port 80 is claimed by both site "
-		      "'shop' (line 2) and site 'blog'",
+		      "'shop' (line 2) and site 'blog'; sites may share an address only when each lists server_names",
+		      NULL);
+}
+
+/* Sites that share an address: each lists server_names, no pattern twice
+ * on one endpoint, one "*" default at most. */
+static void test_server_names(void **state)
+{
+	struct config *cfg;
+
+	(void)state;
+	cfg = parse_ok("sni: {unknown_name: drop, hold: 500ms, max_pending: 100}\n"
+		       "sites:\n"
+		       "  - name: shop\n"
+		       "    addresses: [198.51.100.10]\n"
+		       "    server_names: [Shop.Example.com., \"*.shop.example.com\"]\n"
+		       "  - name: blog\n"
+		       "    addresses: [198.51.100.10, 198.51.100.11]\n"
+		       "    server_names: [blog.example.com, \"*.example.com\"]\n"
+		       "  - name: rest\n"
+		       "    addresses: [198.51.100.10]\n"
+		       "    server_names: [\"*\"]\n");
+	assert_int_equal(cfg->sites[0].n_server_names, 2);
+	assert_string_equal(cfg->sites[0].server_names[0], "shop.example.com");
+	assert_string_equal(cfg->sites[0].server_names[1], "*.shop.example.com");
+	assert_false(cfg->sites[0].default_name);
+	assert_int_equal(cfg->sites[2].n_server_names, 0);
+	assert_true(cfg->sites[2].default_name);
+	assert_int_equal(cfg->sni.unknown_name, CONFIG_UNKNOWN_DROP);
+	assert_int_equal(cfg->sni.hold_ms, 500);
+	assert_int_equal(cfg->sni.max_pending, 100);
+	config_free(cfg);
+
+	/* a check on a shared address asks for the site's first exact name */
+	cfg = parse_ok("sites:\n"
+		       "  - name: shop\n"
+		       "    addresses: [198.51.100.10]\n"
+		       "    check: {type: tls}\n"
+		       "    server_names: [\"*.shop.example\", www.shop.example]\n"
+		       "  - name: blog\n"
+		       "    addresses: [198.51.100.10]\n"
+		       "    check: {type: tls, sni: health.blog.example}\n"
+		       "    server_names: [blog.example]\n");
+	assert_string_equal(cfg->sites[0].check->sni, "www.shop.example");
+	assert_string_equal(cfg->sites[1].check->sni, "health.blog.example");
+	config_free(cfg);
+
+	/* defaults */
+	cfg = parse_ok("sites:\n  - name: shop\n    addresses: [198.51.100.10]\n");
+	assert_int_equal(cfg->sni.unknown_name, CONFIG_UNKNOWN_REJECT);
+	assert_int_equal(cfg->sni.hold_ms, 2000);
+	assert_int_equal(cfg->sni.max_pending, 4096);
+	assert_null(cfg->sites[0].server_names);
+	config_free(cfg);
+
+	assert_errors("sites:\n"
+		      "  - name: shop\n"
+		      "    addresses: [198.51.100.10]\n"
+		      "    server_names: [a.example, \"a b\", \"*x.example\", A.example, \"*\", \"*\", []]\n",
+		      "conf.yaml:4:31: server_names: 'a b': not a host name (letters, digits, '-', "
+		      "'_' in dot-separated labels of 1 to 63, at most 253 in all)",
+		      "conf.yaml:4:38: server_names: '*x.example': a wildcard is allowed only as a "
+		      "whole first label (\"*.example.com\")",
+		      "conf.yaml:4:52: server_names: 'a.example' is listed twice",
+		      "conf.yaml:4:68: server_names: \"*\" is listed twice",
+		      "conf.yaml:4:73: server_names: expected a single value, found a list", NULL);
+	/* one site without names on a shared endpoint, the same pattern on
+	 * two sites (reported once for all their shared ports), two
+	 * defaults */
+	assert_errors("sites:\n"
+		      "  - name: shop\n"
+		      "    addresses: [198.51.100.10]\n"
+		      "    ports: [443, 8443]\n"
+		      "    server_names: [shop.example, \"*\"]\n"
+		      "  - name: blog\n"
+		      "    addresses: [198.51.100.10]\n"
+		      "    ports: [443, 8443]\n"
+		      "    server_names: [blog.example, shop.example, \"*\"]\n"
+		      "  - name: wiki\n"
+		      "    addresses: [198.51.100.10]\n",
+		      "conf.yaml:7:17: server_names: site 'blog' and site 'shop' (line 2) both list "
+		      "\"*\" on 198.51.100.10 port 443; one default per shared address",
+		      "conf.yaml:9:34: server_names: 'shop.example' is listed by site 'shop' (line 2) "
+		      "too, on the shared address 198.51.100.10 port 443",
+		      "conf.yaml:11:17: addresses: 198.51.100.10 port 443 is claimed by both site 'shop' "
+		      "(line 2) and site 'wiki'; sites may share an address only when each lists "
+		      "server_names",
+		      "conf.yaml:11:17: addresses: 198.51.100.10 port 443 is claimed by both site 'blog' "
+		      "(line 6) and site 'wiki'; sites may share an address only when each lists "
+		      "server_names",
+		      NULL);
+	assert_errors("sni: {unknown_name: maybe, hold: 60s, max_pending: 0}\n"
+		      "sites:\n  - name: shop\n    addresses: [198.51.100.10]\n",
+		      "conf.yaml:1:21: sni.unknown_name: 'maybe' is not valid (expected one of: reject, "
+		      "drop, accept)",
+		      "conf.yaml:1:34: sni.hold: 60s is out of range (100ms-10000ms)",
+		      "conf.yaml:1:52: sni.max_pending: 0 is not a number of held ClientHellos "
+		      "(1-65536)",
 		      NULL);
 }
 
@@ -620,9 +717,9 @@ static void test_several_errors_together(void **state)
 		"conf.yaml:6:32: addresses: '300.1.1.1' is not an IPv4 or IPv6 address",
 		"conf.yaml:7:13: ports: 70000 is not a port (1-65535)",
 		"conf.yaml:8:5: site: unknown key 'colour' (expected one of: name, addresses, "
-		"ports, state, action, check, allow)",
+		"ports, state, action, check, allow, server_names)",
 		"conf.yaml:10:1: unknown key 'extra' (expected one of: hook, backend, queue, "
-		"control, state_file, user, sites, metrics)",
+		"control, state_file, user, sites, metrics, sni)",
 		NULL);
 }
 
@@ -938,6 +1035,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_address_port_claimed_twice),
 		cmocka_unit_test(test_several_errors_together),
 		cmocka_unit_test(test_allow_list),
+		cmocka_unit_test(test_server_names),
 		cmocka_unit_test(test_error_cap),
 		cmocka_unit_test(test_syntax_errors),
 		cmocka_unit_test(test_anchors_and_aliases_rejected),

@@ -371,7 +371,7 @@ static void test_hello_status_stats(void **state)
 		 "{\"name\":\"shop\",\"state\":\"online\",\"action\":\"drop\",\"source\":\"config\","
 		 "\"config_state\":\"online\",\"config_action\":\"drop\","
 		 "\"addresses\":[\"198.51.100.10\",\"2001:db8:2::10\"],\"ports\":[443,8443],"
-		 "\"counters\":{\"accepted\":0,\"dropped\":0,\"rejected\":0,\"allowed\":0},"
+		 "\"server_names\":[],\"counters\":{\"accepted\":0,\"dropped\":0,\"rejected\":0,\"allowed\":0},"
 		 "\"allow\":[],\"allow_source\":\"config\",\"cut\":false,\"cut_flows\":0,\"cut_probes\":0}");
 	ask_free(f, fd, "stats\n", NULL, "packets        42 ");
 	body = ask(f, fd, "stats json\n", NULL, "\"workers\":{\"packets\":42,");
@@ -403,14 +403,14 @@ static void test_worker_figures(void **state)
 		f->engine.stats.figure[i] = 10 + i;
 	body = ask(f, fd, "stats\n", NULL, "gatekeeperd ");
 	assert_non_null(strstr(body, "\npackets        10 (malformed 11, not SYN 12, unmanaged 13, "
-				     "first fragments 14)\n"));
-	assert_non_null(strstr(body, "\nRSTs           sent 15, failed 16\n"
-				     "errors         recv 17, verdict 18\n"));
+				     "shared 14, first fragments 15)\n"));
+	assert_non_null(strstr(body, "\nRSTs           sent 16, failed 17\n"
+				     "errors         recv 18, verdict 19\n"));
 	free(body);
 	body = ask(f, fd, "stats json\n", NULL, "{\"protocol\":1,");
 	assert_non_null(strstr(body, ",\"workers\":{\"packets\":10,\"malformed\":11,\"not_syn\":12,"
-				     "\"unmanaged\":13,\"fragments\":14,\"rst_sent\":15,\"rst_failed\":16,"
-				     "\"recv_errors\":17,\"verdict_errors\":18},"));
+				     "\"unmanaged\":13,\"shared\":14,\"fragments\":15,\"rst_sent\":16,"
+				     "\"rst_failed\":17,\"recv_errors\":18,\"verdict_errors\":19,"));
 	free(body);
 	body = ask(f, fd, "metrics\n", NULL, "# HELP ");
 	assert_non_null(strstr(body, "# TYPE gatekeeper_packets_total counter\n"
@@ -418,15 +418,16 @@ static void test_worker_figures(void **state)
 	assert_non_null(strstr(body, "# TYPE gatekeeper_packets_passed_total counter\n"
 				     "gatekeeper_packets_passed_total{reason=\"malformed\"} 11\n"
 				     "gatekeeper_packets_passed_total{reason=\"not_syn\"} 12\n"
-				     "gatekeeper_packets_passed_total{reason=\"unmanaged\"} 13\n#"));
+				     "gatekeeper_packets_passed_total{reason=\"unmanaged\"} 13\n"
+				     "gatekeeper_packets_passed_total{reason=\"shared\"} 14\n#"));
 	assert_non_null(strstr(body, "# TYPE gatekeeper_first_fragments_total counter\n"
-				     "gatekeeper_first_fragments_total 14\n#"));
+				     "gatekeeper_first_fragments_total 15\n#"));
 	assert_non_null(strstr(body, "# TYPE gatekeeper_rsts_total counter\n"
-				     "gatekeeper_rsts_total{result=\"sent\"} 15\n"
-				     "gatekeeper_rsts_total{result=\"failed\"} 16\n#"));
+				     "gatekeeper_rsts_total{result=\"sent\"} 16\n"
+				     "gatekeeper_rsts_total{result=\"failed\"} 17\n#"));
 	assert_non_null(strstr(body, "# TYPE gatekeeper_worker_errors_total counter\n"
-				     "gatekeeper_worker_errors_total{kind=\"recv\"} 17\n"
-				     "gatekeeper_worker_errors_total{kind=\"verdict\"} 18\n"));
+				     "gatekeeper_worker_errors_total{kind=\"recv\"} 18\n"
+				     "gatekeeper_worker_errors_total{kind=\"verdict\"} 19\n"));
 	free(body);
 	close(fd);
 }

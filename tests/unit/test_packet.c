@@ -215,6 +215,7 @@ static void test_v4_syn_options(void **state)
 	assert_int_equal(tcp.payload_len, 0);
 	assert_true(packet_is_syn(&tcp));
 
+	assert_int_equal(tcp.payload_offset, sizeof(v4_syn_opts));
 	/* Options cut off by the copy range: the fixed header is enough. */
 	assert_int_equal(parse_exact(v4_syn_opts, 40, &tcp), PACKET_OK);
 	assert_int_equal(tcp.payload_len, 0);
@@ -232,6 +233,8 @@ static void test_v4_syn_payload(void **state)
 
 	assert_int_equal(parse_exact(v4_syn_data, sizeof(v4_syn_data), &tcp), PACKET_OK);
 	assert_int_equal(tcp.payload_len, 5);
+	/* the payload is the packet's last five bytes */
+	assert_int_equal(tcp.payload_offset, sizeof(v4_syn_data) - 5);
 	/* The length comes from the IP header, not from what was captured. */
 	assert_int_equal(parse_exact(v4_syn_data, 40, &tcp), PACKET_OK);
 	assert_int_equal(tcp.payload_len, 5);

@@ -433,6 +433,8 @@ static void test_guard_nft_text(void **state)
 			    "add element inet gatekeeper guard_allow4 { 198.51.100.11 . 443 . 203.0.113.0/24 }\n"
 			    "flush set inet gatekeeper guard_allow6\n"
 			    "add element inet gatekeeper guard_allow6 { 2001:db8:2::11 . 443 . 2001:db8:ff::/48 }\n"
+			    "flush set inet gatekeeper sni_closed4\n\n"
+			    "flush set inet gatekeeper sni_closed6\n\n"
 			    "flush set inet gatekeeper cut4\n\n"
 			    "flush set inet gatekeeper cut6\n\n");
 	assert_non_null(strstr(text, "elements = { 198.51.100.11 . 443 . 203.0.113.0/24 }"));

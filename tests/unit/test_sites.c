@@ -271,6 +271,130 @@ static void test_decide_with_allow_list(void **state)
 	config_free(cfg);
 }
 
+/* Three sites on one address told apart by name, one of them also alone
+ * on a second address; the SYN verdict where every outcome agrees. */
+static void test_shared_endpoint(void **state)
+{
+	static const char yaml[] = "sni: {unknown_name: drop}\n"
+				   "sites:\n"
+				   "  - name: shop\n"
+				   "    addresses: [198.51.100.10]\n"
+				   "    server_names: [shop.example.com, \"*.shop.example.com\"]\n"
+				   "  - name: blog\n"
+				   "    addresses: [198.51.100.10, 198.51.100.11]\n"
+				   "    server_names: [blog.example.com, \"*.example.com\"]\n"
+				   "    state: offline\n"
+				   "    action: reject\n"
+				   "  - name: wiki\n"
+				   "    addresses: [198.51.100.10]\n"
+				   "    server_names: [wiki.example.com]\n";
+	static const uint8_t shared4[4] = {198, 51, 100, 10}, alone4[4] = {198, 51, 100, 11};
+	static const uint8_t client4[4] = {192, 0, 2, 100};
+	struct config_errors errors = {0};
+	struct config *cfg = config_parse("t.yaml", yaml, sizeof(yaml) - 1, &errors);
+	struct sites *sites;
+	const struct site_endpoint *e;
+	struct site *shop, *blog, *wiki;
+	enum site_verdict v;
+
+	(void)state;
+	assert_non_null(cfg);
+	sites = sites_create(cfg);
+	assert_non_null(sites);
+	shop = sites_find(sites, "shop");
+	blog = sites_find(sites, "blog");
+	wiki = sites_find(sites, "wiki");
+	assert_int_equal(sites_shared_count(sites), 1);
+	/* the shared address has no one site; the other one has blog */
+	assert_null(sites_lookup(sites, AF_INET, shared4, 443));
+	assert_ptr_equal(sites_lookup(sites, AF_INET, alone4, 443), blog);
+	assert_null(sites_lookup_shared(sites, AF_INET, alone4, 443));
+	e = sites_lookup_shared(sites, AF_INET, shared4, 443);
+	assert_non_null(e);
+	assert_null(sites_lookup_shared(sites, AF_INET, shared4, 80));
+	assert_int_equal(site_endpoint_count(e), 3);
+
+	/* exact beats wildcard, the longer wildcard the shorter */
+	assert_ptr_equal(site_endpoint_for_name(e, "shop.example.com"), shop);
+	assert_ptr_equal(site_endpoint_for_name(e, "a.shop.example.com"), shop);
+	assert_ptr_equal(site_endpoint_for_name(e, "wiki.example.com"), wiki);
+	assert_ptr_equal(site_endpoint_for_name(e, "x.example.com"), blog);
+	assert_ptr_equal(site_endpoint_for_name(e, "blog.example.com"), blog);
+	/* no site takes these: unknown_name decides */
+	assert_null(site_endpoint_for_name(e, "example.com"));
+	assert_null(site_endpoint_for_name(e, "shop.example.org"));
+	assert_null(site_endpoint_for_name(e, NULL));
+	assert_int_equal(site_endpoint_unknown_verdict(e, AF_INET, client4), SITE_VERDICT_DROP);
+
+	/* the hello decides, counted for the site that takes it */
+	{
+		struct site *taker;
+		struct site_counters c;
+
+		assert_int_equal(site_endpoint_decide(e, "a.shop.example.com", 1, AF_INET, client4, &taker),
+				 SITE_VERDICT_ACCEPT);
+		assert_ptr_equal(taker, shop);
+		assert_int_equal(site_endpoint_decide(e, "blog.example.com", 1, AF_INET, client4, &taker),
+				 SITE_VERDICT_REJECT);
+		assert_ptr_equal(taker, blog);
+		assert_int_equal(site_endpoint_decide(e, NULL, 1, AF_INET, client4, &taker),
+				 SITE_VERDICT_DROP);
+		assert_null(taker);
+		site_get_counters(shop, &c);
+		assert_int_equal(c.accepted, 1);
+		site_get_counters(blog, &c);
+		assert_int_equal(c.rejected, 1);
+	}
+	/* shop and wiki online, blog offline: no SYN verdict for everyone */
+	assert_false(site_endpoint_agree(e, AF_INET, client4, &v));
+	/* all offline with one verdict (drop, like unknown names): decided at the SYN */
+	site_set_override(shop, SITE_OFFLINE, SITE_ACTION_DROP);
+	site_set_override(blog, SITE_OFFLINE, SITE_ACTION_DROP);
+	site_set_override(wiki, SITE_OFFLINE, SITE_ACTION_DROP);
+	assert_true(site_endpoint_agree(e, AF_INET, client4, &v));
+	assert_int_equal(v, SITE_VERDICT_DROP);
+	/* one of them rejects instead: the hello decides again */
+	site_set_override(wiki, SITE_OFFLINE, SITE_ACTION_REJECT);
+	assert_false(site_endpoint_agree(e, AF_INET, client4, &v));
+	sites_free(sites);
+	config_free(cfg);
+}
+
+/* With a "*" site, what no name matches (and hellos without one) is its. */
+static void test_shared_default_site(void **state)
+{
+	static const char yaml[] = "sites:\n"
+				   "  - name: shop\n"
+				   "    addresses: [\"2001:db8:2::10\"]\n"
+				   "    server_names: [shop.example.com]\n"
+				   "  - name: rest\n"
+				   "    addresses: [\"2001:db8:2::10\"]\n"
+				   "    server_names: [\"*\"]\n";
+	static const uint8_t shared6[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 2, [15] = 0x10};
+	static const uint8_t client6[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 1, [15] = 0x64};
+	struct config_errors errors = {0};
+	struct config *cfg = config_parse("t.yaml", yaml, sizeof(yaml) - 1, &errors);
+	struct sites *sites;
+	const struct site_endpoint *e;
+	enum site_verdict v;
+
+	(void)state;
+	assert_non_null(cfg);
+	sites = sites_create(cfg);
+	e = sites_lookup_shared(sites, AF_INET6, shared6, 443);
+	assert_non_null(e);
+	assert_ptr_equal(site_endpoint_for_name(e, "other.example"), sites_find(sites, "rest"));
+	assert_ptr_equal(site_endpoint_for_name(e, NULL), sites_find(sites, "rest"));
+	/* both online and the default takes the rest: accepted at the SYN */
+	assert_true(site_endpoint_agree(e, AF_INET6, client6, &v));
+	assert_int_equal(v, SITE_VERDICT_ACCEPT);
+	site_set_override(sites_find(sites, "rest"), SITE_OFFLINE, SITE_ACTION_REJECT);
+	assert_int_equal(site_endpoint_unknown_verdict(e, AF_INET6, client6), SITE_VERDICT_REJECT);
+	assert_false(site_endpoint_agree(e, AF_INET6, client6, &v));
+	sites_free(sites);
+	config_free(cfg);
+}
+
 static void test_carry_over(void **state)
 {
 	static const uint16_t ports[] = {443};
@@ -314,6 +438,8 @@ int main(void)
 		cmocka_unit_test(test_override_and_reset),
 		cmocka_unit_test(test_carry_over),
 		cmocka_unit_test(test_decide_with_allow_list),
+		cmocka_unit_test(test_shared_endpoint),
+		cmocka_unit_test(test_shared_default_site),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,77 @@
+/* rules_sni: the kernel rules of shared endpoints — an (address, port)
+ * several sites claim, told apart by the TLS server name (SNI-DESIGN.md).
+ *
+ * A SYN to a shared endpoint marks its connection (ct mark PENDING) and is
+ * queued like any managed SYN; the connection's packets with PENDING then
+ * go to the SNI queue (the handshake's last ACK and the ClientHello, and
+ * nothing after): the SNI worker's verdict on the hello carries the packet
+ * mark DECIDED, from which a later rule clears PENDING. Connmarks need
+ * conntrack (priority -200), so: nft, a chain of our table at the hook at
+ * priority -150 and the clear at 0; xt, chain GATEKEEPER_SNI in mangle at
+ * the hook and GATEKEEPER_SNI_CLEAR in filter FORWARD and INPUT (a queue
+ * verdict ends the table's traversal, and at PREROUTING no later table
+ * sees every packet). Not wired into the daemon yet (branch sni). */
+#ifndef GK_RULES_SNI_H
+#define GK_RULES_SNI_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "config.h"
+#include "guard.h"
+#include "rules.h"
+
+#define RULES_SNI_PENDING 0x10000000u /* ct mark: the hello is still to be decided */
+#define RULES_SNI_DECIDED 0x10000000u /* packet mark: the SNI worker decided the flow */
+/* packet mark: the SNI worker saw it and let it on undecided (the
+ * handshake's ACK): the guard below leaves it alone */
+#define RULES_SNI_SEEN 0x08000000u
+#define RULES_XT_SNI_CHAIN "GATEKEEPER_SNI"
+#define RULES_XT_SNI_CLEAR_CHAIN "GATEKEEPER_SNI_CLEAR"
+#define RULES_XT_SNI_CLOSED_CHAIN "GATEKEEPER_SNI_CLOSED"
+
+struct rules_endpoint {
+	struct config_addr addr;
+	uint16_t port;
+};
+
+/* The (address, port) pairs of FAMILY that more than one site of CFG
+ * claims, sorted, each once, in *OUT (malloc'ed; NULL when none). Their
+ * number, or (size_t)-1 out of memory. */
+size_t rules_sni_endpoints(const struct config *cfg, int family, struct rules_endpoint **out);
+
+/* The nft text of the shared endpoints, to go inside our table: sets
+ * shared4 / shared6, chain sni at the hook (priority -150) and chain
+ * sni_clear (priority 0). QUEUE: the SNI queue's number. malloc'ed; NULL
+ * out of memory. */
+char *rules_render_nft_sni(const struct config *cfg, uint16_t queue);
+
+/* HEAD then "ADDR . PORT, ..." of GUARD's closed shared endpoints of
+ * FAMILY and " }", or nothing: the nft sets sni_closed4 / sni_closed6. */
+void rules_sni_put_nft_closed(FILE *out, const char *head, const struct guard_set *guard,
+			      int family);
+
+/* FAMILY's rules in xtables-restore form: *mangle with GATEKEEPER_SNI and a
+ * jump from the hook's chain, *filter with GATEKEEPER_SNI_CLEAR and jumps
+ * from FORWARD and INPUT. malloc'ed; NULL out of memory. */
+char *rules_render_xt_sni(const struct config *cfg, const struct guard_set *guard, int family,
+			  uint16_t queue);
+/* *filter with GATEKEEPER_SNI_CLOSED refilled from GUARD's closed shared
+ * endpoints of FAMILY: the guard for connections no daemon decided. */
+char *rules_render_xt_sni_closed(const struct guard_set *guard, int family);
+
+/* The SNI queue: the number after the SYN queues'. */
+uint16_t rules_sni_queue(const struct config *cfg);
+
+/* xt: (re)installs both families' rules for the shared endpoints of CFG
+ * (none: only removes), the old ones removed first; 0 or -1 (logged). */
+int rules_xt_sni_apply(enum rules_backend backend, const struct config *cfg,
+		       const struct guard_set *guard, uint16_t queue);
+/* xt: refills the guard's chain after a change of state; 0 or -1. */
+int rules_xt_sni_closed_update(enum rules_backend backend, const struct config *cfg,
+			       const struct guard_set *guard);
+/* xt: removes them, both families; quiet when absent. */
+void rules_xt_sni_remove(enum rules_backend backend, const struct config *cfg);
+
+#endif
