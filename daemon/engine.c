@@ -23,6 +23,7 @@ struct engine {
 	struct workers *workers;
 	enum rules_backend backend;
 	bool rules_installed;
+	bool sni_worker;                 /* started with a worker for the SNI queue */
 	struct guard_set guard;          /* what the kernel guard holds */
 	bool guard_stale;                /* an update failed: retried at a later sync */
 	uint64_t guard_retry_ms;         /* not before this (CLOCK_MONOTONIC) */
@@ -78,6 +79,7 @@ struct engine *engine_open(struct config *cfg, enum rules_backend backend)
 	engine->workers = workers_open(cfg, engine->sites, backend != RULES_BACKEND_EXTERNAL);
 	if (!engine->workers)
 		goto fail;
+	engine->sni_worker = sites_shared_count(engine->sites) > 0;
 	take_over_guard(engine);
 	if (rules_install(backend, cfg, &engine->guard) < 0) {
 		log_error("cannot install the %s rules", rules_backend_name(backend));
@@ -110,8 +112,6 @@ void engine_close(struct engine *engine)
 	free(engine);
 }
 
-/* What the kernel rules or queue bindings depend on cannot change without
- * unbinding; say so rather than half-apply it. */
 /* Whether some (address, port) of CFG belongs to several sites. */
 static bool shares_addresses(const struct config *cfg)
 {
@@ -126,11 +126,29 @@ static bool shares_addresses(const struct config *cfg)
 	return n != 0;
 }
 
+static void add_error(struct config_errors *errors, char *msg)
+{
+	char **grown = realloc(errors->messages, (errors->count + 1) * sizeof(char *));
+
+	if (grown) {
+		errors->messages = grown;
+		errors->messages[errors->count++] = msg;
+	} else {
+		free(msg);
+	}
+}
+
+/* What the kernel rules or queue bindings depend on cannot change without
+ * unbinding; say so rather than half-apply it. The SNI queue's worker and
+ * its hold table are made at the start (a queue cannot be bound once the
+ * privileges are dropped): a daemon that started with no shared address
+ * cannot take one on, and the hold table's bounds stay. Shared endpoints
+ * may come and go otherwise (rules and site table are rebuilt whole). */
 static int reload_compatible(const struct config *old, const struct config *cfg,
-			     struct config_errors *errors)
+			     bool sni_worker, struct config_errors *errors)
 {
 	const char *what = NULL;
-	char *msg;
+	char *msg = NULL;
 
 	if (old->hook != cfg->hook)
 		what = "hook";
@@ -141,22 +159,24 @@ static int reload_compatible(const struct config *old, const struct config *cfg,
 		what = "queue";
 	else if (strcmp(old->control.socket, cfg->control.socket) != 0)
 		what = "control.socket";
-	else if (shares_addresses(old) != shares_addresses(cfg))
-		what = "whether sites share an address (the SNI queue's worker)";
-	else if (old->sni.max_pending != cfg->sni.max_pending || old->sni.hold_ms != cfg->sni.hold_ms)
-		what = "sni";
-	if (!what)
+	else if (old->sni.hold_ms != cfg->sni.hold_ms)
+		what = "sni.hold";
+	else if (old->sni.max_pending != cfg->sni.max_pending)
+		what = "sni.max_pending";
+	if (what) {
+		if (asprintf(&msg, "%s: changing '%s' needs a restart; the running config is kept",
+			     cfg->path, what) < 0)
+			msg = NULL;
+	} else if (!sni_worker && shares_addresses(cfg)) {
+		if (asprintf(&msg, "%s: sites now share an address, but this daemon started with "
+			     "none shared and so without the SNI queue's worker: a restart is needed; "
+			     "the running config is kept", cfg->path) < 0)
+			msg = NULL;
+	} else {
 		return 0;
-	if (asprintf(&msg, "%s: changing '%s' needs a restart; the running config is kept",
-		     cfg->path, what) >= 0) {
-		char **grown = realloc(errors->messages, (errors->count + 1) * sizeof(char *));
-		if (grown) {
-			errors->messages = grown;
-			errors->messages[errors->count++] = msg;
-		} else {
-			free(msg);
-		}
 	}
+	if (msg)
+		add_error(errors, msg);
 	return -1;
 }
 
@@ -171,7 +191,7 @@ int engine_reload(struct engine *engine, const char *path, struct config_errors 
 		engine->reloads_failed++;
 		return -1;
 	}
-	if (reload_compatible(engine->cfg, cfg, errors) < 0)
+	if (reload_compatible(engine->cfg, cfg, engine->sni_worker, errors) < 0)
 		goto fail;
 	sites = sites_create(cfg);
 	if (!sites)

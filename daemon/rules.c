@@ -1000,9 +1000,7 @@ int rules_xt_scan_verdict(const struct rules_xt_scan *scan, size_t want, char *w
 	return -1;
 }
 
-/* Elements in the set block that starts at SET (nft's listing: "elements =
- * { a . p, b . p,\n ... }"); no element contains a comma. */
-static long nft_count_elements(const char *set)
+long rules_nft_count_elements(const char *set)
 {
 	const char *end = strstr(set, "\n\t}");
 	const char *elements = strstr(set, "elements = {");
@@ -1028,20 +1026,26 @@ static bool nft_has_queue_rule(const char *listing, const char *needle)
 	return false;
 }
 
-/* Rules in our chain guard: two pass-throughs, two allow-lists and eight
- * guard rules. */
-static long nft_guard_rules(const char *listing)
+long rules_nft_chain_rules(const char *chain)
 {
-	const char *chain = strstr(listing, "chain guard {");
-	const char *end = chain ? strstr(chain, "\n\t}") : NULL;
+	const char *end = strstr(chain, "\n\t}");
 	long n = 0;
 
-	if (!chain || !end)
+	if (!end)
 		return -1;
 	/* every rule is a line of its own below the "type filter hook" line */
 	for (const char *p = strstr(chain, "policy accept;"); p && p < end; p = strchr(p + 1, '\n'))
 		n++;
 	return n - 1;
+}
+
+/* Rules in our chain guard: two pass-throughs, two allow-lists and eight
+ * guard rules. */
+static long nft_guard_rules(const char *listing)
+{
+	const char *chain = strstr(listing, "chain guard {");
+
+	return chain ? rules_nft_chain_rules(chain) : -1;
 }
 
 long rules_nft_guard_elements(const char *listing)
@@ -1055,7 +1059,7 @@ long rules_nft_guard_elements(const char *listing)
 		const char *set = strstr(listing, sets[i]);
 		if (!set)
 			return -1;
-		n += nft_count_elements(set);
+		n += rules_nft_count_elements(set);
 	}
 	return n;
 }
@@ -1079,9 +1083,9 @@ int rules_nft_listing_check(const char *listing, const char *hook, long want4, l
 		snprintf(why, why_len, "a queueing rule is gone");
 	else if (!strstr(listing, "chain guard {") || nft_guard_rules(listing) != 12)
 		snprintf(why, why_len, "the guard chain is gone or damaged");
-	else if (want4 >= 0 && (n4 = nft_count_elements(set4)) != want4)
+	else if (want4 >= 0 && (n4 = rules_nft_count_elements(set4)) != want4)
 		snprintf(why, why_len, "set managed4 has %ld elements, want %ld", n4, want4);
-	else if (want6 >= 0 && (n6 = nft_count_elements(set6)) != want6)
+	else if (want6 >= 0 && (n6 = rules_nft_count_elements(set6)) != want6)
 		snprintf(why, why_len, "set managed6 has %ld elements, want %ld", n6, want6);
 	else
 		return 0;
@@ -1176,6 +1180,8 @@ static int nft_check(const struct config *cfg, const struct guard_set *guard,
 			rc = 0;
 		}
 	}
+	if (rc && rules_sni_nft_listing_check(listing, cfg, guard, !terse, why, why_len) < 0)
+		rc = 0;
 	free(listing);
 	return rc;
 }
@@ -1185,6 +1191,7 @@ static int xt_check(enum rules_backend backend, const struct config *cfg,
 		    size_t why_len)
 {
 	struct guard_counters sum = {0};
+	int sni;
 
 	for (size_t i = 0; i < 2; i++) {
 		struct rules_xt_scan scan;
@@ -1206,6 +1213,9 @@ static int xt_check(enum rules_backend backend, const struct config *cfg,
 		}
 		guard_counters_add(&sum, &g.counters);
 	}
+	sni = rules_xt_sni_check(backend, cfg, guard, why, why_len);
+	if (sni <= 0)
+		return sni;
 	if (seen)
 		*seen = sum;
 	return 1;

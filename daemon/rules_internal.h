@@ -16,6 +16,14 @@ int rules_nft_run(const char *text, bool dry_run, bool quiet);
  * when it failed (with the error in WHY when given). */
 char *rules_nft_output(const char *cmd, bool terse, char *why, size_t why_len);
 
+/* Elements in the set block that starts at SET (nft's listing: "elements =
+ * { a . p, b . p,\n ... }"); no element contains a comma. */
+long rules_nft_count_elements(const char *set);
+/* Rules in the chain block that starts at CHAIN ("chain NAME {" in nft's
+ * listing: one rule a line below its "policy" line), or -1 when the block
+ * has no end. */
+long rules_nft_chain_rules(const char *chain);
+
 /* Seconds an xt tool waits for the xtables lock (iptables-legacy; the nft
  * flavour takes no lock and ignores it) before it gives up. */
 #define RULES_XT_LOCK_WAIT_S "2"

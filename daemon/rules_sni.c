@@ -187,6 +187,21 @@ char *rules_render_xt_sni_closed(const struct guard_set *guard, int family)
 char *rules_render_xt_sni(const struct config *cfg, const struct guard_set *guard, int family,
 			  uint16_t queue)
 {
+	return rules_render_xt_sni_replace(cfg, guard, family, queue, NULL);
+}
+
+/* "-D BASE SPEC -j CHAIN" N times: the jumps there were, gone in the same
+ * commit that puts one back (never none, never two) */
+static void xt_put_deletes(FILE *out, size_t n, const char *base, const char *spec,
+			   const char *chain)
+{
+	for (size_t i = 0; i < n; i++)
+		fprintf(out, "-D %s %s-j %s\n", base, spec, chain);
+}
+
+char *rules_render_xt_sni_replace(const struct config *cfg, const struct guard_set *guard,
+				  int family, uint16_t queue, const struct rules_xt_sni_scan *old)
+{
 	struct rules_endpoint *e = NULL;
 	size_t n = rules_sni_endpoints(cfg, family, &e);
 	char *text = NULL, addr[INET6_ADDRSTRLEN];
@@ -208,6 +223,9 @@ char *rules_render_xt_sni(const struct config *cfg, const struct guard_set *guar
 			RULES_XT_SNI_CHAIN, addr, e[i].port, RULES_SNI_PENDING, RULES_SNI_PENDING,
 			RULES_CHECK_MARK_TEXT, queue, cfg->queue.fail_open ? " --queue-bypass" : "");
 	}
+	if (old)
+		xt_put_deletes(out, old->hook_jumps, rules_xt_base_chain(cfg->hook), "-p tcp ",
+			       RULES_XT_SNI_CHAIN);
 	fprintf(out, "-I %s 1 -p tcp -j %s\nCOMMIT\n", rules_xt_base_chain(cfg->hook),
 		RULES_XT_SNI_CHAIN);
 	/* after conntrack and the queue, whatever the hook: decided flows
@@ -226,6 +244,10 @@ char *rules_render_xt_sni(const struct config *cfg, const struct guard_set *guar
 	fprintf(out, "-A %s -m mark --mark 0x%08x/0x%08x -j MARK --and-mark 0x%08x\n",
 		RULES_XT_SNI_CLEAR_CHAIN, RULES_SNI_SEEN, RULES_SNI_SEEN, ~RULES_SNI_SEEN);
 	xt_put_closed(out, guard, family);
+	if (old) {
+		xt_put_deletes(out, old->forward_jumps, "FORWARD", "", RULES_XT_SNI_CLEAR_CHAIN);
+		xt_put_deletes(out, old->input_jumps, "INPUT", "", RULES_XT_SNI_CLEAR_CHAIN);
+	}
 	fprintf(out, "-I FORWARD 1 -j %s\n-I INPUT 1 -j %s\nCOMMIT\n", RULES_XT_SNI_CLEAR_CHAIN,
 		RULES_XT_SNI_CLEAR_CHAIN);
 	free(e);
@@ -306,21 +328,39 @@ int rules_xt_sni_closed_update(enum rules_backend backend, const struct config *
 	return 0;
 }
 
+static void xt_sni_scan_cb(void *arg, const char *line)
+{
+	rules_xt_sni_scan_line(arg, line);
+}
+
+/* What FAMILY's mangle and filter tables hold of ours now; 0 or -1. */
+static int xt_sni_scan(enum rules_backend backend, const struct config *cfg, int family,
+		       struct rules_xt_sni_scan *scan)
+{
+	*scan = (struct rules_xt_sni_scan){.hook_base = rules_xt_base_chain(cfg->hook)};
+	if (rules_xt_save(backend, family, "mangle", false, xt_sni_scan_cb, scan) < 0)
+		return -1;
+	return rules_xt_save(backend, family, "filter", false, xt_sni_scan_cb, scan);
+}
+
 int rules_xt_sni_apply(enum rules_backend backend, const struct config *cfg,
 		       const struct guard_set *guard, uint16_t queue)
 {
-	struct rules_endpoint *e4 = NULL, *e6 = NULL;
-	size_t n4 = rules_sni_endpoints(cfg, AF_INET, &e4), n6 = rules_sni_endpoints(cfg, AF_INET6, &e6);
-
-	free(e4);
-	free(e6);
-	rules_xt_sni_remove(backend, cfg);
-	if (n4 == 0 && n6 == 0)
+	if (!has_shared(cfg)) {
+		rules_xt_sni_remove(backend, cfg);
 		return 0;
+	}
+	/* in place: with --noflush, declaring a chain empties it, and the old
+	 * jumps go in the commit that adds the new one, so a reload leaves no
+	 * moment in which a shared endpoint's hello is not queued */
 	for (size_t f = 0; f < 2; f++) {
-		char *text = rules_render_xt_sni(cfg, guard, sni_families[f], queue);
+		struct rules_xt_sni_scan old;
+		char *text;
 		int rc;
 
+		if (xt_sni_scan(backend, cfg, sni_families[f], &old) < 0)
+			return -1;
+		text = rules_render_xt_sni_replace(cfg, guard, sni_families[f], queue, &old);
 		if (!text)
 			return -1;
 		rc = rules_xt_exec(backend, sni_families[f], true, text, NULL, false);
@@ -328,6 +368,169 @@ int rules_xt_sni_apply(enum rules_backend backend, const struct config *cfg,
 		if (rc != 0) {
 			log_error("cannot load the shared endpoints' rules (%s)",
 				  sni_families[f] == AF_INET ? "IPv4" : "IPv6");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* ---- the watchdog's check --------------------------------------------------- */
+
+static bool starts_with(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* Whether LINE is "-A BASE ... -j CHAIN" (CHAIN exactly: not a longer name). */
+static bool is_jump(const char *line, const char *base, const char *chain)
+{
+	size_t len = strcspn(line, "\r\n"), n = strlen(chain);
+
+	return strncmp(line, "-A ", 3) == 0 && starts_with(line + 3, base) &&
+	       line[3 + strlen(base)] == ' ' && len >= n + 4 &&
+	       memcmp(line + len - n - 4, " -j ", 4) == 0 && memcmp(line + len - n, chain, n) == 0;
+}
+
+void rules_xt_sni_scan_line(struct rules_xt_sni_scan *scan, const char *line)
+{
+	if (starts_with(line, ":" RULES_XT_SNI_CHAIN " "))
+		scan->sni_declared = true;
+	else if (starts_with(line, ":" RULES_XT_SNI_CLEAR_CHAIN " "))
+		scan->clear_declared = true;
+	else if (starts_with(line, ":" RULES_XT_SNI_CLOSED_CHAIN " "))
+		scan->closed_declared = true;
+	else if (starts_with(line, "-A " RULES_XT_SNI_CHAIN " ")) {
+		if (strstr(line, " -j NFQUEUE"))
+			scan->queue_rules++;
+		else if (strstr(line, " -j CONNMARK"))
+			scan->mark_rules++;
+		else
+			scan->other_rules++;
+	} else if (starts_with(line, "-A " RULES_XT_SNI_CLEAR_CHAIN " "))
+		scan->clear_rules++;
+	else if (starts_with(line, "-A " RULES_XT_SNI_CLOSED_CHAIN " "))
+		scan->closed_rules++;
+	else if (is_jump(line, scan->hook_base, RULES_XT_SNI_CHAIN))
+		scan->hook_jumps++;
+	else if (is_jump(line, "FORWARD", RULES_XT_SNI_CLEAR_CHAIN))
+		scan->forward_jumps++;
+	else if (is_jump(line, "INPUT", RULES_XT_SNI_CLEAR_CHAIN))
+		scan->input_jumps++;
+}
+
+/* The rules of GATEKEEPER_SNI_CLEAR: clear PENDING, clear DECIDED, the
+ * jump to the closed endpoints, clear SEEN (rules_render_xt_sni). */
+#define XT_SNI_CLEAR_RULES 4
+
+int rules_xt_sni_scan_verdict(const struct rules_xt_sni_scan *scan, size_t shared, size_t closed,
+			      char *why, size_t why_len)
+{
+	if (!scan->sni_declared || !scan->clear_declared || !scan->closed_declared)
+		snprintf(why, why_len, "chain %s is gone",
+			 !scan->sni_declared     ? RULES_XT_SNI_CHAIN
+			 : !scan->clear_declared ? RULES_XT_SNI_CLEAR_CHAIN
+						 : RULES_XT_SNI_CLOSED_CHAIN);
+	else if (scan->hook_jumps != 1)
+		snprintf(why, why_len, "%zu jumps to %s from %s, want 1", scan->hook_jumps,
+			 RULES_XT_SNI_CHAIN, scan->hook_base);
+	else if (scan->forward_jumps != 1 || scan->input_jumps != 1)
+		snprintf(why, why_len, "%zu jumps to %s from FORWARD and %zu from INPUT, want 1 each",
+			 scan->forward_jumps, RULES_XT_SNI_CLEAR_CHAIN, scan->input_jumps);
+	else if (scan->mark_rules != shared || scan->queue_rules != shared || scan->other_rules)
+		snprintf(why, why_len, "chain %s has %zu marking and %zu queueing rules (want %zu each) "
+			 "and %zu others", RULES_XT_SNI_CHAIN, scan->mark_rules, scan->queue_rules,
+			 shared, scan->other_rules);
+	else if (scan->clear_rules != XT_SNI_CLEAR_RULES)
+		snprintf(why, why_len, "chain %s has %zu rules, want %d", RULES_XT_SNI_CLEAR_CHAIN,
+			 scan->clear_rules, XT_SNI_CLEAR_RULES);
+	else if (scan->closed_rules != closed)
+		snprintf(why, why_len, "chain %s has %zu rules, want %zu", RULES_XT_SNI_CLOSED_CHAIN,
+			 scan->closed_rules, closed);
+	else
+		return 0;
+	return -1;
+}
+
+static size_t closed_count(const struct guard_set *guard, int family)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; guard && i < guard->n_closed; i++)
+		n += guard->closed[i].addr.family == family;
+	return n;
+}
+
+int rules_xt_sni_check(enum rules_backend backend, const struct config *cfg,
+		       const struct guard_set *guard, char *why, size_t why_len)
+{
+	if (!has_shared(cfg))
+		return 1;
+	for (size_t f = 0; f < 2; f++) {
+		struct rules_xt_sni_scan scan;
+		struct rules_endpoint *e = NULL;
+		size_t shared = rules_sni_endpoints(cfg, sni_families[f], &e);
+		char reason[160];
+
+		free(e);
+		if (shared == (size_t)-1 || xt_sni_scan(backend, cfg, sni_families[f], &scan) < 0)
+			return -1;
+		if (rules_xt_sni_scan_verdict(&scan, shared, closed_count(guard, sni_families[f]),
+					      reason, sizeof(reason)) < 0) {
+			snprintf(why, why_len, "IPv%d, shared addresses: %s",
+				 sni_families[f] == AF_INET6 ? 6 : 4, reason);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* Rules of chain sni (mark the SYN, queue the data; each per family) and
+ * of sni_clear (clear PENDING, drop undecided data to closed endpoints per
+ * family, clear SEEN): rules_render_nft_sni. */
+#define NFT_SNI_RULES 4
+#define NFT_SNI_CLEAR_RULES 4
+
+int rules_sni_nft_listing_check(const char *listing, const struct config *cfg,
+				const struct guard_set *guard, bool count, char *why,
+				size_t why_len)
+{
+	static const char *const sets[2][2] = {{"set shared4 {", "set sni_closed4 {"},
+					       {"set shared6 {", "set sni_closed6 {"}};
+	const char *sni = strstr(listing, "chain sni {");
+	const char *clear = strstr(listing, "chain sni_clear {");
+
+	if (!has_shared(cfg))
+		return 0;
+	if (!sni || rules_nft_chain_rules(sni) != NFT_SNI_RULES) {
+		snprintf(why, why_len, "the shared addresses' chain sni is gone or damaged");
+		return -1;
+	}
+	if (!clear || rules_nft_chain_rules(clear) != NFT_SNI_CLEAR_RULES) {
+		snprintf(why, why_len, "the shared addresses' chain sni_clear is gone or damaged");
+		return -1;
+	}
+	for (size_t f = 0; f < 2; f++) {
+		const char *shared = strstr(listing, sets[f][0]);
+		const char *closed = strstr(listing, sets[f][1]);
+		struct rules_endpoint *e = NULL;
+		size_t want = rules_sni_endpoints(cfg, sni_families[f], &e);
+		long have;
+
+		free(e);
+		if (!shared || !closed) {
+			snprintf(why, why_len, "%s is gone", shared ? sets[f][1] : sets[f][0]);
+			return -1;
+		}
+		if (count && want != (size_t)-1 &&
+		    (have = rules_nft_count_elements(shared)) != (long)want) {
+			snprintf(why, why_len, "set shared%d has %ld elements, want %zu",
+				 f ? 6 : 4, have, want);
+			return -1;
+		}
+		if (count && (have = rules_nft_count_elements(closed)) !=
+				     (long)closed_count(guard, sni_families[f])) {
+			snprintf(why, why_len, "set sni_closed%d has %ld elements, want %zu",
+				 f ? 6 : 4, have, closed_count(guard, sni_families[f]));
 			return -1;
 		}
 	}

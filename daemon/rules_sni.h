@@ -10,7 +10,8 @@
  * priority -150 and the clear at 0; xt, chain GATEKEEPER_SNI in mangle at
  * the hook and GATEKEEPER_SNI_CLEAR in filter FORWARD and INPUT (a queue
  * verdict ends the table's traversal, and at PREROUTING no later table
- * sees every packet). Not wired into the daemon yet (branch sni). */
+ * sees every packet). The rules watchdog checks them with the others
+ * (rules_check) and reinstalls them when they are gone. */
 #ifndef GK_RULES_SNI_H
 #define GK_RULES_SNI_H
 
@@ -57,6 +58,37 @@ void rules_sni_put_nft_closed(FILE *out, const char *head, const struct guard_se
  * from FORWARD and INPUT. malloc'ed; NULL out of memory. */
 char *rules_render_xt_sni(const struct config *cfg, const struct guard_set *guard, int family,
 			  uint16_t queue);
+/* What our xt SNI rules look like in ip[6]tables-save's mangle and filter
+ * tables: declared chains, jumps, and the rules in each chain. */
+struct rules_xt_sni_scan {
+	const char *hook_base; /* the hook's base chain (in): PREROUTING, INPUT, FORWARD */
+	bool sni_declared, clear_declared, closed_declared;
+	size_t hook_jumps;                  /* to GATEKEEPER_SNI from hook_base */
+	size_t forward_jumps, input_jumps;  /* to GATEKEEPER_SNI_CLEAR */
+	size_t mark_rules, queue_rules, other_rules; /* in GATEKEEPER_SNI */
+	size_t clear_rules, closed_rules;
+};
+void rules_xt_sni_scan_line(struct rules_xt_sni_scan *scan, const char *line);
+/* 0 if SCAN is what the rules for SHARED endpoints and CLOSED closed ones
+ * of one family look like, else -1 with the reason in WHY. */
+int rules_xt_sni_scan_verdict(const struct rules_xt_sni_scan *scan, size_t shared, size_t closed,
+			      char *why, size_t why_len);
+/* As rules_render_xt_sni, and OLD's jumps (a scan of what is there now)
+ * deleted in the same commits: an in-place replacement. OLD may be NULL. */
+char *rules_render_xt_sni_replace(const struct config *cfg, const struct guard_set *guard,
+				  int family, uint16_t queue, const struct rules_xt_sni_scan *old);
+
+/* The watchdog (rules_check): 1 if the SNI rules CFG needs are all there
+ * (or CFG shares no address), 0 if damaged or gone (WHY says what), -1 if
+ * the tables could not be read. xt: two ip[6]tables-save runs per family. */
+int rules_xt_sni_check(enum rules_backend backend, const struct config *cfg,
+		       const struct guard_set *guard, char *why, size_t why_len);
+/* nft: 0 if LISTING (of our table) has the sets and chains of CFG's shared
+ * endpoints (COUNT: with the right elements), else -1 with WHY. */
+int rules_sni_nft_listing_check(const char *listing, const struct config *cfg,
+				const struct guard_set *guard, bool count, char *why,
+				size_t why_len);
+
 /* *filter with GATEKEEPER_SNI_CLOSED refilled from GUARD's closed shared
  * endpoints of FAMILY: the guard for connections no daemon decided. */
 char *rules_render_xt_sni_closed(const struct guard_set *guard, int family);
@@ -65,7 +97,8 @@ char *rules_render_xt_sni_closed(const struct guard_set *guard, int family);
 uint16_t rules_sni_queue(const struct config *cfg);
 
 /* xt: (re)installs both families' rules for the shared endpoints of CFG
- * (none: only removes), the old ones removed first; 0 or -1 (logged). */
+ * (none: only removes) in place of what is there, one commit per family;
+ * 0 or -1 (logged). */
 int rules_xt_sni_apply(enum rules_backend backend, const struct config *cfg,
 		       const struct guard_set *guard, uint16_t queue);
 /* xt: refills the guard's chain after a change of state; 0 or -1. */

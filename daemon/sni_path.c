@@ -110,13 +110,16 @@ static void apply(struct sni_path *sp, struct queue *queue, const struct sites *
 	case SNI_HELD:
 		return;
 	}
-	/* a reload made the endpoint one site's (or no site's): that site
-	 * decided the connection's SYN already */
 	if (e) {
 		verdict = site_endpoint_decide(e, d->result == SNI_NAME ? d->name : NULL, sp->slot,
 					       f->family, f->saddr, &site);
 		if (!site)
 			bump(sp, SNI_PATH_UNKNOWN);
+	} else if ((site = sites_lookup(sites, f->family, f->daddr, f->dport))) {
+		/* a reload left one site at the endpoint: its state decides the
+		 * flows held from before (an offline one's name never gets its
+		 * certificate); no site left there: unmanaged, accepted */
+		verdict = site_decide_from(site, sp->slot, f->family, f->saddr);
 	}
 	for (size_t i = 0; i < d->n_ids; i++)
 		queue_add_verdict(queue, d->ids[i], verdict == SITE_VERDICT_ACCEPT ? NF_ACCEPT : NF_DROP,
