@@ -10,6 +10,10 @@
 #   no name / another name          -> sni.unknown_name: reject
 #   a ~2 kB ClientHello over a route with MTU 1280 (two segments)
 #   toggles take effect on the next connection
+#   the rules watchdog puts back flushed or deleted SNI rules
+#   reloads: names moved, unknown_name changed, a shared endpoint added and
+#   removed, sharing ended and resumed; sni.hold refused; a daemon started
+#   with nothing shared refuses a reload that shares an address
 # and nginx never logged a request for blog or wiki.
 # shellcheck source=lib.sh
 source "${SRCDIR:-$(dirname "$0")}/lib.sh"
@@ -110,6 +114,10 @@ sni_figure() { ctl stats | sed -n "s/^sni .* $1 \([0-9][0-9]*\).*/\1/p"; }
 # sni_packets: the SNI queue's packets so far (gatekeeperctl stats).
 sni_packets() { ctl stats | sed -n 's/^sni  *\([0-9][0-9]*\).*/\1/p'; }
 
+# sni_config [UNKNOWN_NAME [HOLD]]: the three sites; each on SHOP4 and SHOP6
+# with server_names NAME.example unless SNI_ADDRS[NAME] / SNI_NAMES[NAME]
+# say otherwise (the reload checks).
+declare -A SNI_ADDRS=() SNI_NAMES=()
 sni_config() {
 	local sites
 	sites=$(for n in shop blog wiki; do
@@ -118,11 +126,167 @@ sni_config() {
 		blog) st=$'offline\n    action: drop' ;;
 		wiki) st=$'offline\n    action: reject' ;;
 		esac
-		printf '  - name: %s\n    addresses: [%s, "%s"]\n    ports: [443]\n    state: %s\n    server_names: [%s.example]\n' \
-			"$n" "$SHOP4" "$SHOP6" "$st" "$n"
+		printf '  - name: %s\n    addresses: [%s]\n    ports: [443]\n    state: %s\n    server_names: [%s]\n' \
+			"$n" "${SNI_ADDRS[$n]:-$SHOP4, \"$SHOP6\"}" "$st" "${SNI_NAMES[$n]:-$n.example}"
 	done)
 	write_config "$TMP/gatekeeper.yaml" "$HOOK" \
-		"sni: {unknown_name: reject, hold: 1s, max_pending: $MAX_PENDING}" "" "$sites"
+		"sni: {unknown_name: ${1:-reject}, hold: ${2:-1s}, max_pending: $MAX_PENDING}" "" "$sites"
+}
+
+nft_backend() { in_ns "$NS_GW" nft list table inet gatekeeper >/dev/null 2>&1; }
+
+# sni_damage HOW: removes shared-address rules behind the daemon's back.
+#   flush  the whole nft table's rules / xt's mangle table, both families
+#   chain  nft chain sni's rules / xt's IPv4 jump to GATEKEEPER_SNI only
+#   clear  nft chain sni_clear / xt's IPv6 GATEKEEPER_SNI_CLEAR rules only
+sni_damage() {
+	local ipt ip6t
+	ipt=iptables-$(xt_flavour) ip6t=ip6tables-$(xt_flavour)
+	if nft_backend; then
+		case $1 in
+		flush) in_ns "$NS_GW" nft flush table inet gatekeeper ;;
+		chain) in_ns "$NS_GW" nft flush chain inet gatekeeper sni ;;
+		clear) in_ns "$NS_GW" nft delete chain inet gatekeeper sni_clear ;;
+		esac
+	else
+		case $1 in
+		flush) in_ns "$NS_GW" "$ipt" -w -t mangle -F && in_ns "$NS_GW" "$ip6t" -w -t mangle -F ;;
+		chain) in_ns "$NS_GW" "$ipt" -w -t mangle -D FORWARD -p tcp -j GATEKEEPER_SNI ;;
+		clear) in_ns "$NS_GW" "$ip6t" -w -t filter -F GATEKEEPER_SNI_CLEAR ;;
+		esac
+	fi
+}
+
+removed_count() { grep -c 'rules removed behind our back' "$DAEMON_LOG"; }
+
+# sni_repaired HOW [WHY]: damage, then the watchdog's log says it noticed
+# (the reason matching WHY) and reinstalled the rules.
+sni_repaired() {
+	local before
+	before=$(grep -c 'rules reinstalled' "$DAEMON_LOG")
+	sni_damage "$1" || { echo "could not damage: $1"; return 1; }
+	wait_for eval "(( \$(grep -c 'rules reinstalled' $DAEMON_LOG) > $before ))" ||
+		{ echo "not reinstalled"; tail -n 5 "$DAEMON_LOG"; return 1; }
+	grep 'rules removed behind our back' "$DAEMON_LOG" | tail -n 1
+	grep 'rules removed behind our back' "$DAEMON_LOG" | tail -n 1 | grep -q -- "${2:-.}"
+}
+
+# The rules watchdog and the shared addresses' rules: after each damage an
+# offline name is decided again (no certificate), an online one served.
+watchdog_checks() {
+	local how
+	for how in flush chain clear; do
+		if [[ $how == flush ]]; then
+			check "watchdog: $how of the rules noticed and repaired" sni_repaired "$how"
+		else
+			check "watchdog: $how of the SNI rules noticed (shared addresses) and repaired" \
+				sni_repaired "$how" 'shared addresses\|sni'
+		fi
+		check "... $SHOP4 shop.example (offline) refused again" refused "$SHOP4" shop.example
+		check "... $SHOP6 shop.example (offline) refused again" refused "$SHOP6" shop.example
+		check "... $SHOP4 blog.example (online) still served" http_says "$SHOP4" blog.example blog
+		check "... $SHOP6 blog.example (online) still served" http_says "$SHOP6" blog.example blog
+	done
+}
+
+reload_ok() { ctl reload; }
+
+# has_sni_rules: whether the gw holds SNI chains (either backend).
+has_sni_rules() {
+	ruleset "$NS_GW" | grep -qE 'chain sni |GATEKEEPER_SNI'
+}
+
+# wait_quiet_checks: two watchdog intervals pass and it found nothing to repair.
+quiet_since() { # COUNT
+	sleep 4.5
+	echo "removed-behind-our-back lines: $(removed_count) (want $1)"
+	[[ $(removed_count) == "$1" ]]
+}
+
+# Reloads that change the shared endpoints. Overrides on entry (and kept
+# through every reload): shop offline (reject), blog online; wiki is
+# offline (reject) by config.
+reload_checks() {
+	local removed
+	removed=$(removed_count)
+
+	# (d) server_names and (c) sni.unknown_name
+	SNI_NAMES=([blog]="blog.example, wiki.example" [wiki]="wiki2.example")
+	sni_config accept
+	check "reload: wiki.example moved to blog, unknown_name accept" reload_ok
+	check "... wiki.example now blog's (online): its certificate" says_cert wiki.example "$SHOP4" wiki.example
+	check "... wiki2.example wiki's (offline, reject): refused" refused "$SHOP4" wiki2.example
+	check "... another name now accepted (nginx's default server answers)" \
+		says_cert shop.example "$SHOP4" other.example
+	check "... shop.example still refused" refused "$SHOP4" shop.example
+	SNI_NAMES=()
+
+	# (b) a shared endpoint added: BLOG4:443, unmanaged until now
+	check "before: $BLOG4 unmanaged, shop.example served there" says_cert shop.example "$BLOG4" shop.example
+	SNI_ADDRS=([shop]="$SHOP4, \"$SHOP6\", $BLOG4" [blog]="$SHOP4, \"$SHOP6\", $BLOG4"
+		[wiki]="$SHOP4, \"$SHOP6\", $BLOG4")
+	sni_config
+	check "reload: $BLOG4:443 shared by the three sites too" reload_ok
+	check "... $BLOG4 shop.example (offline) refused" refused "$BLOG4" shop.example
+	check "... $BLOG4 blog.example (online) served" http_says "$BLOG4" blog.example blog
+	check "... $BLOG4 another name refused (unknown_name reject again)" refused "$BLOG4" other.example
+	check "... $SHOP4 blog.example still served" http_says "$SHOP4" blog.example blog
+
+	# (b) and removed again
+	SNI_ADDRS=()
+	sni_config
+	check "reload: $BLOG4:443 no longer managed" reload_ok
+	check "... $BLOG4 shop.example served again (unmanaged)" says_cert shop.example "$BLOG4" shop.example
+	check "... $SHOP4 shop.example still refused" refused "$SHOP4" shop.example
+
+	# (a) shared -> each site on its own address: no SNI rules left
+	SNI_ADDRS=([blog]="$BLOG4, \"$BLOG6\"" [wiki]="$WIKI4, \"$WIKI6\"")
+	sni_config
+	check "reload: no address shared any more" reload_ok
+	check "... no SNI rule left in the kernel" eval '! has_sni_rules'
+	check "... $SHOP4 (shop's alone, offline): blog.example refused at the SYN" \
+		refused "$SHOP4" blog.example
+	check "... $BLOG4 blog.example (online) served" http_says "$BLOG4" blog.example blog
+	check "... $WIKI4 wiki.example (offline, reject) refused" refused "$WIKI4" wiki.example
+
+	# (a) and shared again (this daemon started with a shared address)
+	SNI_ADDRS=()
+	sni_config
+	check "reload: the three sites share $SHOP4 again" reload_ok
+	check "... the SNI rules are back" has_sni_rules
+	check "... $SHOP4 blog.example served" http_says "$SHOP4" blog.example blog
+	check "... $SHOP4 shop.example refused" refused "$SHOP4" shop.example
+	check "... $SHOP6 wiki.example refused" refused "$SHOP6" wiki.example
+	check "the watchdog found nothing to repair after the reloads" quiet_since "$removed"
+
+	# (c) sni.hold: refused, the running config stays
+	sni_config reject 2s
+	check "reload changing sni.hold: refused, says a restart is needed" \
+		eval "! ctl reload >$TMP/reload.out 2>&1 && cat $TMP/reload.out &&
+			grep -q \"changing 'sni.hold' needs a restart; the running config is kept\" $TMP/reload.out"
+	check "... blog still served" http_says "$SHOP4" blog.example blog
+	check "... shop still refused" refused "$SHOP4" shop.example
+	sni_config
+}
+
+# A daemon that started with no address shared has no SNI worker: a reload
+# that makes sites share one is refused and changes nothing.
+unshared_start_checks() {
+	SNI_ADDRS=([blog]="$BLOG4, \"$BLOG6\"" [wiki]="$WIKI4, \"$WIKI6\"")
+	sni_config
+	start_daemon "$NS_GW" "$TMP/gatekeeper.yaml"
+	check "started with no address shared: no SNI rule" eval '! has_sni_rules'
+	SNI_ADDRS=()
+	sni_config
+	check "reload making sites share an address: refused, says a restart is needed" \
+		eval "! ctl reload >$TMP/reload.out 2>&1 && cat $TMP/reload.out &&
+			grep -q 'sites now share an address.*a restart is needed; the running config is kept' $TMP/reload.out"
+	check "... still no SNI rule" eval '! has_sni_rules'
+	check "... $SHOP4 still shop's alone (offline): blog.example refused at the SYN" \
+		refused "$SHOP4" blog.example
+	check "... $BLOG4 blog.example still served" http_says "$BLOG4" blog.example blog
+	check "SIGTERM: daemon exits 0" stop_daemon
+	check "no rule of the daemon left" no_daemon_rules "$NS_GW"
 }
 
 main() {
@@ -196,8 +360,12 @@ main() {
 	check "restarted: blog served again" http_says "$SHOP4" blog.example blog
 	check "... shop refused again" refused "$SHOP4" shop.example
 
+	watchdog_checks
+	reload_checks
+
 	check "SIGTERM: daemon exits 0" stop_daemon
 	check "no rule of the daemon left" no_daemon_rules "$NS_GW"
+	unshared_start_checks
 	finish
 }
 
