@@ -8,7 +8,8 @@
  *
  * Cost per check: nft, one in-process listing of our table; xt, two
  * `ip[6]tables-*-save -t TABLE` children (about 10 ms of wall time each
- * here). One watchdog per process: its figures are module state, read by
+ * here), and when sites share an address four more (mangle and filter per
+ * family: the SNI chains, rules_sni.h). One watchdog per process: its figures are module state, read by
  * `gatekeeperctl stats` and the metrics. */
 #ifndef GK_RULES_WATCH_H
 #define GK_RULES_WATCH_H
