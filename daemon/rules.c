@@ -830,6 +830,7 @@ int rules_install(enum rules_backend backend, const struct config *cfg,
 			for (size_t i = 0; i < 2; i++)
 				xt_remove_hook(backend, xt_families[i], cfg->hook);
 			rules_xt_cut_remove(backend);
+			rules_xt_sni_remove(backend, cfg);
 			return -1;
 		}
 		return 0;
