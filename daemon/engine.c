@@ -139,11 +139,12 @@ static void add_error(struct config_errors *errors, char *msg)
 }
 
 /* What the kernel rules or queue bindings depend on cannot change without
- * unbinding; say so rather than half-apply it. The SNI queue's worker and
- * its hold table are made at the start (a queue cannot be bound once the
- * privileges are dropped): a daemon that started with no shared address
- * cannot take one on, and the hold table's bounds stay. Shared endpoints
- * may come and go otherwise (rules and site table are rebuilt whole). */
+ * unbinding; say so rather than half-apply it. The SNI queue's worker, its
+ * queue, raw sockets and hold table are set up at the start, before the
+ * privileges are dropped and the sandbox is loaded: a daemon that started
+ * with no shared address cannot take one on, and the hold table's bounds
+ * stay. Shared endpoints may come and go otherwise (site table and rules
+ * are rebuilt whole; sites.c keeps the SNI worker's counter slot always). */
 static int reload_compatible(const struct config *old, const struct config *cfg,
 			     bool sni_worker, struct config_errors *errors)
 {
