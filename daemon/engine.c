@@ -142,8 +142,8 @@ static void add_error(struct config_errors *errors, char *msg)
  * unbinding; say so rather than half-apply it. The SNI queue's worker, its
  * queue, raw sockets and hold table are set up at the start, before the
  * privileges are dropped and the sandbox is loaded: a daemon that started
- * with no shared address cannot take one on, and the hold table's bounds
- * stay. Shared endpoints may come and go otherwise (site table and rules
+ * with no shared address cannot take one on, and the hold table's size
+ * (sni.max_pending) stays; sni.hold is handed to the worker. Shared endpoints may come and go otherwise (site table and rules
  * are rebuilt whole; sites.c keeps the SNI worker's counter slot always). */
 static int reload_compatible(const struct config *old, const struct config *cfg,
 			     bool sni_worker, struct config_errors *errors)
@@ -160,8 +160,6 @@ static int reload_compatible(const struct config *old, const struct config *cfg,
 		what = "queue";
 	else if (strcmp(old->control.socket, cfg->control.socket) != 0)
 		what = "control.socket";
-	else if (old->sni.hold_ms != cfg->sni.hold_ms)
-		what = "sni.hold";
 	else if (old->sni.max_pending != cfg->sni.max_pending)
 		what = "sni.max_pending";
 	if (what) {
@@ -225,6 +223,7 @@ int engine_reload(struct engine *engine, const char *path, struct config_errors 
 	guard_counters_add(&engine->guard_base, &before);
 	if (engine->backend == RULES_BACKEND_NFT)
 		rules_watch_forget_guard();
+	workers_set_sni_hold(engine->workers, cfg->sni.hold_ms);
 	/* no worker writes the old table any more: its counts are final */
 	sites_carry_over_counters(sites, old);
 	sites_free(old);

@@ -75,6 +75,11 @@ struct sni_hold *sni_hold_new(uint32_t max_pending, uint32_t hold_ms)
 	return h;
 }
 
+void sni_hold_set_hold_ms(struct sni_hold *h, uint32_t hold_ms)
+{
+	h->hold_ms = hold_ms;
+}
+
 /* Takes P out of the table (backward-shift deletion: no tombstones, so
  * probes stay short however many flows come and go) and the age list. */
 static void forget(struct sni_hold *h, struct pending *p)

@@ -59,6 +59,10 @@ struct sni_decision {
 struct sni_hold;
 
 struct sni_hold *sni_hold_new(uint32_t max_pending, uint32_t hold_ms);
+/* Flows held from now on are held HOLD_MS (those held already keep their
+ * deadline, and expire in arrival order: a shorter hold takes effect for
+ * new flows once the older ones are gone, at most the old hold later). */
+void sni_hold_set_hold_ms(struct sni_hold *hold, uint32_t hold_ms);
 /* Frees the held flows too: their packets must be decided by the caller
  * first (sni_hold_drain) or left to the kernel (the queue is closing). */
 void sni_hold_free(struct sni_hold *hold);

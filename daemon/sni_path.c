@@ -15,6 +15,7 @@ struct sni_path {
 	struct sni_hold *hold;
 	int raw4, raw6;
 	unsigned slot;
+	_Atomic uint32_t hold_ms; /* sni.hold: set by a reload, read by the worker */
 	/* written by the worker only; read by the control path */
 	_Atomic uint64_t figure[SNI_PATH_N_FIGURES];
 };
@@ -40,6 +41,7 @@ struct sni_path *sni_path_new(const struct config *cfg, int raw4, int raw6, unsi
 	sp->raw4 = raw4;
 	sp->raw6 = raw6;
 	sp->slot = slot;
+	atomic_init(&sp->hold_ms, cfg->sni.hold_ms);
 	return sp;
 }
 
@@ -49,6 +51,18 @@ void sni_path_free(struct sni_path *sp)
 		return;
 	sni_hold_free(sp->hold);
 	free(sp);
+}
+
+void sni_path_set_hold(struct sni_path *sp, uint32_t hold_ms)
+{
+	atomic_store_explicit(&sp->hold_ms, hold_ms, memory_order_relaxed);
+}
+
+/* The hold table is the worker's alone: a reload's sni.hold reaches it
+ * here, at the start of a round. */
+static void take_hold(struct sni_path *sp)
+{
+	sni_hold_set_hold_ms(sp->hold, atomic_load_explicit(&sp->hold_ms, memory_order_relaxed));
 }
 
 uint64_t sni_path_figure(const struct sni_path *sp, enum sni_path_figure figure)
@@ -137,6 +151,7 @@ void sni_path_expire(struct sni_path *sp, struct queue *queue, const struct site
 {
 	struct sni_decision d;
 
+	take_hold(sp);
 	while (sni_hold_expire(sp->hold, now_ms, &d))
 		apply(sp, queue, sites, &d);
 }
@@ -152,6 +167,7 @@ void sni_path_drain(struct sni_path *sp, struct queue *queue, const struct sites
 void sni_path_batch(struct sni_path *sp, struct queue *queue, const struct sites *sites,
 		    const struct queue_packet *pkts, int n, uint64_t now_ms)
 {
+	take_hold(sp);
 	for (int i = 0; i < n; i++) {
 		const struct queue_packet *pkt = &pkts[i];
 		struct packet_tcp tcp;

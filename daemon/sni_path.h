@@ -52,6 +52,10 @@ void sni_path_expire(struct sni_path *sp, struct queue *queue, const struct site
 /* Every held flow, by the unknown-name outcome, before the queue closes. */
 void sni_path_drain(struct sni_path *sp, struct queue *queue, const struct sites *sites);
 
+/* A reload's sni.hold, for flows held from the worker's next round on
+ * (any thread). */
+void sni_path_set_hold(struct sni_path *sp, uint32_t hold_ms);
+
 uint64_t sni_path_figure(const struct sni_path *sp, enum sni_path_figure figure);
 
 #endif

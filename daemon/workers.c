@@ -414,6 +414,13 @@ void workers_quiesce(struct workers *ws)
 	}
 }
 
+void workers_set_sni_hold(struct workers *ws, uint32_t hold_ms)
+{
+	for (size_t i = 0; i < ws->count; i++)
+		if (ws->workers[i].sni)
+			sni_path_set_hold(ws->workers[i].sni, hold_ms);
+}
+
 void workers_get_stats(const struct workers *ws, struct workers_stats *out)
 {
 	memset(out, 0, sizeof(*out));

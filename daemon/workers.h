@@ -81,6 +81,8 @@ struct sites *workers_swap_sites(struct workers *workers, struct sites *sites);
 /* Returns once no worker can still use a pointer it read from the site
  * table before the call (e.g. an allow-list replaced at run time). */
 void workers_quiesce(struct workers *workers);
+/* sni.hold for the SNI worker, if there is one (a reload). */
+void workers_set_sni_hold(struct workers *workers, uint32_t hold_ms);
 void workers_get_stats(const struct workers *workers, struct workers_stats *out);
 /* The oldest time (CLOCK_MONOTONIC, seconds) any worker last went round
  * its loop: a stuck worker shows here, for the watchdog. */

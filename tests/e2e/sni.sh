@@ -12,7 +12,8 @@
 #   toggles take effect on the next connection
 #   the rules watchdog puts back flushed or deleted SNI rules
 #   reloads: names moved, unknown_name changed, a shared endpoint added and
-#   removed, sharing ended and resumed; sni.hold refused; a daemon started
+#   removed, sharing ended and resumed, sni.hold changed; sni.max_pending
+#   refused; a daemon started
 #   with nothing shared refuses a reload that shares an address
 # and nginx never logged a request for blog or wiki.
 # shellcheck source=lib.sh
@@ -114,7 +115,7 @@ sni_figure() { ctl stats | sed -n "s/^sni .* $1 \([0-9][0-9]*\).*/\1/p"; }
 # sni_packets: the SNI queue's packets so far (gatekeeperctl stats).
 sni_packets() { ctl stats | sed -n 's/^sni  *\([0-9][0-9]*\).*/\1/p'; }
 
-# sni_config [UNKNOWN_NAME [HOLD]]: the three sites; each on SHOP4 and SHOP6
+# sni_config [UNKNOWN_NAME [HOLD [MAX_PENDING]]]: the three sites; each on SHOP4 and SHOP6
 # with server_names NAME.example unless SNI_ADDRS[NAME] / SNI_NAMES[NAME]
 # say otherwise (the reload checks).
 declare -A SNI_ADDRS=() SNI_NAMES=()
@@ -130,7 +131,7 @@ sni_config() {
 			"$n" "${SNI_ADDRS[$n]:-$SHOP4, \"$SHOP6\"}" "$st" "${SNI_NAMES[$n]:-$n.example}"
 	done)
 	write_config "$TMP/gatekeeper.yaml" "$HOOK" \
-		"sni: {unknown_name: ${1:-reject}, hold: ${2:-1s}, max_pending: $MAX_PENDING}" "" "$sites"
+		"sni: {unknown_name: ${1:-reject}, hold: ${2:-1s}, max_pending: ${3:-$MAX_PENDING}}" "" "$sites"
 }
 
 nft_backend() { in_ns "$NS_GW" nft list table inet gatekeeper >/dev/null 2>&1; }
@@ -259,11 +260,25 @@ reload_checks() {
 	check "... $SHOP6 wiki.example refused" refused "$SHOP6" wiki.example
 	check "the watchdog found nothing to repair after the reloads" quiet_since "$removed"
 
-	# (c) sni.hold: refused, the running config stays
-	sni_config reject 2s
-	check "reload changing sni.hold: refused, says a restart is needed" \
+	# (c) sni.hold: flows held from the reload on get the new one
+	local before hold_pid
+	sni_config reject 3s
+	check "reload: sni.hold 1s -> 3s" reload_ok
+	before=$(sni_figure timeout)
+	half_hellos "$SHOP4" 1 6 >"$TMP/hold.log" 2>&1 &
+	hold_pid=$!
+	wait_for grep -q holding "$TMP/hold.log" || die "no half hello: $(cat "$TMP/hold.log")"
+	sleep 1.8
+	check "... a half-sent hello still held after 1.8 s (the old hold: 1 s)" \
+		eval "echo timeout \$(sni_figure timeout), before $before; (( \$(sni_figure timeout) == $before ))"
+	check "... and ended by the new hold" wait_for eval "(( \$(sni_figure timeout) > $before ))"
+	wait "$hold_pid"
+
+	# (c) sni.max_pending: refused, the running config stays
+	sni_config reject 3s 30
+	check "reload changing sni.max_pending: refused, says a restart is needed" \
 		eval "! ctl reload >$TMP/reload.out 2>&1 && cat $TMP/reload.out &&
-			grep -q \"changing 'sni.hold' needs a restart; the running config is kept\" $TMP/reload.out"
+			grep -q \"changing 'sni.max_pending' needs a restart; the running config is kept\" $TMP/reload.out"
 	check "... blog still served" http_says "$SHOP4" blog.example blog
 	check "... shop still refused" refused "$SHOP4" shop.example
 	sni_config

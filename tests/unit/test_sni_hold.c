@@ -158,6 +158,29 @@ static void test_timeout_and_full(void **state)
 	sni_hold_free(h);
 }
 
+/* A reload's sni.hold: flows held from then on get it, those held already
+ * keep their deadline. */
+static void test_hold_changed(void **state)
+{
+	struct sni_hold *h = sni_hold_new(4, 500);
+	struct sni_flow a = flow_n(1), b = flow_n(2);
+	struct hello hello;
+	struct sni_decision d;
+
+	(void)state;
+	openssl_hello("shop.example.com", 0, &hello);
+	sni_hold_segment(h, &a, 1, 777, hello.bytes, 10, 1, 0, 1000, &d);
+	sni_hold_set_hold_ms(h, 3000);
+	sni_hold_segment(h, &b, 1, 777, hello.bytes, 10, 2, 0, 1100, &d);
+	assert_false(sni_hold_expire(h, 1499, &d));
+	assert_true(sni_hold_expire(h, 1500, &d));
+	assert_int_equal(d.ids[0], 1);
+	assert_false(sni_hold_expire(h, 4099, &d));
+	assert_true(sni_hold_expire(h, 4100, &d));
+	assert_int_equal(d.ids[0], 2);
+	sni_hold_free(h);
+}
+
 /* Thousands of flows come and go in an order unlike their arrival: every
  * one still finds its own bytes (the table's deletions keep probes whole). */
 static void test_many_flows(void **state)
@@ -197,6 +220,7 @@ int main(void)
 		cmocka_unit_test(test_two_segments),
 		cmocka_unit_test(test_invalid),
 		cmocka_unit_test(test_timeout_and_full),
+		cmocka_unit_test(test_hold_changed),
 		cmocka_unit_test(test_many_flows),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
