@@ -228,23 +228,15 @@ static void entry_text(const struct state_entry *e, struct strbuf *text)
 		strbuf_printf(text, STATE_CUT " %s\n", e->name);
 }
 
-int state_save(const char *path, const struct state_set *set, char *err, size_t err_len)
+int state_write_file(const char *path, const char *data, size_t len, char *err, size_t err_len)
 {
-	struct strbuf text;
 	char dir[4096], *tmp = NULL;
-	const char *step = "";
+	const char *step = "prepare";
 	int fd = -1, dirfd = -1, rc = -1;
 
-	strbuf_init(&text, 0);
-	strbuf_printf(&text, "%s %d\n", STATE_MAGIC, STATE_VERSION);
-	strbuf_puts(&text, "# run-time overrides of gatekeeperd; written by the daemon, do not edit\n");
-	for (size_t i = 0; i < set->count; i++)
-		entry_text(&set->entries[i], &text);
-	if (strbuf_failed(&text) || dir_of(path, dir, sizeof(dir)) < 0 ||
-	    asprintf(&tmp, "%s.tmp.XXXXXX", path) < 0) {
+	if (dir_of(path, dir, sizeof(dir)) < 0 || asprintf(&tmp, "%s.tmp.XXXXXX", path) < 0) {
 		tmp = NULL;
 		errno = ENOMEM;
-		step = "prepare";
 		goto fail;
 	}
 	step = "create the directory";
@@ -255,7 +247,7 @@ int state_save(const char *path, const struct state_set *set, char *err, size_t 
 	if (fd < 0)
 		goto fail;
 	step = "write";
-	if (fchmod(fd, 0644) < 0 || write_all(fd, text.data, text.len) < 0)
+	if (fchmod(fd, 0644) < 0 || write_all(fd, data, len) < 0)
 		goto fail;
 	step = "fsync";
 	if (fsync(fd) < 0)
@@ -287,6 +279,25 @@ fail:
 	if (tmp) {
 		unlink(tmp);
 		free(tmp);
+	}
+	return rc;
+}
+
+int state_save(const char *path, const struct state_set *set, char *err, size_t err_len)
+{
+	struct strbuf text;
+	int rc;
+
+	strbuf_init(&text, 0);
+	strbuf_printf(&text, "%s %d\n", STATE_MAGIC, STATE_VERSION);
+	strbuf_puts(&text, "# run-time overrides of gatekeeperd; written by the daemon, do not edit\n");
+	for (size_t i = 0; i < set->count; i++)
+		entry_text(&set->entries[i], &text);
+	if (strbuf_failed(&text)) {
+		snprintf(err, err_len, "out of memory writing %s", path);
+		rc = -1;
+	} else {
+		rc = state_write_file(path, text.data, text.len, err, err_len);
 	}
 	strbuf_free(&text);
 	return rc;
