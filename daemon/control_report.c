@@ -18,14 +18,6 @@
 #include "rules_watch.h"
 #include "textsafe.h"
 
-/* Where SITE's state comes from: an override, its check, or the config. */
-static const char *source_word(const struct site *site)
-{
-	if (site_source(site) == SITE_SOURCE_RUNTIME)
-		return site_source_name(SITE_SOURCE_RUNTIME);
-	return site_config(site)->state_auto ? "check" : site_source_name(SITE_SOURCE_CONFIG);
-}
-
 static const char *config_state_word(const struct config_site *cs)
 {
 	return cs->state_auto ? "auto" : config_state_name(cs->state);
@@ -98,8 +90,8 @@ void control_status_text(const struct sites *sites, const struct health *health,
 		size_t first, n_targets;
 
 		strbuf_printf(b, "%s: %s, from %s", site_name(site), config_state_name(site_state(site)),
-			      source_word(site));
-		if (site_source(site) == SITE_SOURCE_RUNTIME)
+			      site_source_word(site));
+		if (site_source(site) != SITE_SOURCE_CONFIG)
 			strbuf_printf(b, " (config: %s, %s)", config_state_word(cs),
 				      config_action_name(cs->action));
 		strbuf_printf(b, "\n  action     %s\n  addresses ", config_action_name(site_action(site)));
@@ -187,7 +179,7 @@ void control_status_json(const struct sites *sites, const struct health *health,
 		strbuf_printf(b, ",\"state\":\"%s\",\"action\":\"%s\",\"source\":\"%s\","
 			      "\"config_state\":\"%s\",\"config_action\":\"%s\",\"addresses\":[",
 			      config_state_name(site_state(site)), config_action_name(site_action(site)),
-			      source_word(site), config_state_word(cs), config_action_name(cs->action));
+			      site_source_word(site), config_state_word(cs), config_action_name(cs->action));
 		for (size_t a = 0; a < cs->n_addresses; a++) {
 			strbuf_puts(b, a ? "," : "");
 			strbuf_json_string(b, config_addr_str(&cs->addresses[a], addr, sizeof(addr)));
@@ -239,7 +231,7 @@ static void gather(const struct control *ctl, struct figures *f)
 		f->total.dropped += c.dropped;
 		f->total.rejected += c.rejected;
 		f->offline += site_state(site) == SITE_OFFLINE;
-		f->runtime += site_source(site) == SITE_SOURCE_RUNTIME;
+		f->runtime += site_source(site) != SITE_SOURCE_CONFIG;
 	}
 	engine_get_stats(ctl->engine, &f->workers);
 }
