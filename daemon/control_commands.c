@@ -134,31 +134,12 @@ static const char *change_site(struct control *ctl, const struct control_peer *p
 		code = PROTOCOL_ERR_FAILED;
 		goto out;
 	}
-	/* the allow-list before the state: an ops SYN arriving in between
-	 * must not meet an offline site without its exceptions */
-	site_set_until(site, opts.until);
-	if (state == SITE_OFFLINE) {
-		engine_set_allow(ctl->engine, site, opts.allow);
-		opts.allow = NULL;
-	}
-	if (req->command == CONTROL_CMD_RESET) {
-		site_clear_override(site);
-		/* an auto site goes back to what its check says, not to online */
-		health_apply(engine_health(ctl->engine), sites);
-	} else
-		site_set_override(site, state, action);
-	if (req->command != CONTROL_CMD_RESET)
-		site_set_cut(site, state == SITE_OFFLINE && opts.cut);
-	if (state != SITE_OFFLINE)
-		engine_set_allow(ctl->engine, site, NULL);
-	/* before the reply: once it returns, what no daemon decides gets the
-	 * new state too (the workers had it at once) */
-	if (engine_guard_sync(ctl->engine) < 0)
+	if ((req->command == CONTROL_CMD_RESET
+		     ? maintenance_clear(ctl->engine, site)
+		     : maintenance_apply(ctl->engine, site, state, action, &opts,
+					 SITE_SOURCE_RUNTIME)) < 0)
 		strbuf_puts(b, "warning: the kernel guard was not updated (the daemon's log says why); "
 			       "the daemon's own verdicts have the new state, and it keeps retrying\n");
-	else if (site_cut(site))
-		/* the first probe round at once, with the cut rules in place */
-		engine_cut_round(ctl->engine);
 	log_info("site %s: %s (%s, from %s) by uid %u pid %d; was %s (%s, from %s)", req->site,
 		 config_state_name(site_state(site)), config_action_name(site_action(site)),
 		 site_source_name(site_source(site)), (unsigned)peer->uid, (int)peer->pid,

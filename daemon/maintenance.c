@@ -112,6 +112,48 @@ void maintenance_opts_free(struct maintenance_opts *opts)
 	opts->cut = false;
 }
 
+int maintenance_apply(struct engine *engine, struct site *site, enum site_state state,
+		      enum site_action action, struct maintenance_opts *opts, enum site_source source)
+{
+	/* the allow-list before the state: an ops SYN arriving in between
+	 * must not meet an offline site without its exceptions */
+	site_set_until(site, opts->until);
+	if (state == SITE_OFFLINE) {
+		engine_set_allow(engine, site, opts->allow);
+		opts->allow = NULL;
+	}
+	if (source == SITE_SOURCE_FLEET)
+		site_set_fleet_override(site, state, action);
+	else
+		site_set_override(site, state, action);
+	site_set_cut(site, state == SITE_OFFLINE && opts->cut);
+	if (state != SITE_OFFLINE)
+		engine_set_allow(engine, site, NULL);
+	return maintenance_sync(engine, site);
+}
+
+int maintenance_clear(struct engine *engine, struct site *site)
+{
+	site_set_until(site, 0);
+	site_clear_override(site); /* and its cut */
+	engine_set_allow(engine, site, NULL);
+	/* an auto site goes back to what its check says, not to online */
+	health_apply(engine_health(engine), engine_sites(engine));
+	return maintenance_sync(engine, site);
+}
+
+int maintenance_sync(struct engine *engine, struct site *site)
+{
+	/* once this returns, what no daemon decides gets the new state too
+	 * (the workers had it at once) */
+	if (engine_guard_sync(engine) < 0)
+		return -1;
+	if (site_cut(site))
+		/* the first probe round at once, with the cut rules in place */
+		engine_cut_round(engine);
+	return 0;
+}
+
 /* A scan of every site per round of the main loop: a few ns a site, and
  * it spares every path that sets a deadline from keeping an index. */
 int maintenance_timeout_ms(const struct sites *sites)
