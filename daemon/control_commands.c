@@ -45,6 +45,9 @@ struct command {
 
 /* ---- replies ---- */
 
+/* What a command returns for a reply that comes later (control_complete). */
+const char control_pending[] = "(pending)";
+
 void control_reply(struct strbuf *out, const char *code, const struct strbuf *body)
 {
 	if (strbuf_failed(body)) {
@@ -389,17 +392,18 @@ int control_parse_request(char *line, struct control_request *req, char *err, si
 	return 0;
 }
 
-void control_execute(struct control *ctl, const struct control_peer *peer, char *line,
-		     struct strbuf *out)
+bool control_execute(struct control *ctl, const struct control_peer *peer, char *line,
+		     struct strbuf *out, uint64_t ticket)
 {
 	const struct command *cmd;
 	struct control_request req;
 	struct strbuf body;
+	const char *code;
 	char err[256];
 
 	if (control_parse_request(line, &req, err, sizeof(err)) < 0) {
 		control_reply_error(out, PROTOCOL_ERR_USAGE, "%s", err);
-		return;
+		return false;
 	}
 	cmd = command_of(req.command);
 	if (cmd->changes_state && !peer->privileged) {
@@ -409,9 +413,13 @@ void control_execute(struct control *ctl, const struct control_peer *peer, char 
 				    "permission denied: '%s' changes state and needs root or a member "
 				    "of the control group (config control.group); uid %u may only read",
 				    cmd->name, (unsigned)peer->uid);
-		return;
+		return false;
 	}
 	strbuf_init(&body, PROTOCOL_MAX_BODY);
-	control_reply(out, cmd->run(ctl, peer, cmd, &req, &body), &body);
+	ctl->executing = ticket;
+	code = cmd->run(ctl, peer, cmd, &req, &body);
+	if (code != control_pending)
+		control_reply(out, code, &body);
 	strbuf_free(&body);
+	return code == control_pending;
 }
