@@ -106,6 +106,7 @@ enum control_command {
 	CONTROL_CMD_RESET,
 	CONTROL_CMD_RELOAD,
 	CONTROL_CMD_METRICS,
+	CONTROL_CMD_FLEET_INIT,
 };
 
 #define CONTROL_MAX_OPTIONS 3
@@ -120,6 +121,9 @@ struct control_request {
 	 * checked by control_parse_request; pointing into the line */
 	const char *options[CONTROL_MAX_OPTIONS];
 	size_t n_options;
+	/* with a fleet: this box only (a local pin); answer once every live
+	 * box applied it */
+	bool local, wait;
 };
 
 /* Parses one request line (no newline, NUL-terminated; split in place).

@@ -50,10 +50,14 @@ struct metrics_server;
 struct sites;
 
 /* The bodies of status and stats (control_report.c), text or JSON. */
+struct fleet;
+/* FLEET NULL: no fleet section. */
 void control_status_text(const struct sites *sites, const struct health *health,
-			 const struct metrics_server *metrics, struct strbuf *b);
+			 const struct metrics_server *metrics, const struct fleet *fleet,
+			 struct strbuf *b);
 void control_status_json(const struct sites *sites, const struct health *health,
-			 const struct metrics_server *metrics, struct strbuf *b);
+			 const struct metrics_server *metrics, const struct fleet *fleet,
+			 struct strbuf *b);
 void control_stats_text(const struct control *ctl, struct strbuf *b);
 void control_stats_json(const struct control *ctl, struct strbuf *b);
 

@@ -12,6 +12,7 @@
 #include "engine.h"
 #include "gk_version.h"
 #include "health.h"
+#include "fleet.h"
 #include "maintenance.h"
 #include "metrics_server.h"
 #include "queue.h"
@@ -75,7 +76,8 @@ static void check_text(const struct health *h, size_t first, size_t n, struct st
 }
 
 void control_status_text(const struct sites *sites, const struct health *health,
-			 const struct metrics_server *metrics, struct strbuf *b)
+			 const struct metrics_server *metrics, const struct fleet *fleet,
+			 struct strbuf *b)
 {
 	int64_t now_s = clock_wall_ms() / 1000;
 	size_t cursor = 0;
@@ -110,6 +112,8 @@ void control_status_text(const struct sites *sites, const struct health *health,
 		strbuf_printf(b, "\n  counters   accepted %" PRIu64 " dropped %" PRIu64 " rejected %" PRIu64
 			      " allowed %" PRIu64 "\n", c.accepted, c.dropped, c.rejected, c.allowed);
 		maintenance_status_text(site, now_s, b);
+		if (fleet)
+			fleet_site_text(fleet, site, b);
 		n_targets = site_targets(health, &cursor, site_name(site), &first);
 		if (n_targets)
 			check_text(health, first, n_targets, b);
@@ -117,6 +121,8 @@ void control_status_text(const struct sites *sites, const struct health *health,
 	if (sites_count(sites) == 0)
 		strbuf_puts(b, "no sites configured\n");
 	metrics_server_status_text(metrics, b);
+	if (fleet)
+		fleet_status_text(fleet, b);
 }
 
 static void check_json(const struct health *h, size_t first, size_t n, struct strbuf *b)
@@ -160,7 +166,8 @@ static void check_json(const struct health *h, size_t first, size_t n, struct st
 }
 
 void control_status_json(const struct sites *sites, const struct health *health,
-			 const struct metrics_server *metrics, struct strbuf *b)
+			 const struct metrics_server *metrics, const struct fleet *fleet,
+			 struct strbuf *b)
 {
 	int64_t now_s = clock_wall_ms() / 1000;
 	size_t cursor = 0;
@@ -198,6 +205,8 @@ void control_status_json(const struct sites *sites, const struct health *health,
 			      ",\"rejected\":%" PRIu64 ",\"allowed\":%" PRIu64 "}", c.accepted,
 			      c.dropped, c.rejected, c.allowed);
 		maintenance_status_json(site, now_s, b);
+		if (fleet)
+			fleet_site_json(fleet, site, b);
 		n_targets = site_targets(health, &cursor, site_name(site), &first);
 		if (n_targets)
 			check_json(health, first, n_targets, b);
@@ -205,6 +214,8 @@ void control_status_json(const struct sites *sites, const struct health *health,
 	}
 	strbuf_puts(b, "]");
 	metrics_server_status_json(metrics, b);
+	if (fleet)
+		fleet_status_json(fleet, b);
 	strbuf_puts(b, "}\n");
 }
 

@@ -11,8 +11,6 @@
 
 #define MAX_DEPTH 8
 #define CACHE_FORMAT "gatekeeper-fleet-cache 1"
-/* A cache of 100k sites at ~200 bytes each stays below it. */
-#define CACHE_MAX (64u * 1024u * 1024u)
 
 enum fleet_key_kind fleet_key_parse(const char *p, const char *key, size_t key_len,
 				    char name[PROTOCOL_SITE_NAME_MAX + 1])
@@ -374,8 +372,8 @@ int fleet_cache_decode(const char *text, size_t len, struct fleet_cache *out, ch
 	int rc = -1;
 
 	memset(out, 0, sizeof(*out));
-	if (len > CACHE_MAX || !(o = parse(text, len, CACHE_MAX))) {
-		snprintf(why, why_len, "not a JSON object of at most %u bytes", CACHE_MAX);
+	if (len > FLEET_CACHE_MAX || !(o = parse(text, len, FLEET_CACHE_MAX))) {
+		snprintf(why, why_len, "not a JSON object of at most %u bytes", FLEET_CACHE_MAX);
 		return -1;
 	}
 	format = get_string(o, "format");

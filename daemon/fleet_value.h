@@ -18,7 +18,7 @@
 /* A value larger than this is not one of ours (an allow-list of 64 IPv6
  * networks is ~4 KiB). */
 #define FLEET_VALUE_MAX (16u * 1024u)
-#define FLEET_BY_MAX 64
+#define FLEET_BY_MAX 160
 
 /* P site/NAME: one site's override, set by an operator on some box. */
 struct fleet_value {
@@ -73,6 +73,8 @@ int fleet_value_copy(struct fleet_value *to, const struct fleet_value *from);
 /* The local cache (state_file + ".fleet"): the schema id and revision the
  * fleet's overrides are from, so a box starts with them while etcd is
  * away. */
+/* A cache of 100k sites at ~200 bytes each stays below it. */
+#define FLEET_CACHE_MAX (64u * 1024u * 1024u)
 struct fleet_cache_entry {
 	char name[PROTOCOL_SITE_NAME_MAX + 1];
 	struct fleet_value value;

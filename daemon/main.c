@@ -14,6 +14,7 @@
 #include "config.h"
 #include "control.h"
 #include "engine.h"
+#include "fleet.h"
 #include "guard.h"
 #include "gk_version.h"
 #include "health.h"
@@ -195,6 +196,7 @@ struct daemon_loop {
 	struct engine *engine;
 	struct control *control;
 	struct metrics_server *metrics;
+	struct fleet *fleet; /* NULL without a fleet section */
 	int sigfd;
 	uint64_t watchdog_usec;
 	int rules_watch_ms;
@@ -287,6 +289,25 @@ static void metrics_source_dispatch(void *owner, bool ready)
 	metrics_server_dispatch(((struct daemon_loop *)owner)->metrics);
 }
 
+/* The fleet's etcd client; before the engine's source, so a state the
+ * fleet applied reaches the guard in the same round. */
+static int fleet_source_fd(void *owner)
+{
+	struct fleet *fleet = ((struct daemon_loop *)owner)->fleet;
+	return fleet ? fleet_fd(fleet) : -1;
+}
+static int fleet_source_timeout(void *owner)
+{
+	struct fleet *fleet = ((struct daemon_loop *)owner)->fleet;
+	return fleet ? fleet_timeout_ms(fleet) : -1;
+}
+static void fleet_source_dispatch(void *owner, bool ready)
+{
+	struct fleet *fleet = ((struct daemon_loop *)owner)->fleet;
+	if (fleet)
+		fleet_dispatch(fleet);
+}
+
 /* The systemd watchdog's ping, the rules watchdog (an admin's flush or
  * firewall reload: put our rules back) and systemd's STATUS= line. */
 static int housekeeping_timeout(void *owner)
@@ -311,16 +332,17 @@ static void housekeeping_dispatch(void *owner, bool ready)
 /* Serves signals, the control socket, the health checks and the metrics
  * listener until SIGTERM or SIGINT. */
 static int serve(struct engine *engine, struct control *control, struct metrics_server *metrics,
-		 int sigfd)
+		 struct fleet *fleet, int sigfd)
 {
 	struct daemon_loop d = {
-		.engine = engine, .control = control, .metrics = metrics, .sigfd = sigfd,
+		.engine = engine, .control = control, .metrics = metrics, .fleet = fleet, .sigfd = sigfd,
 		.watchdog_usec = notify_watchdog_usec(), .rules_watch_ms = RULES_WATCH_INTERVAL_MS,
 	};
 	const struct loop_source sources[] = {
 		{"control", control_source_fd, control_source_timeout, control_source_dispatch, &d},
 		{"health", health_source_fd, health_source_timeout, health_source_dispatch, &d},
 		{"maintenance", NULL, maintenance_source_timeout, maintenance_source_dispatch, &d},
+		{"fleet", fleet_source_fd, fleet_source_timeout, fleet_source_dispatch, &d},
 		{"engine", NULL, engine_source_timeout, engine_source_dispatch, &d},
 		{"metrics", metrics_source_fd, metrics_source_timeout, metrics_source_dispatch, &d},
 		{"housekeeping", NULL, housekeeping_timeout, housekeeping_dispatch, &d},
@@ -332,6 +354,12 @@ static int serve(struct engine *engine, struct control *control, struct metrics_
 		if (loop_add(&d.loop, &sources[i]) < 0)
 			return -1;
 	return loop_run(&d.loop);
+}
+
+static void reply_from_fleet(void *arg, uint64_t ticket, const char *code,
+			     const struct strbuf *body)
+{
+	control_complete(arg, ticket, code, body);
 }
 
 /* Blocked before any thread starts, so only the signalfd sees them. */
@@ -387,6 +415,7 @@ int main(int argc, char **argv)
 	struct engine *engine = NULL;
 	struct control *control = NULL;
 	struct metrics_server *metrics = NULL;
+	struct fleet *fleet = NULL;
 	enum rules_backend backend;
 	char status[256];
 	int sigfd = -1, rc = 1;
@@ -439,6 +468,14 @@ int main(int argc, char **argv)
 	if (metrics_server_open(engine, &metrics) < 0)
 		goto out;
 	engine_set_metrics(engine, metrics);
+	/* the fleet's cache is applied now, before any SYN is decided; etcd
+	 * is dialled from the loop, start-up never waits for it */
+	if (engine_config(engine)->fleet.enabled) {
+		fleet = fleet_open(engine, reply_from_fleet, control);
+		if (!fleet)
+			goto out;
+		engine_set_fleet(engine, fleet);
+	}
 	/* 3. leave root BEFORE any thread starts: capabilities are per thread
 	 *    and a thread inherits its creator's (workers_run) */
 	if (drop_privileges(&opts, engine) < 0)
@@ -458,13 +495,16 @@ int main(int argc, char **argv)
 		 engine_config(engine)->queue.num + engine_config(engine)->queue.count - 1);
 	notify_ready(status);
 
-	if (serve(engine, control, metrics, sigfd) == 0)
+	if (serve(engine, control, metrics, fleet, sigfd) == 0)
 		rc = 0;
 	notify_stopping();
 	engine_log_counters(engine);
 out:
-	if (engine)
+	if (engine) {
 		engine_set_metrics(engine, NULL);
+		engine_set_fleet(engine, NULL);
+	}
+	fleet_close(fleet);
 	metrics_server_close(metrics);
 	control_close(control);
 	engine_close(engine);

@@ -7,6 +7,7 @@
 
 #include "clock.h"
 #include "engine.h"
+#include "fleet.h"
 #include "health.h"
 #include "log.h"
 #include "state.h"
@@ -203,6 +204,9 @@ void maintenance_expire(struct engine *engine)
 		if (!until || until > now_s)
 			continue;
 		end_override(engine, site);
+		/* a local pin that ended: the fleet's override, if any, is back */
+		if (engine_fleet(engine))
+			fleet_reapply(engine_fleet(engine), site);
 		ended++;
 	}
 	if (!ended)

@@ -16,6 +16,7 @@
 
 #include "clock.h"
 #include "engine.h"
+#include "fleet.h"
 #include "gk_version.h"
 #include "health.h"
 #include "metrics_server.h"
@@ -298,6 +299,8 @@ void metrics_render(const struct engine *engine, struct strbuf *b)
 	engine_get_stats(engine, &w);
 	render_workers(&w, b);
 	render_guard(engine, b);
+	if (engine_fleet(engine))
+		fleet_metrics(engine_fleet(engine), b);
 	rules_watch_get_counts(&rw);
 	counter(b, "gatekeeper_rules_reinstalled_total",
 		"Times the daemon found its rules removed or damaged behind its back and "

@@ -466,40 +466,38 @@ int state_parse(const char *buf, size_t len, struct state_set *out, size_t *bad_
 	return 0;
 }
 
-int state_load(const char *path, struct state_set *out, size_t *bad_lines, char *err,
-	       size_t err_len)
+char *state_read_file(const char *path, size_t max, size_t *len_out, char *err, size_t err_len)
 {
 	struct stat st;
 	char *buf = NULL;
 	size_t len = 0;
-	int fd, rc = -1;
+	int fd;
 
-	state_set_free(out);
-	*bad_lines = 0;
+	*len_out = 0;
 	err[0] = '\0';
 	/* O_NONBLOCK: a FIFO planted at the path must not hang start-up in
 	 * open() (it is refused as not a regular file just below); O_NOFOLLOW:
 	 * the daemon writes only regular files there, a symlink is not ours */
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0 && errno == ENOENT)
-		return 0;
+		return NULL;
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		snprintf(err, err_len, "cannot read: %s", strerror(errno));
-		goto out;
+		goto fail;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		snprintf(err, err_len, "not a regular file");
-		goto out;
+		goto fail;
 	}
-	if ((uint64_t)st.st_size > STATE_MAX_FILE_SIZE) {
-		snprintf(err, err_len, "larger than %u bytes", STATE_MAX_FILE_SIZE);
-		goto out;
+	if ((uint64_t)st.st_size > max) {
+		snprintf(err, err_len, "larger than %zu bytes", max);
+		goto fail;
 	}
 	/* one byte more than the size: a file that grew meanwhile is noticed */
 	buf = malloc((size_t)st.st_size + 1);
 	if (!buf) {
 		snprintf(err, err_len, "out of memory");
-		goto out;
+		goto fail;
 	}
 	while (len <= (size_t)st.st_size) {
 		ssize_t n = read(fd, buf + len, (size_t)st.st_size + 1 - len);
@@ -507,16 +505,35 @@ int state_load(const char *path, struct state_set *out, size_t *bad_lines, char 
 			continue;
 		if (n < 0) {
 			snprintf(err, err_len, "cannot read: %s", strerror(errno));
-			goto out;
+			goto fail;
 		}
 		if (n == 0)
 			break;
 		len += (size_t)n;
 	}
-	rc = state_parse(buf, len, out, bad_lines, err, err_len);
-out:
+	close(fd);
+	*len_out = len;
+	return buf;
+fail:
 	if (fd >= 0)
 		close(fd);
+	free(buf);
+	return NULL;
+}
+
+int state_load(const char *path, struct state_set *out, size_t *bad_lines, char *err,
+	       size_t err_len)
+{
+	size_t len;
+	char *buf;
+	int rc;
+
+	state_set_free(out);
+	*bad_lines = 0;
+	buf = state_read_file(path, STATE_MAX_FILE_SIZE, &len, err, err_len);
+	if (!buf)
+		return err[0] ? -1 : 0; /* a missing file is an empty set */
+	rc = state_parse(buf, len, out, bad_lines, err, err_len);
 	free(buf);
 	return rc;
 }
