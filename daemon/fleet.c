@@ -25,6 +25,7 @@
 #include "state.h"
 
 #define RETRY_MIN_MS 250
+#define LOST_WARN_INTERVAL_MS 60000
 
 static void lost(struct fleet *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void connect_start(struct fleet *f);
@@ -514,9 +515,15 @@ static void lost(struct fleet *f, const char *fmt, ...)
 	}
 	if (f->phase == FLEET_DOWN)
 		return; /* already handled: a callback of the abandon below */
-	log_warn("fleet: %s (endpoint %s); stale since %s, trying the next endpoint",
-		 f->last_error, etcd_client_endpoint(f->client),
-		 state_time_text(f->stale_since, (char[32]){0}, 32));
+	/* while no endpoint answers, once a minute is enough in the log */
+	if (f->phase == FLEET_UP || clock_now_ms() >= f->next_warn_ms) {
+		log_warn("fleet: %s (endpoint %s); stale since %s, trying the next endpoint",
+			 f->last_error, etcd_client_endpoint(f->client),
+			 state_time_text(f->stale_since, (char[32]){0}, 32));
+		f->next_warn_ms = clock_now_ms() + LOST_WARN_INTERVAL_MS;
+	} else {
+		log_debug("fleet: %s (endpoint %s)", f->last_error, etcd_client_endpoint(f->client));
+	}
 	f->phase = FLEET_DOWN;
 	f->watch = 0;
 	f->request = 0;

@@ -73,6 +73,7 @@ struct fleet {
 	int64_t stale_since;  /* Unix time; 0: up to date */
 	uint64_t stale_since_ms;
 	char last_error[320];
+	uint64_t next_warn_ms;
 
 	struct fleet_cache cache; /* the fleet's overrides, by site name */
 	size_t cache_cap;
