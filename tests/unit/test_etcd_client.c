@@ -487,6 +487,11 @@ static void test_watch(void **state)
 	etcd_client_close(c);
 }
 
+static size_t discard(char *data, size_t size, size_t n, void *arg)
+{
+	return size * n;
+}
+
 /* Compacts member 0 at REVISION, by hand (the client has no call for it). */
 static void compact(int64_t revision)
 {
@@ -498,8 +503,7 @@ static void compact(int64_t revision)
 	snprintf(body, sizeof(body), "{\"revision\":\"%lld\",\"physical\":true}", (long long)revision);
 	curl_easy_setopt(e, CURLOPT_URL, url);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, fwrite);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, stderr);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
 	curl_easy_setopt(e, CURLOPT_PROXY, "");
 	assert_int_equal(curl_easy_perform(e), CURLE_OK);
 	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
@@ -525,6 +529,26 @@ static void test_watch_compacted(void **state)
 	assert_int_equal(w.end.kind, ETCD_RESULT_WATCH_CANCELED);
 	assert_int_equal(w.end.calls, 1);
 	assert_false(etcd_client_watching(c));
+	etcd_client_close(c);
+}
+
+/* Something at the endpoint's address that is not the v3 gateway: a
+ * path etcd does not serve answers 404. */
+static void test_http_error(void **state)
+{
+	char url[160];
+	const char *u = url;
+	struct etcd_client *c;
+	struct outcome o = { 0 };
+
+	(void)state;
+	snprintf(url, sizeof(url), "%s/no/such/prefix/", members[0].url);
+	c = client_for(&u, 1);
+	assert_true(etcd_client_range(c, S("/"), true, record, &o) > 0);
+	wait_done(c, &o);
+	assert_int_equal(o.http_status, 404);
+	assert_true(o.kind == ETCD_RESULT_HTTP_ERROR || o.kind == ETCD_RESULT_ETCD_ERROR);
+	print_message("a wrong path: %s (%s)\n", etcd_result_kind_name(o.kind), o.detail);
 	etcd_client_close(c);
 }
 
@@ -712,6 +736,7 @@ int main(void)
 		cmocka_unit_test(test_cancel),
 		cmocka_unit_test(test_watch),
 		cmocka_unit_test(test_watch_compacted),
+		cmocka_unit_test(test_http_error),
 		cmocka_unit_test(test_next_endpoint),
 		cmocka_unit_test(test_tls),
 		cmocka_unit_test(test_stopped_member_times_out),
