@@ -587,6 +587,27 @@ static void test_next_endpoint(void **state)
 	etcd_client_close(c);
 }
 
+/* etcd's SIGTERM ends the stream cleanly (FLEET-NOTES.md). */
+static void test_terminated_member_ends_watch(void **state)
+{
+	struct etcd_client *c = client_on(1);
+	struct watcher w = { 0 };
+	bool flag = false;
+
+	(void)state;
+	assert_true(etcd_client_watch(c, S("/k/"), true, 0, watch_msg, watch_end, &w) > 0);
+	while (!w.created && !w.ended)
+		run_until(c, &flag, 50);
+	assert_int_equal(w.created, 1);
+	member_signal(1, SIGTERM);
+	if (!run_until(c, &w.ended, 5000))
+		fail_msg("the watch did not end within 5 s of SIGTERM");
+	print_message("SIGTERM: %s (%s)\n", etcd_result_kind_name(w.end.kind), w.end.detail);
+	assert_int_equal(w.end.kind, ETCD_RESULT_OK);
+	assert_false(etcd_client_watching(c));
+	etcd_client_close(c);
+}
+
 static void test_stopped_member_times_out(void **state)
 {
 	struct etcd_client *c = client_on(0);
@@ -739,6 +760,7 @@ int main(void)
 		cmocka_unit_test(test_http_error),
 		cmocka_unit_test(test_next_endpoint),
 		cmocka_unit_test(test_tls),
+		cmocka_unit_test(test_terminated_member_ends_watch),
 		cmocka_unit_test(test_stopped_member_times_out),
 		cmocka_unit_test(test_killed_member_ends_watch),
 	};
