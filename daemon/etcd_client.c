@@ -143,7 +143,10 @@ static size_t write_cb(char *data, size_t size, size_t n, void *userp)
 		const char *last = memrchr(data, '\n', len);
 
 		t->line_len = last ? len - (size_t)(last + 1 - data) : t->line_len + len;
-		if (t->line_len > ETCD_CLIENT_MAX_WATCH_LINE) {
+		/* complete lines wait for the next dispatch (or, in an HTTP
+		 * error's body, for the end): bound those too */
+		if (t->line_len > ETCD_CLIENT_MAX_WATCH_LINE ||
+		    t->body.len + len > 2 * (size_t)ETCD_CLIENT_MAX_WATCH_LINE) {
 			t->too_big = true;
 			return 0;
 		}

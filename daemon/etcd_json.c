@@ -350,11 +350,18 @@ int etcd_json_parse_reply(enum etcd_op op, const char *text, size_t len, struct 
 	case -1:
 		goto done;
 	}
-	if (unwrap_result(root, &obj) == 0 && parse_error(obj, err) == 1) {
-		rc = 0;
+	if (unwrap_result(root, &obj) < 0)
 		goto done;
+	/* a stream (keepalive) may put its error inside "result" */
+	if (obj != root) {
+		int e = parse_error(obj, err);
+
+		if (e != 0) {
+			rc = e > 0 ? 0 : -1;
+			goto done;
+		}
 	}
-	if (unwrap_result(root, &obj) == 0 && parse_reply_fields(op, obj, out) == 0)
+	if (parse_reply_fields(op, obj, out) == 0)
 		rc = 0;
 done:
 	if (rc < 0) {

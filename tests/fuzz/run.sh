@@ -17,7 +17,7 @@ cd "$(dirname "$0")/../.."
 seconds=${1:-60}
 builddir=${FUZZ_BUILDDIR:-build-fuzz}
 jobs=${FUZZ_JOBS:-$(nproc)}
-targets=(packet clienthello config control control_session state textsafe checker_proto sni_hold)
+targets=(packet clienthello config control control_session state textsafe checker_proto sni_hold etcd_json)
 # Per target: its dictionary, and options beyond the common ones (a
 # session must be able to send more than one 4 KiB request line).
 declare -A dicts=([config]=config.dict [control]=control.dict
