@@ -40,6 +40,7 @@
 #                                  black-holed on the bridge) / undo it;
 #                                  its client port stays reachable
 #   etcd_leader                    prints the number of the leader member
+#   etcd_status_json N...          etcdctl endpoint status -w json of N...
 #   etcd_compact                   compacts at the current revision
 #                                  (--physical); prints that revision
 #   etcd_revision                  prints the current revision
@@ -204,6 +205,7 @@ box_tls_servers() {
 	[[ -f $TMP/cert.pem ]] || make_cert
 	for port in "$SITE_PORT" "$BOX_BLOG_PORT"; do
 		log="$(box_dir "$name")/tls_server.$port.log"
+		: >"$log" # exists before the first grep below
 		ip netns exec "$(box_ns "$name")" "$TLS_SERVER" "$port" "$TMP/cert.pem" "$TMP/key.pem" >"$log" 2>&1 &
 		pid=$!
 		TLS_SERVER_PID["$name:$port"]=$pid
@@ -286,6 +288,7 @@ etcd_start() {
 		--logger=zap --log-outputs=stderr \
 		>>"$TMP/etcd-$n/etcd.log" 2>&1 &
 	ETCD_PID[$n]=$!
+	disown "${ETCD_PID[$n]}" # no "Killed" job notice on etcd_kill
 }
 
 # etcdctl_member N ARGS...: etcdctl against member N only.
@@ -317,10 +320,22 @@ for k in sys.argv[1].split("."):
 print(v if isinstance(v, str) else json.dumps(v))' "$1"
 }
 
+# etcd_status_json N...: `endpoint status -w json` of members N, one list.
+etcd_status_json() {
+	local n eps=()
+	for n in "$@"; do
+		eps+=("https://${ETCD_ADDR[$n]}:$ETCD_CLIENT_PORT")
+	done
+	local IFS=,
+	in_ns "$NS_CLIENT" etcdctl --endpoints="${eps[*]}" --cacert="$PKI/ca.pem" \
+		--cert="$PKI/admin.pem" --key="$PKI/admin.key" --dial-timeout=1s \
+		--command-timeout=2s endpoint status -w json
+}
+
 # etcd_members_agree N...: members N are healthy (a linearizable read each)
 # and name the same leader. Prints what it saw.
 etcd_members_agree() {
-	local n eps=() leaders=() st leader
+	local n eps=()
 	for n in "$@"; do
 		eps+=("https://${ETCD_ADDR[$n]}:$ETCD_CLIENT_PORT")
 	done
@@ -328,13 +343,11 @@ etcd_members_agree() {
 	in_ns "$NS_CLIENT" etcdctl --endpoints="${eps[*]}" --cacert="$PKI/ca.pem" \
 		--cert="$PKI/admin.pem" --key="$PKI/admin.key" --dial-timeout=1s \
 		--command-timeout=2s endpoint health || return 1
-	for n in "$@"; do
-		st=$(etcdctl_member "$n" endpoint status -w json) || return 1
-		leader=$(json_field 0.Status.leader <<<"$st") || return 1
-		leaders+=("$leader")
-	done
-	echo "leaders seen: ${leaders[*]}"
-	[[ ${leaders[0]} != 0 && $(printf '%s\n' "${leaders[@]}" | sort -u | wc -l) == 1 ]]
+	etcd_status_json "$@" | python3 -c 'import json, sys
+st = json.load(sys.stdin)
+leaders = {s["Status"]["leader"] for s in st}
+print("leaders seen:", " ".join("%x" % l for l in leaders), "from", len(st), "members")
+sys.exit(0 if len(st) == int(sys.argv[1]) and len(leaders) == 1 and 0 not in leaders else 1)' "$#"
 }
 
 # etcd_cluster_up [N...]: waits until members N (default: the running
@@ -348,14 +361,17 @@ etcd_cluster_up() {
 	fi
 }
 
-# etcd_leader: the number of the member that leads (as member 1..3 sees it).
+# etcd_leader: the number of the member that leads, by what the members
+# that answer say.
 etcd_leader() {
-	local n st id leader
+	local addr n
+	addr=$(etcd_status_json "${ETCD_MEMBERS[@]}" 2>/dev/null | python3 -c 'import json, sys
+for s in json.load(sys.stdin):
+    if s["Status"]["header"]["member_id"] == s["Status"]["leader"]:
+        print(s["Endpoint"].split("//")[1].split(":")[0])
+        break')
 	for n in "${ETCD_MEMBERS[@]}"; do
-		st=$(etcdctl_member "$n" endpoint status -w json 2>/dev/null) || continue
-		id=$(json_field 0.Status.header.member_id <<<"$st") || continue
-		leader=$(json_field 0.Status.leader <<<"$st") || continue
-		[[ $id == "$leader" ]] && { echo "$n"; return 0; }
+		[[ ${ETCD_ADDR[$n]} == "$addr" ]] && { echo "$n"; return 0; }
 	done
 	return 1
 }
@@ -493,6 +509,7 @@ box_start() {
 	[[ -n ${BOX_CONFIG[$name]:-} ]] || box_config "$name"
 	BOX_STARTS[$name]=$((${BOX_STARTS[$name]:-0} + 1))
 	DAEMON_LOG="$(box_dir "$name")/daemon.${BOX_STARTS[$name]}.log"
+	: >"$DAEMON_LOG" # before daemon_ready's first look, not by the background job
 	ip netns exec "$(box_ns "$name")" "$GATEKEEPERD" -c "${BOX_CONFIG[$name]}" >"$DAEMON_LOG" 2>&1 &
 	DAEMON_PID=$!
 	BOX_PID[$name]=$DAEMON_PID
