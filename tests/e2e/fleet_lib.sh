@@ -81,7 +81,8 @@
 #
 # Environment, besides lib.sh's: GATEKEEPERCTL (box_ctl). FLEET_LEASE_TTL,
 # FLEET_REQUEST_TIMEOUT (the fleet: section), FLEET_PROBE_MS (box_verdict's
-# timeout, default 1000), ETCD_UP_TIMEOUT (default 20).
+# timeout, default 1000), ETCD_UP_TIMEOUT (default 20), FLEET_PYTHON (the
+# JSON parser's interpreter, default /usr/bin/python3).
 
 readonly FLEET_NAME=e2e
 readonly FLEET_PREFIX=/gatekeeper
@@ -103,6 +104,10 @@ FLEET_LEASE_TTL=${FLEET_LEASE_TTL:-3s}
 FLEET_REQUEST_TIMEOUT=${FLEET_REQUEST_TIMEOUT:-1s}
 FLEET_PROBE_MS=${FLEET_PROBE_MS:-1000}
 ETCD_UP_TIMEOUT=${ETCD_UP_TIMEOUT:-20}
+# Debian's python3 (tests/packages.txt) for JSON, by path: a pyenv shim
+# first in PATH costs over a second per call, and the helpers parse often.
+FLEET_PYTHON=${FLEET_PYTHON:-/usr/bin/python3}
+[[ -x $FLEET_PYTHON ]] || FLEET_PYTHON=python3
 
 etcd_ns() { echo "gk-$$-e$1"; }
 box_ns() { echo "gk-$$-b$1"; }
@@ -310,7 +315,7 @@ etcdctl_fleet() {
 # json_field FIELD: FIELD of the JSON object on stdin (nested: a.b.c;
 # a list index is a number), printed as text; 1 if absent.
 json_field() {
-	python3 -c 'import json, sys
+	"$FLEET_PYTHON" -c 'import json, sys
 v = json.load(sys.stdin)
 for k in sys.argv[1].split("."):
     try:
@@ -343,7 +348,7 @@ etcd_members_agree() {
 	in_ns "$NS_CLIENT" etcdctl --endpoints="${eps[*]}" --cacert="$PKI/ca.pem" \
 		--cert="$PKI/admin.pem" --key="$PKI/admin.key" --dial-timeout=1s \
 		--command-timeout=2s endpoint health || return 1
-	etcd_status_json "$@" | python3 -c 'import json, sys
+	etcd_status_json "$@" | "$FLEET_PYTHON" -c 'import json, sys
 st = json.load(sys.stdin)
 leaders = {s["Status"]["leader"] for s in st}
 print("leaders seen:", " ".join("%x" % l for l in leaders), "from", len(st), "members")
@@ -365,7 +370,7 @@ etcd_cluster_up() {
 # that answer say.
 etcd_leader() {
 	local addr n
-	addr=$(etcd_status_json "${ETCD_MEMBERS[@]}" 2>/dev/null | python3 -c 'import json, sys
+	addr=$(etcd_status_json "${ETCD_MEMBERS[@]}" 2>/dev/null | "$FLEET_PYTHON" -c 'import json, sys
 for s in json.load(sys.stdin):
     if s["Status"]["header"]["member_id"] == s["Status"]["leader"]:
         print(s["Endpoint"].split("//")[1].split(":")[0])
@@ -411,7 +416,7 @@ etcd_compact() {
 
 # etcd_key_json KEY: KEY's value as stored; 1 if there is no such key.
 etcd_key_json() {
-	etcdctl_fleet get "$1" -w json | python3 -c 'import base64, json, sys
+	etcdctl_fleet get "$1" -w json | "$FLEET_PYTHON" -c 'import base64, json, sys
 kvs = json.load(sys.stdin).get("kvs")
 if not kvs:
     sys.exit(1)
