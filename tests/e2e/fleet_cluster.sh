@@ -58,7 +58,7 @@ write_via() {
 	local n=$1 limit=$((${2:-1} * 1000)) start reply i
 	start=$(now_ms)
 	for ((i = 1; i <= 50; i++)); do
-		reply=$(ETCD_GW_MAX_TIME=1 etcd_gw A "$n" /v3/kv/put \
+		reply=$(ETCD_GW_MAX_TIME=0.5 etcd_gw A "$n" /v3/kv/put \
 			"{\"key\":\"$(b64 "$(fleet_key probe/write)")\",\"value\":\"$(b64 "$n")\"}" 2>&1)
 		if json_field header.revision <<<"$reply" >/dev/null 2>&1; then
 			echo "put via e$n committed after $(($(now_ms) - start)) ms, attempt $i: $reply"
@@ -71,13 +71,6 @@ write_via() {
 	return 1
 }
 
-key_is() { # KEY VALUE
-	local got
-	got=$(etcd_key_json "$1") || { echo "$1: no such key"; return 1; }
-	echo "$1 = $got"
-	[[ $got == "$2" ]]
-}
-
 # hasleader_fails_fast N: after etcd_isolate N, polls a hasleader put to
 # member N until it answers "no leader"; prints the time since the cut.
 HASLEADER_MS=""
@@ -86,7 +79,7 @@ hasleader_fails_fast() {
 	start=$(now_ms)
 	etcd_isolate "$n" || return 1
 	for ((i = 0; i < 100; i++)); do
-		reply=$(ETCD_GW_MAX_TIME=1 etcd_gw A "$n" /v3/kv/put \
+		reply=$(ETCD_GW_MAX_TIME=0.5 etcd_gw A "$n" /v3/kv/put \
 			"{\"key\":\"$(b64 "$(fleet_key probe/iso)")\",\"value\":\"$(b64 x)\"}" 2>&1)
 		ms=$(($(now_ms) - start))
 		if grep -q 'no leader' <<<"$reply"; then
@@ -133,7 +126,7 @@ compaction() {
 	first=$(gw_put "$key" v1) && gw_put "$key" v2 >/dev/null && gw_put "$key" v3 >/dev/null || return 1
 	rev=$(etcd_compact) || return 1
 	echo "compacted at revision $rev (first put at $first)"
-	compacted_read_refused "$first" && key_is "$key" v3
+	compacted_read_refused "$first" && etcd_key_is "$key" v3
 }
 
 box_unreachable_from_etcd() { # NAME
@@ -207,7 +200,7 @@ main() {
 	check "client -> box A:$BOX_BLOG_PORT: handshake" verdict_is A open "$BOX_BLOG_PORT"
 	check "gateway: box A puts via e1, box B reads it via e2" \
 		put_get A 1 B 2 "$(fleet_key probe/hello)" hello
-	check "etcdctl_fleet / etcd_key_json see it" key_is "$(fleet_key probe/hello)" hello
+	check "etcdctl_fleet / etcd_key_json see it" etcd_key_is "$(fleet_key probe/hello)" hello
 	check "a client certificate of another CA is refused" refused foreign 1
 	check "no client certificate is refused" refused nocert 2
 

@@ -48,6 +48,7 @@
 #                                  from the client namespace
 #   etcdctl_member N ARGS...       the same against member N only
 #   etcd_key_json KEY              prints KEY's value (1 if there is none)
+#   etcd_key_is KEY VALUE          KEY holds VALUE (for check / wait_for)
 #   etcd_gw ID N PATH BODY         one JSON-gateway POST to member N with
 #                                  Grpc-Metadata-hasleader: true; ID: A|B|C
 #                                  (from that box, its cert), admin, foreign
@@ -153,12 +154,13 @@ cleanup() {
 fleet_cert() {
 	local name=$1 cn=$2 ext=$3 ca=${4:-ca}
 	printf '%s\n' "$ext" >"$PKI/$name.ext"
-	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$cn" \
-		-keyout "$PKI/$name.key" -out "$PKI/$name.csr" >>"$PKI/openssl.log" 2>&1 &&
-		openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/$ca.pem" -CAkey "$PKI/$ca.key" \
+	if ! openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$cn" \
+		-keyout "$PKI/$name.key" -out "$PKI/$name.csr" >>"$PKI/openssl.log" 2>&1 ||
+		! openssl x509 -req -in "$PKI/$name.csr" -CA "$PKI/$ca.pem" -CAkey "$PKI/$ca.key" \
 			-set_serial "0x$(openssl rand -hex 8)" -days 2 -extfile "$PKI/$name.ext" \
-			-out "$PKI/$name.pem" >>"$PKI/openssl.log" 2>&1 ||
+			-out "$PKI/$name.pem" >>"$PKI/openssl.log" 2>&1; then
 		die "openssl: certificate $name: $(cat "$PKI/openssl.log")"
+	fi
 }
 
 # fleet_ca NAME: a self-signed CA NAME.pem/NAME.key.
@@ -421,6 +423,14 @@ kvs = json.load(sys.stdin).get("kvs")
 if not kvs:
     sys.exit(1)
 sys.stdout.write(base64.b64decode(kvs[0].get("value", "")).decode())'
+}
+
+# etcd_key_is KEY VALUE: KEY holds VALUE (prints what it holds).
+etcd_key_is() {
+	local got
+	got=$(etcd_key_json "$1") || { echo "$1: no such key"; return 1; }
+	echo "$1 = $got"
+	[[ $got == "$2" ]]
 }
 
 # fleet_key PATH: the key P/PATH, P being prefix/fleet name.
