@@ -129,6 +129,19 @@ compaction() {
 	compacted_read_refused "$first" && etcd_key_is "$key" v3
 }
 
+# fleet_keys: the FLEET-DESIGN.md key helpers, against etcd alone (a
+# box/NAME key as a box would write it, by hand).
+fleet_keys() {
+	fleet_schema_put 0123456789abcdef0123456789abcdef &&
+		etcd_key_json "$(fleet_key schema)" | json_field id | grep -x 0123456789abcdef0123456789abcdef &&
+		fleet_site_put shop offline reject &&
+		etcd_key_json "$(fleet_key site/shop)" | json_field action | grep -x reject &&
+		fleet_site_reset shop &&
+		! etcd_key_json "$(fleet_key site/shop)" &&
+		etcdctl_fleet put "$(fleet_key box/C)" '{"applied":"42","started":1,"pins":0}' &&
+		box_applied_at_least C 42 && ! box_applied_at_least C 43 && ! box_applied_at_least B 1
+}
+
 box_unreachable_from_etcd() { # NAME
 	local reply status
 	reply=$(ETCD_GW_MAX_TIME=1 etcd_gw "$1" 1 /v3/kv/range "{\"key\":\"$(b64 x)\"}" 2>&1)
@@ -187,10 +200,7 @@ main() {
 	e2e_begin
 	fleet_setup
 	log "topology and certificates ready after $(($(now_ms) - start)) ms"
-	for n in "${ETCD_MEMBERS[@]}"; do
-		etcd_start "$n"
-	done
-	check "3 members form a cluster over mTLS, one leader" etcd_cluster_up 1 2 3
+	check "3 members form a cluster over mTLS, one leader (fleet_up)" fleet_up
 	log "cluster up after $(($(now_ms) - start)) ms, leader e$(etcd_leader)"
 
 	for n in "${BOXES[@]}"; do
@@ -232,6 +242,7 @@ main() {
 	check "e$leader caught up" eval "etcdctl_member $leader get $(fleet_key probe/k) --print-value-only | grep -qx after-kill"
 
 	check "compaction at the current revision" compaction
+	check "fleet key helpers: schema, site toggle, reset, box applied" fleet_keys
 
 	box_link_down A
 	check "box_link_down A: the client sees A dark" verdict_is A dark

@@ -57,6 +57,14 @@
 #   json_field FIELD               FIELD of the JSON object on stdin
 #   fleet_key PATH                 the etcd key P/PATH (P = prefix/fleet name/)
 #   now_ms                         wall clock in ms
+# Fleet keys (FLEET-DESIGN.md), straight through etcdctl
+#   fleet_up                       etcd_start 1..3 + etcd_cluster_up, or die
+#   fleet_schema_put [ID]          writes P schema ({"version":1,"id":ID,..})
+#   fleet_site_put NAME STATE [ACTION]  writes P site/NAME (another
+#                                  operator's toggle, without a daemon)
+#   fleet_site_reset NAME          deletes P site/NAME
+#   fleet_box_applied NAME         prints P box/NAME's "applied" revision
+#   box_applied_at_least NAME REV  that revision >= REV (for wait_for)
 # Boxes (NAME is A, B or C)
 #   box_config NAME [FILE] [EXTRA] [SITES]  writes gatekeeperd's config for
 #                                  NAME (hook input, sites shop:443 and
@@ -315,10 +323,13 @@ etcdctl_fleet() {
 }
 
 # json_field FIELD: FIELD of the JSON object on stdin (nested: a.b.c;
-# a list index is a number), printed as text; 1 if absent.
+# a list index is a number), printed as text; 1 if absent or no JSON.
 json_field() {
 	"$FLEET_PYTHON" -c 'import json, sys
-v = json.load(sys.stdin)
+try:
+    v = json.load(sys.stdin)
+except ValueError:
+    sys.exit(1)
 for k in sys.argv[1].split("."):
     try:
         v = v[int(k)] if isinstance(v, list) else v[k]
@@ -453,6 +464,57 @@ etcd_gw() {
 	in_ns "$ns" curl -sS --max-time "${ETCD_GW_MAX_TIME:-2}" --cacert "$PKI/ca.pem" "${cred[@]}" \
 		-H 'Grpc-Metadata-hasleader: true' -X POST \
 		"https://${ETCD_ADDR[$n]}:$ETCD_CLIENT_PORT$path" -d "$body"
+}
+
+# ---------------------------------------------------------------- fleet keys
+# The keys of FLEET-DESIGN.md, written and read directly: a scenario can set
+# the fleet's state without a daemon's help (another operator's toggle, a
+# rebuilt etcd) and assert what the boxes wrote.
+
+# fleet_up: members 1..3 started, a healthy cluster with a leader, or die.
+fleet_up() {
+	local n
+	for n in "${ETCD_MEMBERS[@]}"; do
+		etcd_start "$n"
+	done
+	etcd_cluster_up "${ETCD_MEMBERS[@]}" >"$TMP/etcd_cluster_up.log" 2>&1 ||
+		die "etcd cluster not up within ${ETCD_UP_TIMEOUT}s: $(cat "$TMP/etcd_cluster_up.log")"
+}
+
+# fleet_schema_put [ID]: P schema as `fleet init` writes it (ID default: a
+# random 128-bit hex).
+fleet_schema_put() {
+	local id=${1:-$(openssl rand -hex 16)}
+	etcdctl_fleet put "$(fleet_key schema)" \
+		"{\"version\":1,\"id\":\"$id\",\"by\":\"e2e\",\"at\":$(date +%s)}" >/dev/null
+}
+
+# fleet_site_put NAME STATE [ACTION]: P site/NAME, an operator's toggle as
+# if from box "e2e" (STATE offline or online).
+fleet_site_put() {
+	local action=""
+	[[ -n ${3:-} ]] && action=",\"action\":\"$3\""
+	etcdctl_fleet put "$(fleet_key "site/$1")" \
+		"{\"state\":\"$2\"$action,\"by\":\"e2e\",\"box\":\"e2e\",\"at\":$(date +%s)}" >/dev/null
+}
+
+# fleet_site_reset NAME: deletes P site/NAME (the toggle's `reset`).
+fleet_site_reset() { etcdctl_fleet del "$(fleet_key "site/$1")" >/dev/null; }
+
+# fleet_box_applied NAME: the revision box NAME says it applied (P box/NAME
+# .applied); 1 if the key is absent (no lease: the box is not live).
+fleet_box_applied() {
+	local v
+	v=$(etcd_key_json "$(fleet_key "box/$1")") || return 1
+	json_field applied <<<"$v"
+}
+
+# box_applied_at_least NAME REV: for wait_for after a toggle at REV.
+box_applied_at_least() {
+	local got
+	got=$(fleet_box_applied "$1") || { echo "box $1: no box key"; return 1; }
+	echo "box $1 applied $got (want >= $2)"
+	((got >= $2))
 }
 
 # ---------------------------------------------------------------- boxes
