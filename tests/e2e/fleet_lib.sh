@@ -23,7 +23,17 @@
 # a client certificate from another CA (foreign-ca.pem).
 #
 # Everything is removed by lib.sh's EXIT trap (wrapped below: boxes get
-# SIGTERM, etcd members SIGKILL, then lib.sh's cleanup).
+# SIGCONT and SIGTERM, etcd members SIGKILL, then lib.sh's cleanup).
+#
+# A scenario (register it in meson.build like fleet-cluster):
+#   source "${SRCDIR:-$(dirname "$0")}/lib.sh"
+#   source "${SRCDIR:-$(dirname "$0")}/fleet_lib.sh"
+#   require_environment GATEKEEPERD TLS_SERVER TLS_PROBE GATEKEEPERCTL
+#   e2e_begin; fleet_setup; fleet_up; fleet_schema_put
+#   box_start A; box_start B; box_start C
+#   check "A: offline shop" box_ctl A offline shop --action reject
+#   check "B follows" wait_verdict B reset 5
+#   finish
 #
 # Setup
 #   fleet_setup                    certificates, topology, box tls_servers,
@@ -87,6 +97,13 @@
 #   wait_verdict NAME WANT [TIMEOUT_S] [PORT]  polls box_verdict until WANT;
 #                                  prints how long it took
 #   box_accepts NAME [PORT]        connections NAME's tls_server accepted
+# Names and pieces, for scenarios that need more
+#   etcd_ns N / box_ns NAME        the namespaces (in_ns "$(box_ns A)" ...)
+#   box_dir NAME                   $TMP/box-NAME: config, socket, state, logs
+#   box_sites_yaml NAME            box_config's default sites
+#   box_fleet_yaml NAME            box_config's fleet: section
+#   BOX_ADDR[NAME], ETCD_ADDR[N], FLEET_CLIENT4; BOX_PID[NAME], ETCD_PID[N];
+#   BOX_LOG[NAME] (the current daemon log), $TMP/etcd-N/etcd.log; PKI
 #
 # Environment, besides lib.sh's: GATEKEEPERCTL (box_ctl). FLEET_LEASE_TTL,
 # FLEET_REQUEST_TIMEOUT (the fleet: section), FLEET_PROBE_MS (box_verdict's
@@ -145,6 +162,7 @@ cleanup() {
 	local status=$? name n
 	trap - EXIT INT TERM
 	for name in "${!BOX_PID[@]}"; do
+		kill -CONT "${BOX_PID[$name]}" 2>/dev/null # a frozen one hears TERM too
 		end_process "${BOX_PID[$name]}" TERM
 	done
 	for n in "${!ETCD_PID[@]}"; do
