@@ -510,8 +510,7 @@ fleet_schema_put() {
 # fleet_site_put NAME STATE [ACTION]: P site/NAME, an operator's toggle as
 # if from box "e2e" (STATE offline or online).
 fleet_site_put() {
-	local action=""
-	[[ -n ${3:-} ]] && action=",\"action\":\"$3\""
+	local action=",\"action\":\"${3:-drop}\""
 	etcdctl_fleet put "$(fleet_key "site/$1")" \
 		"{\"state\":\"$2\"$action,\"by\":\"e2e\",\"box\":\"e2e\",\"at\":$(date +%s)}" >/dev/null
 }
