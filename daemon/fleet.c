@@ -239,6 +239,7 @@ static void box_gone(struct fleet *f, const char *name)
 		return;
 	log_info("fleet: box %s is gone (its lease ended)", name);
 	*b = f->boxes[--f->n_boxes];
+	f->checks_changed = true; /* its verdicts no longer count */
 }
 
 /* ---- one key's change, from a read or the watch ---- */
@@ -250,6 +251,8 @@ static int key_changed(struct fleet *f, const struct etcd_kv *kv, bool deleted)
 	struct fleet_schema schema;
 	struct fleet_value v;
 
+	if (fleet_checks_key(f, kv, deleted))
+		return 0;
 	switch (fleet_key_parse(f->p, kv->key, kv->key_len, name)) {
 	case FLEET_KEY_SITE:
 		if (deleted) {
@@ -314,6 +317,7 @@ static void on_watch_msg(void *arg, const struct etcd_watch_msg *msg)
 				 f->stale_since ? " (no longer stale)" : "");
 			f->stale_since = 0;
 			f->connects++;
+			f->checks_changed = true; /* the others' verdicts count again */
 			publish(f);
 		}
 		break;
@@ -347,6 +351,7 @@ static void on_watch_msg(void *arg, const struct etcd_watch_msg *msg)
 		cache_save(f);
 	if (f->reread && f->phase == FLEET_UP)
 		read_all(f);
+	fleet_checks_apply(f);
 	fleet_check_pending(f);
 	publish(f);
 }
@@ -397,6 +402,7 @@ static void on_read(void *arg, const struct etcd_result *r)
 	f->cache_cap = 0;
 	memcpy(f->cache.schema_id, old.schema_id, sizeof(old.schema_id));
 	f->n_boxes = 0;
+	fleet_checks_forget(f);
 	f->cursor = reply->header.revision;
 	for (size_t i = 0; i < reply->n_kvs; i++)
 		if (!key_is(f, &reply->kvs[i], FLEET_KEY_SITE, name))
@@ -481,6 +487,7 @@ static void on_lease(void *arg, const struct etcd_result *r)
 	}
 	f->lease = r->reply->id;
 	f->published = -1; /* a new lease: the presence key must be written on it */
+	fleet_checks_relet(f);
 	f->phase = FLEET_SCHEMA;
 	snprintf(key, sizeof(key), "%sschema", f->p);
 	f->request = etcd_client_range(f->client, key, strlen(key), false, on_schema, f);
@@ -529,6 +536,8 @@ static void lost(struct fleet *f, const char *fmt, ...)
 	f->request = 0;
 	f->heartbeat = 0;
 	f->publishing = 0;
+	f->check_publishing = 0;
+	f->checks_changed = true; /* stale: each box goes by its own check */
 	f->lease = 0;
 	/* every transfer ends with ABANDONED: toggles in flight are answered */
 	etcd_client_next_endpoint(f->client);
@@ -649,6 +658,10 @@ void fleet_dispatch(struct fleet *f)
 		if (!f->heartbeat)
 			lost(f, "cannot send a heartbeat");
 	}
+	if (f->combine_checks) {
+		fleet_checks_publish(f);
+		fleet_checks_apply(f);
+	}
 	fleet_check_pending(f);
 }
 
@@ -718,6 +731,9 @@ struct fleet *fleet_open(struct engine *engine, fleet_reply_fn *reply, void *rep
 	}
 	cache_load(f);
 	fleet_reapply(f, NULL);
+	f->combine_checks = c->checks == CONFIG_FLEET_CHECKS_ALL;
+	if (f->combine_checks)
+		health_set_combine(engine_health(engine), fleet_checks_combine, f);
 	/* not up yet: stale from the start until the first watch is there */
 	f->stale_since = f->started;
 	f->stale_since_ms = clock_now_ms();
@@ -734,7 +750,10 @@ void fleet_close(struct fleet *f)
 	if (!f)
 		return;
 	fleet_fail_pending(f, "gatekeeperd is stopping");
+	if (f->combine_checks)
+		health_set_combine(engine_health(f->engine), NULL, NULL);
 	etcd_client_close(f->client);
+	free(f->checks);
 	fleet_cache_free(&f->cache);
 	free(f);
 }

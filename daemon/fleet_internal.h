@@ -9,6 +9,7 @@
 
 #include "fleet.h"
 #include "fleet_value.h"
+#include "health.h"
 
 struct etcd_client;
 
@@ -22,6 +23,14 @@ enum fleet_phase {
 struct fleet_box {
 	char name[PROTOCOL_SITE_NAME_MAX + 1];
 	struct fleet_box_value value;
+};
+
+/* A box's own check of an auto site (fleet.checks: all). */
+struct fleet_check {
+	char box[PROTOCOL_SITE_NAME_MAX + 1];
+	char site[PROTOCOL_SITE_NAME_MAX + 1];
+	bool up;
+	bool published; /* ours: written on the current lease */
 };
 
 /* A control request waiting on etcd. */
@@ -81,6 +90,15 @@ struct fleet {
 	size_t n_boxes;
 	struct fleet_pending pending[FLEET_MAX_PENDING];
 
+	/* fleet.checks: all (fleet_checks.c) */
+	bool combine_checks;
+	struct fleet_check *checks;
+	size_t n_checks, checks_cap;
+	bool checks_changed;
+	uint64_t check_publishing;
+	char check_site[PROTOCOL_SITE_NAME_MAX + 1];
+	bool check_up;
+
 	/* for metrics */
 	uint64_t connects, losses, full_reads, events, writes;
 	uint64_t toggles_committed, toggles_failed, toggles_refused;
@@ -92,5 +110,19 @@ struct fleet_cache_entry *fleet_entry(const struct fleet *f, const char *name);
  * their deadline; and every one of them (REASON) when the fleet stops. */
 void fleet_check_pending(struct fleet *f);
 void fleet_fail_pending(struct fleet *f, const char *reason);
+
+/* fleet_checks.c */
+struct etcd_kv;
+/* health_combine_fn (health.h) for fleet.checks: all. */
+enum health_state fleet_checks_combine(void *arg, const char *site, enum health_state own);
+/* A watched or read key under P check/: true if it was one. */
+bool fleet_checks_key(struct fleet *f, const struct etcd_kv *kv, bool deleted);
+/* Every other box's verdicts dropped (a full read refills them). */
+void fleet_checks_forget(struct fleet *f);
+/* This box's changed verdicts to etcd; all again on a new lease. */
+void fleet_checks_publish(struct fleet *f);
+void fleet_checks_relet(struct fleet *f);
+/* After the others' verdicts changed: the auto sites are decided again. */
+void fleet_checks_apply(struct fleet *f);
 
 #endif

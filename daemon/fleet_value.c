@@ -45,6 +45,33 @@ enum fleet_key_kind fleet_key_parse(const char *p, const char *key, size_t key_l
 	return FLEET_KEY_OTHER;
 }
 
+/* One name of at most PROTOCOL_SITE_NAME_MAX valid characters from
+ * TEXT[0..LEN) into NAME; false if it is not one. */
+static bool take_name(const char *text, size_t len, char name[PROTOCOL_SITE_NAME_MAX + 1])
+{
+	if (len == 0 || len > PROTOCOL_SITE_NAME_MAX || memchr(text, '\0', len))
+		return false;
+	memcpy(name, text, len);
+	name[len] = '\0';
+	return protocol_site_name_valid(name);
+}
+
+bool fleet_check_key_parse(const char *p, const char *key, size_t key_len,
+			   char box[PROTOCOL_SITE_NAME_MAX + 1], char site[PROTOCOL_SITE_NAME_MAX + 1])
+{
+	static const char word[] = "check/";
+	size_t plen = strlen(p), wlen = sizeof(word) - 1;
+	const char *rest, *slash;
+
+	if (key_len < plen + wlen || memcmp(key, p, plen) != 0 || memcmp(key + plen, word, wlen) != 0)
+		return false;
+	rest = key + plen + wlen;
+	key_len -= plen + wlen;
+	slash = memchr(rest, '/', key_len);
+	return slash && take_name(rest, (size_t)(slash - rest), box) &&
+	       take_name(slash + 1, key_len - (size_t)(slash - rest) - 1, site);
+}
+
 /* ---- reading ---- */
 
 static json_object *parse(const char *text, size_t len, size_t max)

@@ -57,6 +57,11 @@ enum fleet_key_kind { FLEET_KEY_OTHER, FLEET_KEY_SCHEMA, FLEET_KEY_SITE, FLEET_K
 enum fleet_key_kind fleet_key_parse(const char *p, const char *key, size_t key_len,
 				    char name[PROTOCOL_SITE_NAME_MAX + 1]);
 
+/* P check/BOX/NAME (on BOX's lease): BOX's own check of auto site NAME,
+ * "up" or "down" (fleet.checks: all). True and the two names, or false. */
+bool fleet_check_key_parse(const char *p, const char *key, size_t key_len,
+			   char box[PROTOCOL_SITE_NAME_MAX + 1], char site[PROTOCOL_SITE_NAME_MAX + 1]);
+
 /* JSON text (malloc'd), or NULL out of memory. */
 char *fleet_value_encode(const struct fleet_value *v);
 char *fleet_box_encode(const struct fleet_box_value *v);
