@@ -17,10 +17,12 @@
 #   - compaction: a read at a compacted revision is refused (code 11)
 #   - box_link_down: a box is dark to the client and etcd is out of its
 #     reach; box_link_up heals both
+#   - lan_cut: box A cut from e2 only, and healed
 #   - the box helpers with a config without the fleet section: box_start,
 #     box_verdict, box_ctl, wait_verdict, box_stop (the fleet section itself
 #     is validated with gatekeeperd --check: a TAP SKIP until the daemon has
 #     it)
+#   - etcd_rebuild: a new empty cluster, revisions restart
 # shellcheck source=lib.sh
 source "${SRCDIR:-$(dirname "$0")}/lib.sh"
 # shellcheck source=fleet_lib.sh
@@ -142,12 +144,19 @@ fleet_keys() {
 		box_applied_at_least C 42 && ! box_applied_at_least C 43 && ! box_applied_at_least B 1
 }
 
-box_unreachable_from_etcd() { # NAME
+box_unreachable_from_etcd() { # NAME [N]
 	local reply status
-	reply=$(ETCD_GW_MAX_TIME=1 etcd_gw "$1" 1 /v3/kv/range "{\"key\":\"$(b64 x)\"}" 2>&1)
+	reply=$(ETCD_GW_MAX_TIME=1 etcd_gw "$1" "${2:-1}" /v3/kv/range "{\"key\":\"$(b64 x)\"}" 2>&1)
 	status=$?
-	echo "box $1 -> e1: curl status $status: $reply"
+	echo "box $1 -> e${2:-1}: curl status $status: $reply"
 	((status != 0))
+}
+
+revision_below() { # MAX
+	local rev
+	rev=$(etcd_revision) || return 1
+	echo "revision $rev (want < $1)"
+	((rev < $1))
 }
 
 verdict_is() { # NAME WANT [PORT]
@@ -252,8 +261,18 @@ main() {
 	check "box_link_up A: open again" wait_verdict A open 5
 	check "box_link_up A: A writes via e1 again" put_get A 1 A 3 "$(fleet_key probe/up)" up
 
+	lan_cut A e2
+	check "lan_cut A e2: A cannot reach e2" box_unreachable_from_etcd A 2
+	check "lan_cut A e2: A still reaches e1" write_via 1
+	lan_heal A e2
+	check "lan_heal A e2: A reaches e2 again" put_get A 2 A 2 "$(fleet_key probe/heal)" healed
+
 	box_helpers
 	fleet_section_valid
+
+	check "etcd_rebuild: a new, empty cluster" etcd_rebuild
+	check "etcd_rebuild: the old keys are gone" negate etcd_key_json "$(fleet_key probe/hello)"
+	check "etcd_rebuild: revisions restart" revision_below 5
 	log "fleet_cluster took $(($(now_ms) - start)) ms; hasleader failure after ${HASLEADER_MS:-?} ms"
 	finish
 }

@@ -44,11 +44,16 @@
 #   etcd_cluster_up [N...]         waits (ETCD_UP_TIMEOUT s) until members N
 #                                  (default: the running ones) are healthy
 #                                  and agree on one leader
-#   etcd_kill N                    SIGKILL member N
+#   etcd_kill N                    SIGKILL member N (none running: no-op)
 #   etcd_stop N / etcd_cont N      SIGSTOP / SIGCONT member N
 #   etcd_isolate N / etcd_rejoin N cut member N from its peers (TCP 2380 is
 #                                  black-holed on the bridge) / undo it;
 #                                  its client port stays reachable
+#   etcd_rebuild                   all members killed, data wiped, a new
+#                                  cluster up (revisions restart)
+#   lan_cut X Y / lan_heal X Y     black-hole the IP packets between nodes X
+#                                  and Y (e1..e3, A..C, client) / undo it:
+#                                  e.g. a box that sees only one member
 #   etcd_leader                    prints the number of the leader member
 #   etcd_status_json N...          etcdctl endpoint status -w json of N...
 #   etcd_compact                   compacts at the current revision
@@ -125,6 +130,7 @@ declare -A ETCD_ADDR=([1]=$LAN_PREFIX.11 [2]=$LAN_PREFIX.12 [3]=$LAN_PREFIX.13)
 declare -A BOX_ADDR=([A]=$LAN_PREFIX.21 [B]=$LAN_PREFIX.22 [C]=$LAN_PREFIX.23)
 declare -A ETCD_PID=() BOX_PID=() BOX_LOG=() BOX_CONFIG=() BOX_STARTS=()
 PKI=""
+ETCD_GENERATION=1 # etcd_rebuild makes a new cluster: a new token
 
 FLEET_LEASE_TTL=${FLEET_LEASE_TTL:-3s}
 FLEET_REQUEST_TIMEOUT=${FLEET_REQUEST_TIMEOUT:-1s}
@@ -314,7 +320,7 @@ etcd_start() {
 		--initial-advertise-peer-urls "http://$a:$ETCD_PEER_PORT" \
 		--listen-metrics-urls "http://$a:$ETCD_METRICS_PORT" \
 		--initial-cluster "${cluster[*]}" --initial-cluster-state new \
-		--initial-cluster-token "gk-e2e-$$" \
+		--initial-cluster-token "gk-e2e-$$-$ETCD_GENERATION" \
 		--client-cert-auth --trusted-ca-file "$PKI/ca.pem" \
 		--cert-file "$PKI/etcd-$n.pem" --key-file "$PKI/etcd-$n.key" \
 		--pre-vote=true --experimental-watch-progress-notify-interval=1s \
@@ -414,13 +420,13 @@ for s in json.load(sys.stdin):
 
 # etcd_kill N: SIGKILL; etcd_start N restarts it on its data.
 etcd_kill() {
-	[[ -n ${ETCD_PID[$1]:-} ]] || return 1
+	[[ -n ${ETCD_PID[$1]:-} ]] || return 0
 	end_process "${ETCD_PID[$1]}" KILL
 	unset "ETCD_PID[$1]"
 }
 
-etcd_stop() { kill -STOP "${ETCD_PID[$1]}"; }
-etcd_cont() { kill -CONT "${ETCD_PID[$1]}"; }
+etcd_stop() { kill -STOP "${ETCD_PID[$1]:-none}"; }
+etcd_cont() { kill -CONT "${ETCD_PID[$1]:-none}"; }
 
 # etcd_isolate N: the bridge drops member N's peer traffic (TCP 2380 either
 # way): to its peers it is silence, its client port stays reachable.
@@ -433,6 +439,41 @@ etcd_isolate() {
 }
 
 etcd_rejoin() { lan_unrule "iso_e$1"; }
+
+# etcd_rebuild: every member killed, its data gone, a new cluster formed
+# (the "empty or rebuilt etcd" of FLEET-DESIGN.md: revisions restart).
+etcd_rebuild() {
+	local n
+	for n in "${ETCD_MEMBERS[@]}"; do
+		etcd_cont "$n" 2>/dev/null
+		etcd_kill "$n"
+		etcd_rejoin "$n"
+		rm -rf "$TMP/etcd-$n/data"
+	done
+	ETCD_GENERATION=$((ETCD_GENERATION + 1))
+	fleet_up
+}
+
+# node_addr NODE: the address of e1..e3, A..C or client.
+node_addr() {
+	case $1 in
+	e[1-3]) echo "${ETCD_ADDR[${1#e}]}" ;;
+	[ABC]) echo "${BOX_ADDR[$1]}" ;;
+	client) echo "$FLEET_CLIENT4" ;;
+	*) echo "node_addr: unknown node $1" >&2; return 1 ;;
+	esac
+}
+
+# lan_cut X Y: the bridge drops every IP packet between nodes X and Y
+# (e1..e3, A..C, client), both ways; ARP still works: a black hole.
+lan_cut() {
+	local x y
+	x=$(node_addr "$1") && y=$(node_addr "$2") || return 1
+	lan_rule "cut_$1_$2" "ip saddr $x ip daddr $y drop
+		ip saddr $y ip daddr $x drop"
+}
+
+lan_heal() { lan_unrule "cut_$1_$2"; }
 
 # etcd_revision: the cluster's current revision.
 etcd_revision() { etcdctl_fleet get / -w json | json_field header.revision; }
