@@ -142,15 +142,10 @@ static bool same_allow(const struct site_allow *a, const struct site_allow *b)
 	return a->count == b->count && memcmp(a->nets, b->nets, a->count * sizeof(a->nets[0])) == 0;
 }
 
-void fleet_reapply(struct fleet *f, struct site *site)
+/* SITE takes the fleet's override, or loses it; the guard is updated by
+ * the caller, once for a batch (fleet_sync). */
+static void apply_site(struct fleet *f, struct site *site)
 {
-	struct sites *sites = engine_sites(f->engine);
-
-	if (!site) {
-		for (size_t i = 0; i < sites_count(sites); i++)
-			fleet_reapply(f, sites_at(sites, i));
-		return;
-	}
 	const struct fleet_cache_entry *e = fleet_entry(f, site_name(site));
 	enum site_source source = site_source(site);
 
@@ -170,17 +165,43 @@ void fleet_reapply(struct fleet *f, struct site *site)
 			log_error("site %s: out of memory applying the fleet's override", site_name(site));
 			return;
 		}
-		maintenance_apply(f->engine, site, v->state, v->action, &opts, SITE_SOURCE_FLEET);
+		maintenance_set(f->engine, site, v->state, v->action, &opts, SITE_SOURCE_FLEET);
 		maintenance_opts_free(&opts);
+		f->need_sync = true;
+		f->need_cut |= site_cut(site);
 		log_info("site %s: %s (%s) from the fleet (revision %" PRId64 ", by %s on %s)",
 			 site_name(site), config_state_name(v->state), config_action_name(v->action),
 			 e->mod_revision, v->by[0] ? v->by : "?", v->box[0] ? v->box : "?");
 	} else if (source == SITE_SOURCE_FLEET) {
-		maintenance_clear(f->engine, site);
+		maintenance_unset(f->engine, site);
+		f->need_sync = true;
 		log_info("site %s: the fleet's override ended; back to %s (%s, from %s)",
 			 site_name(site), config_state_name(site_state(site)),
 			 config_action_name(site_action(site)), site_source_word(site));
 	}
+}
+
+/* One guard update (and one cut round) for everything applied since. */
+static void fleet_sync(struct fleet *f)
+{
+	if (!f->need_sync)
+		return;
+	f->need_sync = false;
+	if (engine_guard_sync(f->engine) == 0 && f->need_cut)
+		engine_cut_round(f->engine);
+	f->need_cut = false;
+}
+
+void fleet_reapply(struct fleet *f, struct site *site)
+{
+	struct sites *sites = engine_sites(f->engine);
+
+	if (site)
+		apply_site(f, site);
+	else
+		for (size_t i = 0; i < sites_count(sites); i++)
+			apply_site(f, sites_at(sites, i));
+	fleet_sync(f);
 }
 
 static void reapply_name(struct fleet *f, const char *name)
@@ -188,7 +209,7 @@ static void reapply_name(struct fleet *f, const char *name)
 	struct site *site = sites_find(engine_sites(f->engine), name);
 
 	if (site)
-		fleet_reapply(f, site);
+		apply_site(f, site);
 }
 
 unsigned fleet_pins(const struct fleet *f)
@@ -347,6 +368,7 @@ static void on_watch_msg(void *arg, const struct etcd_watch_msg *msg)
 	case ETCD_WATCH_ERROR:
 		break; /* the stream's end says why */
 	}
+	fleet_sync(f);
 	if (changed)
 		cache_save(f);
 	if (f->reread && f->phase == FLEET_UP)
@@ -414,6 +436,7 @@ static void on_read(void *arg, const struct etcd_result *r)
 		if (!fleet_entry(f, old.entries[i].name))
 			reapply_name(f, old.entries[i].name);
 	fleet_cache_free(&old);
+	fleet_sync(f);
 	f->applied = reply->header.revision;
 	f->reread = false;
 	f->full_reads++;

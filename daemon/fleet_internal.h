@@ -71,6 +71,7 @@ struct fleet {
 	uint64_t heartbeat, heartbeat_at_ms, last_heartbeat_ms;
 	uint64_t up_since_ms;
 	bool initialised, warned_uninitialised, reread;
+	bool need_sync, need_cut; /* applied a state: the guard follows (fleet_sync) */
 
 	int64_t cursor;       /* the highest revision seen (events, progress, reads) */
 	int64_t applied;      /* the last site change applied: what box/BOX says */

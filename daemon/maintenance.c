@@ -113,8 +113,8 @@ void maintenance_opts_free(struct maintenance_opts *opts)
 	opts->cut = false;
 }
 
-int maintenance_apply(struct engine *engine, struct site *site, enum site_state state,
-		      enum site_action action, struct maintenance_opts *opts, enum site_source source)
+void maintenance_set(struct engine *engine, struct site *site, enum site_state state,
+		     enum site_action action, struct maintenance_opts *opts, enum site_source source)
 {
 	/* the allow-list before the state: an ops SYN arriving in between
 	 * must not meet an offline site without its exceptions */
@@ -130,16 +130,27 @@ int maintenance_apply(struct engine *engine, struct site *site, enum site_state 
 	site_set_cut(site, state == SITE_OFFLINE && opts->cut);
 	if (state != SITE_OFFLINE)
 		engine_set_allow(engine, site, NULL);
-	return maintenance_sync(engine, site);
 }
 
-int maintenance_clear(struct engine *engine, struct site *site)
+void maintenance_unset(struct engine *engine, struct site *site)
 {
 	site_set_until(site, 0);
 	site_clear_override(site); /* and its cut */
 	engine_set_allow(engine, site, NULL);
 	/* an auto site goes back to what its check says, not to online */
 	health_apply(engine_health(engine), engine_sites(engine));
+}
+
+int maintenance_apply(struct engine *engine, struct site *site, enum site_state state,
+		      enum site_action action, struct maintenance_opts *opts, enum site_source source)
+{
+	maintenance_set(engine, site, state, action, opts, source);
+	return maintenance_sync(engine, site);
+}
+
+int maintenance_clear(struct engine *engine, struct site *site)
+{
+	maintenance_unset(engine, site);
 	return maintenance_sync(engine, site);
 }
 

@@ -47,6 +47,11 @@ int maintenance_apply(struct engine *engine, struct site *site, enum site_state 
 		      enum site_action action, struct maintenance_opts *opts, enum site_source source);
 /* Ends SITE's override: back to its config, or its check. Same return. */
 int maintenance_clear(struct engine *engine, struct site *site);
+/* The same without the guard's update, for a batch of sites: then one
+ * maintenance_sync() (or engine_guard_sync() and engine_cut_round()). */
+void maintenance_set(struct engine *engine, struct site *site, enum site_state state,
+		     enum site_action action, struct maintenance_opts *opts, enum site_source source);
+void maintenance_unset(struct engine *engine, struct site *site);
 /* The guard follows SITE's state (and a cut starts). Same return. */
 int maintenance_sync(struct engine *engine, struct site *site);
 
