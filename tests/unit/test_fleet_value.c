@@ -451,13 +451,12 @@ static void test_value_size_limit(void **state)
 {
 	static const char head[] = "{\"state\":\"online\",\"action\":\"drop\",\"by\":\"";
 	static const char tail[] = "\"}";
+	static char text[FLEET_VALUE_MAX + 2];
 	size_t len = FLEET_VALUE_MAX;
-	char *text = malloc(len + 2);
 	struct fleet_value v;
 	char why[256];
 
 	(void)state;
-	assert_non_null(text);
 	/* exactly FLEET_VALUE_MAX bytes: read ("by" cut) */
 	memcpy(text, head, sizeof(head) - 1);
 	memset(text + sizeof(head) - 1, 'x', len - (sizeof(head) - 1) - (sizeof(tail) - 1));
@@ -473,7 +472,6 @@ static void test_value_size_limit(void **state)
 	assert_non_null(strstr(why, "at most 16384 bytes"));
 	assert_int_equal(fleet_box_decode(text, len + 1, &(struct fleet_box_value){ 0 }), -1);
 	assert_int_equal(fleet_schema_decode(text, len + 1, &(struct fleet_schema){ 0 }), -1);
-	free(text);
 }
 
 /* ---- box presence ---- */
