@@ -174,7 +174,7 @@ static void test_key_parse(void **state)
 
 static void test_value_round_trip(void **state)
 {
-	static const char *const nets[] = { "203.0.113.0/24", "198.51.100.7", "10.0.0.0/8",
+	static const char *const nets[] = { "203.0.113.0/24", "198.51.100.7",    "10.0.0.0/8",
 					    "0.0.0.0/0",      "2001:db8:3::/64", "::1/128",
 					    "2001:db8::/32" };
 	struct fleet_value v = {
@@ -223,9 +223,13 @@ static void test_value_round_trip(void **state)
 static void test_value_encoding(void **state)
 {
 	static const char *const nets[] = { "203.0.113.0/24", "2001:db8:3::/64" };
-	struct fleet_value v = { .state = SITE_OFFLINE, .action = SITE_ACTION_REJECT,
-				 .until = 1900000000, .cut = true, .by = "uid 0",
-				 .box = "fe1", .at = 1765000000 };
+	struct fleet_value v = { .state = SITE_OFFLINE,
+				 .action = SITE_ACTION_REJECT,
+				 .until = 1900000000,
+				 .cut = true,
+				 .by = "uid 0",
+				 .box = "fe1",
+				 .at = 1765000000 };
 	char *text;
 
 	(void)state;
@@ -267,16 +271,18 @@ static void test_value_decode_fields(void **state)
 	assert_string_equal(v.by, "");
 	assert_string_equal(v.box, "");
 	/* the extremes of int64, both ways */
-	assert_int_equal(decode("{\"state\":\"online\",\"action\":\"reject\",\"until\":\"9223372036854775807\","
-				"\"at\":-9223372036854775808}",
-				&v, why, sizeof(why)),
-			 0);
+	assert_int_equal(
+		decode("{\"state\":\"online\",\"action\":\"reject\",\"until\":\"9223372036854775807\","
+		       "\"at\":-9223372036854775808}",
+		       &v, why, sizeof(why)),
+		0);
 	assert_true(v.until == INT64_MAX);
 	assert_true(v.at == INT64_MIN);
-	assert_int_equal(decode("{\"state\":\"online\",\"action\":\"reject\",\"until\":9223372036854775807,"
-				"\"at\":\"-9223372036854775808\"}",
-				&v, why, sizeof(why)),
-			 0);
+	assert_int_equal(
+		decode("{\"state\":\"online\",\"action\":\"reject\",\"until\":9223372036854775807,"
+		       "\"at\":\"-9223372036854775808\"}",
+		       &v, why, sizeof(why)),
+		0);
 	assert_true(v.until == INT64_MAX);
 	assert_true(v.at == INT64_MIN);
 
@@ -305,7 +311,8 @@ static void test_value_decode_fields(void **state)
 	/* "by" is cut to fit, not refused */
 	memset(by, 'u', sizeof(by) - 1);
 	by[sizeof(by) - 1] = '\0';
-	snprintf(text, sizeof(text), "{\"state\":\"online\",\"action\":\"drop\",\"by\":\"%s\"}", by);
+	snprintf(text, sizeof(text), "{\"state\":\"online\",\"action\":\"drop\",\"by\":\"%s\"}",
+		 by);
 	assert_int_equal(decode(text, &v, why, sizeof(why)), 0);
 	assert_int_equal(strlen(v.by), FLEET_BY_MAX - 1);
 	assert_int_equal(decode("{\"state\":\"online\",\"action\":\"drop\",\"by\":false}", &v, why,
@@ -347,7 +354,8 @@ static void test_value_refused(void **state)
 	assert_value_refused("{\"state\":\"OFFLINE\",\"action\":\"drop\"}", "no valid \"state\"");
 	assert_value_refused("{\"state\":1,\"action\":\"drop\"}", "no valid \"state\"");
 	assert_value_refused("{\"state\":\"offline\"}", "no valid \"action\"");
-	assert_value_refused("{\"state\":\"offline\",\"action\":\"tarpit\"}", "no valid \"action\"");
+	assert_value_refused("{\"state\":\"offline\",\"action\":\"tarpit\"}",
+			     "no valid \"action\"");
 	assert_value_refused("{\"state\":\"offline\",\"action\":null}", "no valid \"action\"");
 
 	/* allow: not a list, a bad network (host bits, garbage, a number) */
@@ -362,25 +370,36 @@ static void test_value_refused(void **state)
 			     "\"allow\" item 1 is not a network");
 	assert_value_refused("{\"state\":\"offline\",\"action\":\"drop\",\"allow\":[\"shop\"]}",
 			     "\"allow\" item 0 is not a network");
-	assert_value_refused("{\"state\":\"offline\",\"action\":\"drop\",\"allow\":[\"10.0.0.0/33\"]}",
-			     "\"allow\" item 0");
+	assert_value_refused(
+		"{\"state\":\"offline\",\"action\":\"drop\",\"allow\":[\"10.0.0.0/33\"]}",
+		"\"allow\" item 0");
 	assert_value_refused("{\"state\":\"offline\",\"action\":\"drop\",\"allow\":[\"::/129\"]}",
 			     "\"allow\" item 0");
 	assert_value_refused("{\"state\":\"offline\",\"action\":\"drop\",\"allow\":[167772160]}",
 			     "\"allow\" item 0");
-	assert_value_refused("{\"state\":\"offline\",\"action\":\"drop\",\"allow\":[[\"10.0.0.0/8\"]]}",
-			     "\"allow\" item 0");
+	assert_value_refused(
+		"{\"state\":\"offline\",\"action\":\"drop\",\"allow\":[[\"10.0.0.0/8\"]]}",
+		"\"allow\" item 0");
 
 	/* until and at: negative, not numbers, out of range, fractions */
-	assert_value_refused("{\"state\":\"offline\",\"action\":\"drop\",\"until\":-1}", "not a time");
-	assert_value_refused("{\"state\":\"offline\",\"action\":\"drop\",\"until\":\"-1\"}", "not a time");
-	assert_value_refused("{\"state\":\"offline\",\"action\":\"drop\",\"until\":\"soon\"}", "not a time");
-	assert_value_refused("{\"state\":\"offline\",\"action\":\"drop\",\"until\":\"\"}", "not a time");
-	assert_value_refused("{\"state\":\"offline\",\"action\":\"drop\",\"until\":\"12 \"}", "not a time");
-	assert_value_refused("{\"state\":\"offline\",\"action\":\"drop\",\"until\":\"0x10\"}", "not a time");
-	assert_value_refused("{\"state\":\"offline\",\"action\":\"drop\",\"until\":1.5}", "not a time");
-	assert_value_refused("{\"state\":\"offline\",\"action\":\"drop\",\"until\":true}", "not a time");
-	assert_value_refused("{\"state\":\"offline\",\"action\":\"drop\",\"until\":null}", "not a time");
+	assert_value_refused("{\"state\":\"offline\",\"action\":\"drop\",\"until\":-1}",
+			     "not a time");
+	assert_value_refused("{\"state\":\"offline\",\"action\":\"drop\",\"until\":\"-1\"}",
+			     "not a time");
+	assert_value_refused("{\"state\":\"offline\",\"action\":\"drop\",\"until\":\"soon\"}",
+			     "not a time");
+	assert_value_refused("{\"state\":\"offline\",\"action\":\"drop\",\"until\":\"\"}",
+			     "not a time");
+	assert_value_refused("{\"state\":\"offline\",\"action\":\"drop\",\"until\":\"12 \"}",
+			     "not a time");
+	assert_value_refused("{\"state\":\"offline\",\"action\":\"drop\",\"until\":\"0x10\"}",
+			     "not a time");
+	assert_value_refused("{\"state\":\"offline\",\"action\":\"drop\",\"until\":1.5}",
+			     "not a time");
+	assert_value_refused("{\"state\":\"offline\",\"action\":\"drop\",\"until\":true}",
+			     "not a time");
+	assert_value_refused("{\"state\":\"offline\",\"action\":\"drop\",\"until\":null}",
+			     "not a time");
 	assert_value_refused("{\"state\":\"offline\",\"action\":\"drop\","
 			     "\"until\":\"9223372036854775808\"}",
 			     "not a time");
@@ -400,15 +419,19 @@ static void test_value_refused(void **state)
 
 	/* the allow-list is the last thing read: a refusal before it leaks nothing,
 	 * and one in it frees what was built (ASan checks) */
-	assert_value_refused("{\"allow\":[\"10.0.0.0/8\"],\"state\":\"offline\",\"action\":\"drop\","
-			     "\"cut\":0}",
-			     "\"cut\"");
+	assert_value_refused(
+		"{\"allow\":[\"10.0.0.0/8\"],\"state\":\"offline\",\"action\":\"drop\","
+		"\"cut\":0}",
+		"\"cut\"");
 }
 
 static void test_value_not_json_object(void **state)
 {
 	static const char *const bad[] = {
-		"", " ", "{", "{\"state\":\"offline\",\"action\":\"drop\"",
+		"",
+		" ",
+		"{",
+		"{\"state\":\"offline\",\"action\":\"drop\"",
 		"{\"state\":\"offline\",\"action\":\"dr",
 		"{\"state\":\"offline\",\"action\":\"drop\"} x",
 		"{\"state\":\"offline\",\"action\":\"drop\"}{}",
@@ -416,8 +439,13 @@ static void test_value_not_json_object(void **state)
 		"{\"state\":\"offline\",\"action\":\"drop\",}", /* strict JSON */
 		"{'state':'offline','action':'drop'}",
 		"{state:\"offline\",action:\"drop\"}",
-		"[]", "[{\"state\":\"offline\",\"action\":\"drop\"}]", "\"offline\"", "1", "null",
-		"true", "offline drop",
+		"[]",
+		"[{\"state\":\"offline\",\"action\":\"drop\"}]",
+		"\"offline\"",
+		"1",
+		"null",
+		"true",
+		"offline drop",
 		/* deeper than the decoder's limit */
 		"{\"state\":\"offline\",\"action\":\"drop\",\"x\":[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]}",
 		"{\"state\":\"offline\",\"action\":\"drop\",\"x\":{\"a\":{\"a\":{\"a\":{\"a\":{\"a\":"
@@ -438,8 +466,8 @@ static void test_value_not_json_object(void **state)
 					    why, sizeof(why)),
 			 -1);
 	/* LEN bytes are read, no more: the same text cut short is refused */
-	assert_int_equal(fleet_value_decode("{\"state\":\"online\",\"action\":\"drop\"}", 20, &v, why,
-					    sizeof(why)),
+	assert_int_equal(fleet_value_decode("{\"state\":\"online\",\"action\":\"drop\"}", 20, &v,
+					    why, sizeof(why)),
 			 -1);
 	/* nesting within the limit is fine (unknown keys are ignored) */
 	assert_int_equal(decode("{\"state\":\"online\",\"action\":\"drop\",\"x\":[[[1]]]}", &v, why,
@@ -478,7 +506,9 @@ static void test_value_size_limit(void **state)
 
 static void test_box_value(void **state)
 {
-	struct fleet_box_value b = { .applied = 9007199254740993, .started = 1765000000, .pins = 3 },
+	struct fleet_box_value b = { .applied = 9007199254740993,
+				     .started = 1765000000,
+				     .pins = 3 },
 			       back;
 	char *text = fleet_box_encode(&b);
 
@@ -569,7 +599,8 @@ static void test_schema(void **state)
 	assert_string_equal(back.id, "");
 	assert_int_equal(SCHEMA("{\"version\":1,\"id\":\"0123456789ABCDEF0123456789abcdef\"}"), -1);
 	assert_int_equal(SCHEMA("{\"version\":1,\"id\":\"0123456789abcdef0123456789abcde\"}"), -1);
-	assert_int_equal(SCHEMA("{\"version\":1,\"id\":\"0123456789abcdef0123456789abcdef0\"}"), -1);
+	assert_int_equal(SCHEMA("{\"version\":1,\"id\":\"0123456789abcdef0123456789abcdef0\"}"),
+			 -1);
 	assert_int_equal(SCHEMA("{\"version\":1,\"id\":\"0123456789abcdeg0123456789abcdef\"}"), -1);
 	assert_int_equal(SCHEMA("{\"version\":1,\"id\":\"0123456789abcdef 123456789abcdef\"}"), -1);
 	assert_int_equal(SCHEMA("{\"version\":1,\"id\":12345678901234567890123456789012}"), -1);
@@ -598,12 +629,20 @@ static void test_cache_round_trip(void **state)
 	static const char *const nets[] = { "192.0.2.0/24", "2001:db8::/48" };
 	struct fleet_cache_entry entries[3] = {
 		{ .name = "shop",
-		  .value = { .state = SITE_OFFLINE, .action = SITE_ACTION_REJECT, .until = 1900000000,
-			     .cut = true, .by = "uid 0", .box = "fe1", .at = 1765000000 },
+		  .value = { .state = SITE_OFFLINE,
+			     .action = SITE_ACTION_REJECT,
+			     .until = 1900000000,
+			     .cut = true,
+			     .by = "uid 0",
+			     .box = "fe1",
+			     .at = 1765000000 },
 		  .mod_revision = 17 },
 		{ .name = "blog.example_1-x",
-		  .value = { .state = SITE_ONLINE, .action = SITE_ACTION_DROP, .by = "uid 1000",
-			     .box = "fe2", .at = 1765000001 },
+		  .value = { .state = SITE_ONLINE,
+			     .action = SITE_ACTION_DROP,
+			     .by = "uid 1000",
+			     .box = "fe2",
+			     .at = 1765000001 },
 		  .mod_revision = 9007199254740993 },
 		{ .name = "api",
 		  .value = { .state = SITE_OFFLINE, .action = SITE_ACTION_DROP },
@@ -655,8 +694,10 @@ static void test_cache_round_trip(void **state)
 	free(text);
 }
 
-#define CACHE_HEAD "{\"format\":\"gatekeeper-fleet-cache 1\",\"schema\":\"0123456789abcdef0123456789abcdef\",\"revision\":\"5\","
-#define GOOD_ENTRY "\"good\":{\"state\":\"offline\",\"action\":\"drop\",\"allow\":[\"10.0.0.0/8\"],\"mod_revision\":\"4\"}"
+#define CACHE_HEAD \
+	"{\"format\":\"gatekeeper-fleet-cache 1\",\"schema\":\"0123456789abcdef0123456789abcdef\",\"revision\":\"5\","
+#define GOOD_ENTRY \
+	"\"good\":{\"state\":\"offline\",\"action\":\"drop\",\"allow\":[\"10.0.0.0/8\"],\"mod_revision\":\"4\"}"
 
 static void assert_cache_refused(const char *text, const char *why_part)
 {
@@ -685,15 +726,17 @@ static void test_cache_refused(void **state)
 	assert_cache_refused("{\"format\":\"gatekeeper-state 1\",\"schema\":\"\","
 			     "\"revision\":\"0\",\"sites\":{}}",
 			     "not a fleet cache");
-	assert_cache_refused("{\"schema\":\"\",\"revision\":\"0\",\"sites\":{}}", "not a fleet cache");
+	assert_cache_refused("{\"schema\":\"\",\"revision\":\"0\",\"sites\":{}}",
+			     "not a fleet cache");
 	assert_cache_refused("{\"format\":1,\"schema\":\"\",\"revision\":\"0\",\"sites\":{}}",
 			     "not a fleet cache");
 	assert_cache_refused("{\"format\":\"gatekeeper-fleet-cache 1\",\"revision\":\"0\","
 			     "\"sites\":{}}",
 			     "no schema, revision or sites");
-	assert_cache_refused("{\"format\":\"gatekeeper-fleet-cache 1\",\"schema\":"
-			     "\"0123456789abcdef0123456789abcdef0\",\"revision\":\"0\",\"sites\":{}}",
-			     "no schema, revision or sites");
+	assert_cache_refused(
+		"{\"format\":\"gatekeeper-fleet-cache 1\",\"schema\":"
+		"\"0123456789abcdef0123456789abcdef0\",\"revision\":\"0\",\"sites\":{}}",
+		"no schema, revision or sites");
 	assert_cache_refused(CACHE_HEAD "\"sites\":[]}", "no schema, revision or sites");
 	assert_cache_refused("{\"format\":\"gatekeeper-fleet-cache 1\",\"schema\":\"\","
 			     "\"revision\":\"x\",\"sites\":{}}",
@@ -708,28 +751,32 @@ static void test_cache_refused(void **state)
 
 	/* a bad entry after a good one (with an allow-list): all freed */
 	assert_cache_refused(CACHE_HEAD "\"sites\":{" GOOD_ENTRY ",\"bad name\":"
-			     "{\"state\":\"offline\",\"action\":\"drop\"}}}",
+					"{\"state\":\"offline\",\"action\":\"drop\"}}}",
 			     "site entry 'bad name' is not valid");
 	assert_cache_refused(CACHE_HEAD "\"sites\":{" GOOD_ENTRY ",\"\":"
-			     "{\"state\":\"offline\",\"action\":\"drop\"}}}",
+					"{\"state\":\"offline\",\"action\":\"drop\"}}}",
 			     "site entry '' is not valid");
 	assert_cache_refused(CACHE_HEAD "\"sites\":{" GOOD_ENTRY ",\"a/b\":"
-			     "{\"state\":\"offline\",\"action\":\"drop\"}}}",
+					"{\"state\":\"offline\",\"action\":\"drop\"}}}",
 			     "site entry 'a/b' is not valid");
 	assert_cache_refused(CACHE_HEAD "\"sites\":{" GOOD_ENTRY ",\"x\":"
-			     "{\"state\":\"maybe\",\"action\":\"drop\"}}}",
+					"{\"state\":\"maybe\",\"action\":\"drop\"}}}",
 			     "site entry 'x' is not valid");
-	assert_cache_refused(CACHE_HEAD "\"sites\":{" GOOD_ENTRY ",\"x\":"
-			     "{\"state\":\"offline\",\"action\":\"drop\",\"allow\":[\"10.0.0.1/8\"]}}}",
-			     "site entry 'x' is not valid");
+	assert_cache_refused(
+		CACHE_HEAD
+		"\"sites\":{" GOOD_ENTRY ",\"x\":"
+		"{\"state\":\"offline\",\"action\":\"drop\",\"allow\":[\"10.0.0.1/8\"]}}}",
+		"site entry 'x' is not valid");
 	assert_cache_refused(CACHE_HEAD "\"sites\":{" GOOD_ENTRY ",\"x\":\"offline\"}}",
 			     "site entry 'x' is not valid");
 	/* a bad mod_revision once the entry's list is built: freed too */
-	assert_cache_refused(CACHE_HEAD "\"sites\":{" GOOD_ENTRY ",\"x\":"
-			     "{\"state\":\"offline\",\"action\":\"drop\",\"allow\":[\"10.0.0.0/8\"],"
-			     "\"mod_revision\":\"r5\"}}}",
-			     "site entry 'x': bad mod_revision");
-	assert_cache_refused(CACHE_HEAD "\"sites\":{" GOOD_ENTRY ",\"x\":"
+	assert_cache_refused(
+		CACHE_HEAD "\"sites\":{" GOOD_ENTRY ",\"x\":"
+			   "{\"state\":\"offline\",\"action\":\"drop\",\"allow\":[\"10.0.0.0/8\"],"
+			   "\"mod_revision\":\"r5\"}}}",
+		"site entry 'x': bad mod_revision");
+	assert_cache_refused(CACHE_HEAD
+			     "\"sites\":{" GOOD_ENTRY ",\"x\":"
 			     "{\"state\":\"offline\",\"action\":\"drop\",\"mod_revision\":[]}}}",
 			     "bad mod_revision");
 
@@ -746,8 +793,8 @@ static void test_cache_refused(void **state)
 		fleet_cache_free(&c);
 	}
 	/* over FLEET_CACHE_MAX: refused before it is read */
-	assert_int_equal(fleet_cache_decode("{}", (size_t)FLEET_CACHE_MAX + 1, &c, why, sizeof(why)),
-			 -1);
+	assert_int_equal(
+		fleet_cache_decode("{}", (size_t)FLEET_CACHE_MAX + 1, &c, why, sizeof(why)), -1);
 	assert_null(c.entries);
 }
 
