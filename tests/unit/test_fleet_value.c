@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "fleet_value.h"
+#include "maintenance.h"
 
 #define P "/gatekeeper/prod/"
 
@@ -798,6 +799,37 @@ static void test_cache_refused(void **state)
 	assert_null(c.entries);
 }
 
+/* The largest "until" a value may carry reaches the maintenance timer as
+ * it is (a site's deadline): the timer must neither overflow (UBSan) nor
+ * spin; it waits its longest. */
+static void test_far_until_reaches_the_timer(void **state)
+{
+	static const char conf[] = "sites: [{name: shop, addresses: [192.0.2.1]}]\n";
+	static const char text[] = "{\"state\":\"offline\",\"action\":\"drop\","
+				   "\"until\":\"9223372036854775807\"}";
+	struct config_errors errors = { 0 };
+	struct config *cfg = config_parse("conf.yaml", conf, strlen(conf), &errors);
+	struct sites *sites;
+	struct fleet_value v;
+	char why[256];
+
+	(void)state;
+	assert_non_null(cfg);
+	sites = sites_create(cfg);
+	assert_non_null(sites);
+	assert_int_equal(maintenance_timeout_ms(sites), -1);
+	assert_int_equal(fleet_value_decode(text, strlen(text), &v, why, sizeof(why)), 0);
+	site_set_until(sites_at(sites, 0), v.until);
+	assert_int_equal(maintenance_timeout_ms(sites), 60000);
+	site_set_until(sites_at(sites, 0), INT64_MAX / 1000 + 1);
+	assert_int_equal(maintenance_timeout_ms(sites), 60000);
+	site_set_until(sites_at(sites, 0), 1);
+	assert_int_equal(maintenance_timeout_ms(sites), 0);
+	sites_free(sites);
+	config_free(cfg);
+	config_errors_free(&errors);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -812,6 +844,7 @@ int main(void)
 		cmocka_unit_test(test_schema),
 		cmocka_unit_test(test_cache_round_trip),
 		cmocka_unit_test(test_cache_refused),
+		cmocka_unit_test(test_far_until_reaches_the_timer),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
