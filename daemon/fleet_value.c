@@ -137,7 +137,7 @@ static void copy_text(char *to, size_t size, const char *from)
 	snprintf(to, size, "%s", from ? from : "");
 }
 
-static int decode_value_object(json_object *o, struct fleet_value *out, char *why, size_t why_len)
+static int read_value_object(json_object *o, struct fleet_value *out, char *why, size_t why_len)
 {
 	const char *state = get_string(o, "state"), *action = get_string(o, "action");
 	const char *box = get_string(o, "box");
@@ -198,6 +198,18 @@ static int decode_value_object(json_object *o, struct fleet_value *out, char *wh
 	return 0;
 }
 
+/* On -1, OUT is left empty: fields read before the refusal (an "until" of
+ * -1) must not look like a value. Nothing is allocated then: the list is
+ * the last thing read. */
+static int decode_value_object(json_object *o, struct fleet_value *out, char *why, size_t why_len)
+{
+	if (read_value_object(o, out, why, why_len) < 0) {
+		memset(out, 0, sizeof(*out));
+		return -1;
+	}
+	return 0;
+}
+
 int fleet_value_decode(const char *text, size_t len, struct fleet_value *out, char *why,
 		       size_t why_len)
 {
@@ -227,6 +239,8 @@ int fleet_box_decode(const char *text, size_t len, struct fleet_box_value *out)
 	     get_int64(o, "started", 0, &out->started) < 0 ||
 	     get_int64(o, "pins", 0, &pins) < 0 || pins < 0 || pins > UINT32_MAX ? -1 : 0;
 	out->pins = (unsigned)pins;
+	if (rc < 0)
+		memset(out, 0, sizeof(*out));
 	json_object_put(o);
 	return rc;
 }

@@ -181,6 +181,11 @@ int maintenance_timeout_ms(const struct sites *sites)
 	if (!next)
 		return -1;
 	now_ms = clock_wall_ms();
+	/* a deadline from etcd, the fleet's cache or the state file may be
+	 * any int64: next * 1000 must not overflow (and wrap to "now", which
+	 * would spin the loop) */
+	if (next > INT64_MAX / 1000)
+		return 60000;
 	wait = next * 1000 - now_ms;
 	return wait <= 0 ? 0 : wait > 60000 ? 60000 : (int)wait;
 }
