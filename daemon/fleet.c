@@ -724,6 +724,11 @@ struct fleet *fleet_open(struct engine *engine, fleet_reply_fn *reply, void *rep
 		.cert_file = c->cert_file,
 		.key_file = c->key_file,
 		.request_timeout_ms = (int)c->request_timeout_ms,
+		/* a connection on a LAN takes a millisecond: an endpoint that
+		 * lost the SYN is left for the next one without waiting for the
+		 * SYN's retransmission (1 s) */
+		.connect_timeout_ms = (int)(c->request_timeout_ms < FLEET_CONNECT_TIMEOUT_MS
+						    ? c->request_timeout_ms : FLEET_CONNECT_TIMEOUT_MS),
 	};
 	struct fleet *f = calloc(1, sizeof(*f));
 

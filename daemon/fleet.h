@@ -27,7 +27,10 @@
 #define FLEET_HEARTBEAT_MAX_MS 1000
 /* Reconnecting: the first retry at once on the next endpoint, then
  * backing off to this while no endpoint answers. */
-#define FLEET_RETRY_MAX_MS 1000
+#define FLEET_RETRY_MAX_MS 500
+/* Establishing a connection to an endpoint, at most (request_timeout if
+ * shorter). */
+#define FLEET_CONNECT_TIMEOUT_MS 500
 /* --wait: how long every live box has to apply a toggle. */
 #define FLEET_WAIT_MS 5000
 /* Toggles in flight at once (more are refused as busy). */

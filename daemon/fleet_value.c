@@ -95,13 +95,17 @@ static json_object *parse(const char *text, size_t len, size_t max)
 	return obj;
 }
 
+/* A string member without NUL bytes in it (JSON may escape one as
+ * \u0000: "offline\u0000junk" must not read as "offline"), or NULL. */
 static const char *get_string(json_object *o, const char *key)
 {
 	json_object *v;
+	const char *s;
 
 	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
 		return NULL;
-	return json_object_get_string(v);
+	s = json_object_get_string(v);
+	return strlen(s) == (size_t)json_object_get_string_len(v) ? s : NULL;
 }
 
 /* A 64-bit number, as a JSON string (how etcd writes them) or an int;
@@ -117,9 +121,9 @@ static int get_int64(json_object *o, const char *key, int64_t default_value, int
 	if (!json_object_object_get_ex(o, key, &v))
 		return 0;
 	if (json_object_is_type(v, json_type_int)) {
-		errno = 0;
+		/* json-c clamps a number past int64 to its ends, silently */
 		*out = json_object_get_int64(v);
-		return errno ? -1 : 0;
+		return *out == INT64_MAX || *out == INT64_MIN ? -1 : 0;
 	}
 	if (!json_object_is_type(v, json_type_string))
 		return -1;
@@ -307,7 +311,8 @@ static char *finish(json_object *o, bool failed)
 	char *text = NULL;
 
 	if (o && !failed)
-		text = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+		text = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+								      JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 	return text;
 }

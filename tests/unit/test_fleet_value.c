@@ -237,10 +237,10 @@ static void test_value_encoding(void **state)
 	v.allow = allow_of(nets, 2);
 	text = fleet_value_encode(&v);
 	assert_non_null(text);
-	/* the shape of FLEET-DESIGN.md, 64-bit numbers as strings as etcd does
-	 * (json-c escapes the slashes: still the same JSON string) */
+	/* the shape of FLEET-DESIGN.md, 64-bit numbers as strings as etcd does,
+	 * slashes as they are (what etcdctl get shows) */
 	assert_string_equal(text, "{\"state\":\"offline\",\"action\":\"reject\","
-				  "\"allow\":[\"203.0.113.0\\/24\",\"2001:db8:3::\\/64\"],"
+				  "\"allow\":[\"203.0.113.0/24\",\"2001:db8:3::/64\"],"
 				  "\"until\":\"1900000000\",\"cut\":true,\"by\":\"uid 0\","
 				  "\"box\":\"fe1\",\"at\":\"1765000000\"}");
 	free(text);
@@ -271,21 +271,27 @@ static void test_value_decode_fields(void **state)
 	assert_null(v.allow);
 	assert_string_equal(v.by, "");
 	assert_string_equal(v.box, "");
-	/* the extremes of int64, both ways */
+	/* the extremes of int64 as strings; as JSON ints they are what json-c
+	 * clamps anything larger to, so refused */
 	assert_int_equal(
 		decode("{\"state\":\"online\",\"action\":\"reject\",\"until\":\"9223372036854775807\","
-		       "\"at\":-9223372036854775808}",
-		       &v, why, sizeof(why)),
-		0);
-	assert_true(v.until == INT64_MAX);
-	assert_true(v.at == INT64_MIN);
-	assert_int_equal(
-		decode("{\"state\":\"online\",\"action\":\"reject\",\"until\":9223372036854775807,"
 		       "\"at\":\"-9223372036854775808\"}",
 		       &v, why, sizeof(why)),
 		0);
 	assert_true(v.until == INT64_MAX);
 	assert_true(v.at == INT64_MIN);
+	assert_int_equal(
+		decode("{\"state\":\"online\",\"action\":\"reject\",\"until\":9223372036854775807}",
+		       &v, why, sizeof(why)),
+		-1);
+	assert_int_equal(
+		decode("{\"state\":\"online\",\"action\":\"reject\",\"at\":-99999999999999999999}",
+		       &v, why, sizeof(why)),
+		-1);
+	/* a NUL escaped into a word does not cut it short */
+	assert_int_equal(decode("{\"state\":\"offline\\u0000junk\",\"action\":\"drop\"}", &v, why,
+				sizeof(why)),
+			 -1);
 
 	/* invalid box names are dropped, not refused: the box is for display */
 	assert_int_equal(decode("{\"state\":\"online\",\"action\":\"drop\",\"box\":\"fe 1\"}", &v,
