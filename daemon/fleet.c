@@ -52,6 +52,22 @@ static void result_text(const struct etcd_result *r, char *buf, size_t len)
 			 r->detail);
 }
 
+/* The common end of a request of the connection: true when the caller
+ * stops here (its transfer was abandoned with the endpoint, or it failed:
+ * then the fleet is lost, WHAT saying during what). */
+static bool request_failed(struct fleet *f, const struct etcd_result *r, const char *what)
+{
+	char why[320];
+
+	if (r->kind == ETCD_RESULT_ABANDONED)
+		return true;
+	if (r->kind == ETCD_RESULT_OK)
+		return false;
+	result_text(r, why, sizeof(why));
+	lost(f, "%s: %s", what, why);
+	return true;
+}
+
 /* ---- the cache of the fleet's overrides ---- */
 
 struct fleet_cache_entry *fleet_entry(const struct fleet *f, const char *name)
@@ -409,16 +425,11 @@ static void on_read(void *arg, const struct etcd_result *r)
 	struct fleet *f = arg;
 	const struct etcd_reply *reply = r->reply;
 	struct fleet_cache old = f->cache;
-	char name[PROTOCOL_SITE_NAME_MAX + 1], why[320];
+	char name[PROTOCOL_SITE_NAME_MAX + 1];
 
 	f->request = 0;
-	if (r->kind == ETCD_RESULT_ABANDONED)
+	if (request_failed(f, r, "reading the fleet's state"))
 		return;
-	if (r->kind != ETCD_RESULT_OK) {
-		result_text(r, why, sizeof(why));
-		lost(f, "reading the fleet's state: %s", why);
-		return;
-	}
 	/* the new set replaces the old one; deleted overrides end below */
 	memset(&f->cache, 0, sizeof(f->cache));
 	f->cache_cap = 0;
@@ -462,16 +473,10 @@ static void on_schema(void *arg, const struct etcd_result *r)
 {
 	struct fleet *f = arg;
 	struct fleet_schema schema;
-	char why[320];
 
 	f->request = 0;
-	if (r->kind == ETCD_RESULT_ABANDONED)
+	if (request_failed(f, r, "reading the schema key"))
 		return;
-	if (r->kind != ETCD_RESULT_OK) {
-		result_text(r, why, sizeof(why));
-		lost(f, "reading the schema key: %s", why);
-		return;
-	}
 	if (r->reply->n_kvs == 0 ||
 	    fleet_schema_decode(r->reply->kvs[0].value, r->reply->kvs[0].value_len, &schema) < 0) {
 		/* an empty or rebuilt etcd: never "every site reset" */
@@ -584,16 +589,10 @@ static int heartbeat_interval_ms(const struct fleet *f)
 static void on_heartbeat(void *arg, const struct etcd_result *r)
 {
 	struct fleet *f = arg;
-	char why[320];
 
 	f->heartbeat = 0;
-	if (r->kind == ETCD_RESULT_ABANDONED)
+	if (request_failed(f, r, "heartbeat"))
 		return;
-	if (r->kind != ETCD_RESULT_OK) {
-		result_text(r, why, sizeof(why));
-		lost(f, "heartbeat: %s", why);
-		return;
-	}
 	if (r->reply->ttl == 0) {
 		lost(f, "heartbeat: the box's lease is gone (no heartbeat for %u ms)",
 		     f->cfg.lease_ttl_ms);
@@ -606,16 +605,10 @@ static void on_heartbeat(void *arg, const struct etcd_result *r)
 static void on_published(void *arg, const struct etcd_result *r)
 {
 	struct fleet *f = arg;
-	char why[320];
 
 	f->publishing = 0;
-	if (r->kind == ETCD_RESULT_ABANDONED)
+	if (request_failed(f, r, "publishing the box's presence"))
 		return;
-	if (r->kind != ETCD_RESULT_OK) {
-		result_text(r, why, sizeof(why));
-		lost(f, "publishing the box's presence: %s", why);
-		return;
-	}
 	f->published = f->publishing_applied;
 	f->writes++;
 	publish(f); /* what was applied meanwhile */
