@@ -17,7 +17,7 @@
 #include "protocol.h"
 
 /* Stable exit codes, documented in --help. */
-enum { EXIT_DONE = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
+enum { EXIT_DONE = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3, EXIT_FLEET = 4 };
 
 /* A reload runs iptables-restore or nft: give it time before giving up. */
 #define REPLY_TIMEOUT_S 60
@@ -153,6 +153,7 @@ static int build_site(const struct subcommand *cmd, int argc, char **argv, char 
 {
 	const char *site = NULL, *action = NULL, *allow = NULL, *value;
 	bool is_offline = strcmp(cmd->name, PROTOCOL_CMD_OFFLINE) == 0, cut = false;
+	bool local = false, wait = false;
 	char deadline[40] = "";
 
 	for (int i = 0; i < argc; i++) {
@@ -172,6 +173,10 @@ static int build_site(const struct subcommand *cmd, int argc, char **argv, char 
 				return -1;
 		} else if (is_offline && strcmp(argv[i], "--cut") == 0) {
 			cut = true;
+		} else if (strcmp(argv[i], "--local") == 0) {
+			local = true;
+		} else if (strcmp(argv[i], "--wait") == 0) {
+			wait = true;
 		} else if (argv[i][0] == '-' || site) {
 			return usage_error(cmd, "unexpected argument '%s'", argv[i]);
 		} else {
@@ -185,12 +190,17 @@ static int build_site(const struct subcommand *cmd, int argc, char **argv, char 
 	if (!protocol_site_name_valid(site))
 		return usage_error(cmd, "'%s' is not a site name (A-Z a-z 0-9 . _ -, at most %d)", site,
 				   PROTOCOL_SITE_NAME_MAX);
+	if (local && wait)
+		return usage_error(cmd, "--local and --wait do not go together: a local pin is this "
+				   "box's alone");
 	if (action && !protocol_action_valid(action))
 		return usage_error(cmd, "unknown action '%s': " PROTOCOL_ACTION_DROP " or "
 				   PROTOCOL_ACTION_REJECT, action);
-	if ((size_t)snprintf(req, len, "%s %s%s%s%s%s%s%s\n", cmd->name, site, action ? " " : "",
+	if ((size_t)snprintf(req, len, "%s %s%s%s%s%s%s%s%s%s\n", cmd->name, site, action ? " " : "",
 			     action ? action : "", allow ? " allow=" : "", allow ? allow : "",
-			     deadline, cut ? " " PROTOCOL_OPTION_CUT : "") >= len)
+			     deadline, cut ? " " PROTOCOL_OPTION_CUT : "",
+			     local ? " " PROTOCOL_OPTION_LOCAL : "",
+			     wait ? " " PROTOCOL_OPTION_WAIT : "") >= len)
 		return usage_error(cmd, "the request is too long");
 	return 0;
 }
@@ -203,15 +213,25 @@ static int build_plain(const struct subcommand *cmd, int argc, char **argv, char
 	return 0;
 }
 
+/* "fleet init": the only fleet subcommand so far. */
+static int build_fleet(const struct subcommand *cmd, int argc, char **argv, char *req, size_t len)
+{
+	if (argc != 1 || strcmp(argv[0], "init") != 0)
+		return usage_error(cmd, "usage: fleet init");
+	snprintf(req, len, "%s\n", PROTOCOL_CMD_FLEET_INIT);
+	return 0;
+}
+
 static const struct subcommand subcommands[] = {
 	{"status", "[--json]", "every site: state, action, where the state comes from, addresses, ports, counters", build_read},
 	{"stats", "[--json]", "daemon-wide figures: uptime, backend, packets, kernel queue drops", build_read},
 	{"metrics", "", "every figure in the Prometheus text format (as metrics.listen serves it)", build_plain},
-	{"offline", "SITE [--action drop|reject] [--allow NET[,NET...]|none] [--for DURATION|--until YYYY-MM-DDTHH:MMZ] [--cut]",
+	{"offline", "SITE [--action drop|reject] [--allow NET[,NET...]|none] [--for DURATION|--until YYYY-MM-DDTHH:MMZ] [--cut] [--local|--wait]",
 	 "take SITE offline (action default: the site's in the config); --allow: except for these sources; --for/--until: only until then; --cut: also end its established connections (default: drain them)", build_site},
-	{"online", "SITE", "bring SITE online", build_site},
-	{"reset", "SITE", "give SITE back the state of the config file", build_site},
+	{"online", "SITE [--local|--wait]", "bring SITE online", build_site},
+	{"reset", "SITE [--local|--wait]", "give SITE back the state of the config file (or its check)", build_site},
 	{"reload", "", "re-read the config file; prints its errors if it is refused", build_plain},
+	{"fleet", "init", "create the fleet's schema key in etcd (once per fleet)", build_fleet},
 };
 #define N_SUBCOMMANDS (sizeof(subcommands) / sizeof(subcommands[0]))
 
@@ -233,7 +253,12 @@ static void usage(FILE *out)
 		     "  -V, --version        print the version\n\n"
 		     "Changes (offline, online, reset, reload) need root or the group of the\n"
 		     "config's control.group; status, stats and metrics only access to the socket.\n\n"
-		     "Exit status: 0 done, 1 refused or failed, 2 usage, 3 daemon not reachable.\n",
+		     "With a fleet (config fleet:), offline/online/reset change every box through\n"
+		     "etcd: --wait answers once every live box applied it; --local changes this\n"
+		     "box only (a pin, shown as diverging; `reset SITE --local` ends it).\n\n"
+		     "Exit status: 0 done, 1 refused or failed, 2 usage, 3 daemon not reachable,\n"
+		     "4 the fleet could not take it (etcd unreachable, not initialised, --wait\n"
+		     "not met in time).\n",
 		PROTOCOL_DEFAULT_SOCKET);
 }
 
@@ -443,6 +468,8 @@ static int exit_code_of(const struct protocol_reply_header *hdr)
 		return EXIT_USAGE;
 	if (strcmp(hdr->code, PROTOCOL_ERR_BUSY) == 0 || strcmp(hdr->code, PROTOCOL_ERR_TIMEOUT) == 0)
 		return EXIT_UNREACHABLE;
+	if (strcmp(hdr->code, PROTOCOL_ERR_FLEET) == 0)
+		return EXIT_FLEET;
 	return EXIT_REFUSED;
 }
 

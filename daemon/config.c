@@ -381,6 +381,7 @@ enum {
 	ROOT_SITES,
 	ROOT_METRICS,
 	ROOT_SNI,
+	ROOT_FLEET,
 	ROOT_KEYS
 };
 
@@ -394,6 +395,7 @@ static const struct config_key_rule root_rules[] = {
 	[ROOT_SITES] = { "sites", config_parse_sites },
 	[ROOT_METRICS] = { "metrics", config_parse_metrics },
 	[ROOT_SNI] = { "sni", config_parse_sni },
+	[ROOT_FLEET] = { "fleet", config_parse_fleet },
 };
 
 static int set_defaults(struct config *cfg, const char *name)
@@ -680,6 +682,7 @@ void config_free(struct config *cfg)
 	free(cfg->control.group);
 	free(cfg->state_file);
 	free(cfg->user);
+	config_fleet_free(&cfg->fleet);
 	free(cfg);
 }
 

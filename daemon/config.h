@@ -104,6 +104,25 @@ struct config_site {
  * it (no name matches, no name at all, not TLS) and no site is "*". */
 enum config_unknown_name { CONFIG_UNKNOWN_REJECT, CONFIG_UNKNOWN_DROP, CONFIG_UNKNOWN_ACCEPT };
 
+/* fleet: how `auto` sites combine the boxes' checks. */
+enum config_fleet_checks { CONFIG_FLEET_CHECKS_OWN, CONFIG_FLEET_CHECKS_ALL };
+#define CONFIG_FLEET_MAX_ENDPOINTS 16
+
+/* The fleet section (config_fleet.c): several boxes share the run-time
+ * state through etcd (daemon/FLEET-DESIGN.md). Durations in ms. */
+struct config_fleet {
+	bool enabled;        /* fleet: given */
+	char *name;          /* the fleet: keys live under PREFIX/NAME/ */
+	char *box;           /* this box (default: the host name) */
+	char **endpoints;    /* "https://203.0.113.11:2379" */
+	size_t n_endpoints;
+	char *prefix;        /* default "/gatekeeper" */
+	char *ca_file, *cert_file, *key_file; /* NULL: none */
+	uint32_t lease_ttl_ms;
+	uint32_t request_timeout_ms;
+	enum config_fleet_checks checks;
+};
+
 struct config {
 	char *path;
 	enum config_hook hook;
@@ -133,6 +152,7 @@ struct config {
 		uint32_t hold_ms;     /* how long a partial ClientHello is held */
 		uint32_t max_pending; /* partial ClientHellos held at once */
 	} sni;
+	struct config_fleet fleet;
 };
 
 /* Collected messages, each "FILE:LINE:COL: message" (or "FILE: message"

@@ -116,6 +116,10 @@ void config_parse_state_file(struct config_parser *p, yaml_node_t *node, void *t
 void config_parse_user(struct config_parser *p, yaml_node_t *node, void *target);
 void config_parse_metrics(struct config_parser *p, yaml_node_t *node, void *target);
 void config_parse_sni(struct config_parser *p, yaml_node_t *node, void *target);
+/* config_fleet.c */
+void config_parse_fleet(struct config_parser *p, yaml_node_t *node, void *target);
+void config_fleet_free(struct config_fleet *fleet);
+extern const struct config_words config_fleet_checks_words;
 /* Defaults of those keys: the scalars before the walk, the strings after
  * it (0, or -1 out of memory). */
 void config_set_section_defaults(struct config *cfg);

@@ -39,6 +39,8 @@ struct control_client {
 	size_t out_off;
 	bool eof, closing, more;
 	bool answered; /* one reply sent: the first-request deadline is over */
+	bool waiting;  /* its request's reply comes later (control_complete) */
+	uint64_t ticket; /* which one, while waiting */
 	enum control_rank rank;
 	uint64_t active_ms; /* for eviction: the longest idle goes first */
 };
@@ -266,6 +268,8 @@ static int client_flush(int fd, struct control_client *c)
 	return 0;
 }
 
+static void client_progress(struct control *ctl, struct control_client *c);
+
 /* Handles the complete line at the start of the input buffer. */
 static void client_handle_line(struct control *ctl, struct control_client *c, size_t len)
 {
@@ -284,7 +288,30 @@ static void client_handle_line(struct control *ctl, struct control_client *c, si
 			return;
 		}
 	}
-	control_execute(ctl, &c->peer, line, &c->out);
+	c->ticket = ++ctl->next_ticket;
+	if (control_execute(ctl, &c->peer, line, &c->out, c->ticket)) {
+		/* nothing more is read from it until the reply is there */
+		c->waiting = true;
+		listener_watch(ctl->listener, slot_of(ctl, c), 0);
+		listener_set_deadline(ctl->listener, slot_of(ctl, c),
+				      clock_now_ms() + CONTROL_PENDING_MAX_MS);
+	}
+}
+
+void control_complete(struct control *ctl, uint64_t ticket, const char *code,
+		      const struct strbuf *body)
+{
+	for (size_t i = 0; i < CONTROL_MAX_CLIENTS; i++) {
+		struct control_client *c = &ctl->clients[i];
+
+		if (listener_client_fd(ctl->listener, i) < 0 || !c->waiting || c->ticket != ticket)
+			continue;
+		c->waiting = false;
+		control_reply(&c->out, code, body);
+		client_progress(ctl, c);
+		return;
+	}
+	/* the client went away, or timed out, meanwhile: nobody to tell */
 }
 
 /* Moves the client as far as it can go without blocking: flush the reply,
@@ -296,6 +323,9 @@ static void client_progress(struct control *ctl, struct control_client *c)
 	c->more = false;
 	for (;;) {
 		char *newline;
+
+		if (c->waiting)
+			return;
 
 		if (c->out_off < c->out.len) {
 			if (client_flush(fd_of(ctl, c), c) < 0) {

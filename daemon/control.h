@@ -20,6 +20,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "config.h"
@@ -33,6 +34,9 @@
  * the whole idle timeout (gatekeeperctl sends at once) */
 #define CONTROL_FIRST_REQUEST_MS 3000
 #define CONTROL_DIR_MODE 0755
+/* A request waiting on the fleet (etcd) is answered within this, by the
+ * fleet's own deadlines; past it the client gets "timeout". */
+#define CONTROL_PENDING_MAX_MS 20000
 
 struct control;
 struct engine;
@@ -62,6 +66,13 @@ struct control_peer {
 struct control *control_open(struct engine *engine, const char *config_path, const char *run_as);
 /* Closes every client and removes the socket file, if it is still ours. */
 void control_close(struct control *ctl);
+
+struct strbuf;
+/* The reply to the request TICKET that waited (control_internal.h): CODE
+ * NULL for OK, else a PROTOCOL_ERR_* code, then BODY. Ignored when that
+ * client is gone. */
+void control_complete(struct control *ctl, uint64_t ticket, const char *code,
+		      const struct strbuf *body);
 
 /* The fd to poll for input (an epoll fd), and how long the poll may sleep
  * before control_dispatch() must run anyway (-1: forever). */
@@ -95,6 +106,7 @@ enum control_command {
 	CONTROL_CMD_RESET,
 	CONTROL_CMD_RELOAD,
 	CONTROL_CMD_METRICS,
+	CONTROL_CMD_FLEET_INIT,
 };
 
 #define CONTROL_MAX_OPTIONS 3
@@ -109,6 +121,9 @@ struct control_request {
 	 * checked by control_parse_request; pointing into the line */
 	const char *options[CONTROL_MAX_OPTIONS];
 	size_t n_options;
+	/* with a fleet: this box only (a local pin); answer once every live
+	 * box applied it */
+	bool local, wait;
 };
 
 /* Parses one request line (no newline, NUL-terminated; split in place).

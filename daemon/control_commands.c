@@ -11,6 +11,7 @@
 #include "control.h"
 #include "control_internal.h"
 #include "engine.h"
+#include "fleet.h"
 #include "gk_version.h"
 #include "health.h"
 #include "log.h"
@@ -20,14 +21,14 @@
 #include "protocol.h"
 #include "state.h"
 
-#define MAX_WORDS 6
+#define MAX_WORDS 8
 
 /* What a command takes after its name. */
 enum command_args {
 	ARGS_NONE,        /* CMD */
 	ARGS_JSON,        /* CMD [json] */
-	ARGS_SITE,        /* CMD SITE */
-	ARGS_SITE_ACTION, /* CMD SITE [drop|reject] [OPTION ...] */
+	ARGS_SITE,        /* CMD SITE [local] [wait] */
+	ARGS_SITE_ACTION, /* CMD SITE [drop|reject] [OPTION ...] [local] [wait] */
 };
 
 /* A row of the command table (at the end of this file). */
@@ -44,6 +45,9 @@ struct command {
 };
 
 /* ---- replies ---- */
+
+/* What a command returns for a reply that comes later (control_complete). */
+const char control_pending[] = "(pending)";
 
 void control_reply(struct strbuf *out, const char *code, const struct strbuf *body)
 {
@@ -76,6 +80,31 @@ void control_reply_error(struct strbuf *out, const char *code, const char *fmt, 
 
 /* ---- changes ---- */
 
+/* A toggle of the whole fleet: written to etcd first; the reply waits for
+ * the commit and this box's watch (control_complete). */
+static const char *fleet_change(struct control *ctl, const struct control_peer *peer,
+				const struct control_request *req, enum site_state state,
+				enum site_action action, const struct maintenance_opts *opts,
+				struct strbuf *b)
+{
+	char by[64];
+	const char *code = NULL;
+	struct fleet_toggle t = {
+		.site = req->site,
+		.reset = req->command == CONTROL_CMD_RESET,
+		.state = state,
+		.action = action,
+		.opts = opts,
+		.by = by,
+		.wait = req->wait,
+	};
+
+	snprintf(by, sizeof(by), "uid %u pid %d", (unsigned)peer->uid, (int)peer->pid);
+	if (fleet_toggle(engine_fleet(ctl->engine), &t, ctl->executing, b, &code) < 0)
+		return code;
+	return control_pending;
+}
+
 /* Saves the override set as it will be after the change, and only then
  * applies the change: a failed save leaves the live state untouched. */
 static const char *change_site(struct control *ctl, const struct control_peer *peer,
@@ -85,6 +114,7 @@ static const char *change_site(struct control *ctl, const struct control_peer *p
 	struct sites *sites = engine_sites(ctl->engine);
 	const char *path = engine_config(ctl->engine)->state_file;
 	struct site *site = sites_find(sites, req->site);
+	struct fleet *fleet = engine_fleet(ctl->engine);
 	enum site_state was_state, state = SITE_ONLINE;
 	enum site_action was_action, action;
 	enum site_source was_source;
@@ -116,6 +146,10 @@ static const char *change_site(struct control *ctl, const struct control_peer *p
 			goto out;
 		}
 	}
+	if (fleet && !req->local) {
+		code = fleet_change(ctl, peer, req, state, action, &opts, b);
+		goto out;
+	}
 	if (state_collect(sites, &set) < 0 ||
 	    (req->command == CONTROL_CMD_RESET
 		     ? (state_set_remove(&set, req->site), 0)
@@ -134,31 +168,12 @@ static const char *change_site(struct control *ctl, const struct control_peer *p
 		code = PROTOCOL_ERR_FAILED;
 		goto out;
 	}
-	/* the allow-list before the state: an ops SYN arriving in between
-	 * must not meet an offline site without its exceptions */
-	site_set_until(site, opts.until);
-	if (state == SITE_OFFLINE) {
-		engine_set_allow(ctl->engine, site, opts.allow);
-		opts.allow = NULL;
-	}
-	if (req->command == CONTROL_CMD_RESET) {
-		site_clear_override(site);
-		/* an auto site goes back to what its check says, not to online */
-		health_apply(engine_health(ctl->engine), sites);
-	} else
-		site_set_override(site, state, action);
-	if (req->command != CONTROL_CMD_RESET)
-		site_set_cut(site, state == SITE_OFFLINE && opts.cut);
-	if (state != SITE_OFFLINE)
-		engine_set_allow(ctl->engine, site, NULL);
-	/* before the reply: once it returns, what no daemon decides gets the
-	 * new state too (the workers had it at once) */
-	if (engine_guard_sync(ctl->engine) < 0)
+	if ((req->command == CONTROL_CMD_RESET
+		     ? maintenance_clear(ctl->engine, site)
+		     : maintenance_apply(ctl->engine, site, state, action, &opts,
+					 SITE_SOURCE_RUNTIME)) < 0)
 		strbuf_puts(b, "warning: the kernel guard was not updated (the daemon's log says why); "
 			       "the daemon's own verdicts have the new state, and it keeps retrying\n");
-	else if (site_cut(site))
-		/* the first probe round at once, with the cut rules in place */
-		engine_cut_round(ctl->engine);
 	log_info("site %s: %s (%s, from %s) by uid %u pid %d; was %s (%s, from %s)", req->site,
 		 config_state_name(site_state(site)), config_action_name(site_action(site)),
 		 site_source_name(site_source(site)), (unsigned)peer->uid, (int)peer->pid,
@@ -171,13 +186,27 @@ static const char *change_site(struct control *ctl, const struct control_peer *p
 			 req->site, site_allow_list(site) ? site_allow_list(site)->count : 0,
 			 site_allow_is_runtime(site) ? "runtime" : "config",
 			 site_until(site) ? state_time_text(site_until(site), err, sizeof(err)) : "reset");
+	/* a local pin that ended: the fleet's override, if any, is back */
+	if (fleet && req->command == CONTROL_CMD_RESET)
+		fleet_reapply(fleet, site);
 	strbuf_printf(b, "%s: %s (%s), from %s\n", req->site, config_state_name(site_state(site)),
 		      config_action_name(site_action(site)), site_source_name(site_source(site)));
+	if (fleet && site_source(site) == SITE_SOURCE_RUNTIME)
+		strbuf_puts(b, "pinned on this box only: it diverges from the fleet until `reset "
+			       "SITE --local`\n");
 	maintenance_status_text(site, clock_wall_ms() / 1000, b);
 out:
 	maintenance_opts_free(&opts);
 	state_set_free(&set);
 	return code;
+}
+
+static void fleet_section_warning(struct strbuf *b)
+{
+	log_warn("reload: the fleet section changed; it takes effect at the next start "
+		 "(the fleet runs on as it started)");
+	strbuf_puts(b, "warning: the fleet section changed: it takes effect at the next start of "
+		       "gatekeeperd (the fleet runs on as it started)\n");
 }
 
 /* The reload of `gatekeeperctl reload` and SIGHUP. Writes what the caller
@@ -206,6 +235,14 @@ static const char *reload(struct control *ctl, const char *who, struct strbuf *b
 		goto out;
 	}
 	control_apply_group(ctl);
+	if (engine_fleet(ctl->engine)) {
+		/* sites new to this config get the fleet's overrides too */
+		fleet_reapply(engine_fleet(ctl->engine), NULL);
+		if (fleet_config_changed(engine_fleet(ctl->engine), &engine_config(ctl->engine)->fleet))
+			fleet_section_warning(b);
+	} else if (engine_config(ctl->engine)->fleet.enabled) {
+		fleet_section_warning(b);
+	}
 	/* overrides of removed sites are gone from the table: drop them from
 	 * the file too (a failure here loses nothing: the old file still
 	 * describes every surviving override) */
@@ -252,7 +289,7 @@ static const char *run_status(struct control *ctl, const struct control_peer *pe
 			      struct strbuf *b)
 {
 	(req->json ? control_status_json : control_status_text)(engine_sites(ctl->engine), engine_health(ctl->engine),
-						engine_metrics(ctl->engine), b);
+						engine_metrics(ctl->engine), engine_fleet(ctl->engine), b);
 	return NULL;
 }
 
@@ -282,6 +319,22 @@ static const char *run_reload(struct control *ctl, const struct control_peer *pe
 	return reload(ctl, who, b);
 }
 
+static const char *run_fleet_init(struct control *ctl, const struct control_peer *peer,
+				  const struct command *cmd, const struct control_request *req,
+				  struct strbuf *b)
+{
+	struct fleet *fleet = engine_fleet(ctl->engine);
+	const char *code = NULL;
+	char by[64];
+
+	if (!fleet) {
+		strbuf_puts(b, "no fleet: the config has no fleet section\n");
+		return PROTOCOL_ERR_USAGE;
+	}
+	snprintf(by, sizeof(by), "uid %u pid %d", (unsigned)peer->uid, (int)peer->pid);
+	return fleet_init(fleet, by, ctl->executing, b, &code) < 0 ? code : control_pending;
+}
+
 /* Every command the daemon knows, in the order the error messages list
  * them. A new command is a row here (and its word in protocol.h). */
 static const struct command commands[] = {
@@ -291,11 +344,16 @@ static const struct command commands[] = {
 	{PROTOCOL_CMD_METRICS, CONTROL_CMD_METRICS, ARGS_NONE, false, "metrics", run_metrics},
 	{PROTOCOL_CMD_OFFLINE, CONTROL_CMD_OFFLINE, ARGS_SITE_ACTION, true,
 	 "offline SITE [" PROTOCOL_ACTION_DROP "|" PROTOCOL_ACTION_REJECT
-	 "] [allow=CIDR[,CIDR...]|allow=none] [for=SECONDS|until=UNIXTIME] [" PROTOCOL_OPTION_CUT "]",
+	 "] [allow=CIDR[,CIDR...]|allow=none] [for=SECONDS|until=UNIXTIME] [" PROTOCOL_OPTION_CUT
+	 "] [" PROTOCOL_OPTION_LOCAL "|" PROTOCOL_OPTION_WAIT "]",
 	 change_site},
-	{PROTOCOL_CMD_ONLINE, CONTROL_CMD_ONLINE, ARGS_SITE, true, "online SITE", change_site},
-	{PROTOCOL_CMD_RESET, CONTROL_CMD_RESET, ARGS_SITE, true, "reset SITE", change_site},
+	{PROTOCOL_CMD_ONLINE, CONTROL_CMD_ONLINE, ARGS_SITE, true,
+	 "online SITE [" PROTOCOL_OPTION_LOCAL "|" PROTOCOL_OPTION_WAIT "]", change_site},
+	{PROTOCOL_CMD_RESET, CONTROL_CMD_RESET, ARGS_SITE, true,
+	 "reset SITE [" PROTOCOL_OPTION_LOCAL "|" PROTOCOL_OPTION_WAIT "]", change_site},
 	{PROTOCOL_CMD_RELOAD, CONTROL_CMD_RELOAD, ARGS_NONE, true, "reload", run_reload},
+	{PROTOCOL_CMD_FLEET_INIT, CONTROL_CMD_FLEET_INIT, ARGS_NONE, true, "fleet-init",
+	 run_fleet_init},
 };
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -335,6 +393,23 @@ static int parse_site_options(const struct command *cmd, char **words, size_t n,
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		bool had_allow = opts.allow != NULL;
 
+		if (strcmp(words[i], PROTOCOL_OPTION_LOCAL) == 0 ||
+		    strcmp(words[i], PROTOCOL_OPTION_WAIT) == 0) {
+			bool *flag = words[i][0] == 'l' ? &req->local : &req->wait;
+
+			if (*flag || (words[i][0] == 'l' ? req->wait : req->local)) {
+				snprintf(err, err_len, "%s and %s go neither twice nor together; usage: %s",
+					 PROTOCOL_OPTION_LOCAL, PROTOCOL_OPTION_WAIT, cmd->usage);
+				rc = -1;
+			}
+			*flag = true;
+			continue;
+		}
+		if (cmd->args == ARGS_SITE) {
+			snprintf(err, err_len, "usage: %s", cmd->usage);
+			rc = -1;
+			continue;
+		}
 		if (i == 0 && config_parse_action(words[0], &req->action) == 0) {
 			req->has_action = true;
 			continue;
@@ -359,8 +434,8 @@ static int parse_site_options(const struct command *cmd, char **words, size_t n,
 int control_parse_request(char *line, struct control_request *req, char *err, size_t err_len)
 {
 	static const size_t min_args[] = {[ARGS_SITE] = 1, [ARGS_SITE_ACTION] = 1};
-	static const size_t max_args[] = {[ARGS_JSON] = 1, [ARGS_SITE] = 1,
-					  [ARGS_SITE_ACTION] = 2 + CONTROL_MAX_OPTIONS};
+	static const size_t max_args[] = {[ARGS_JSON] = 1, [ARGS_SITE] = 3,
+					  [ARGS_SITE_ACTION] = 4 + CONTROL_MAX_OPTIONS};
 	char *words[MAX_WORDS + 1], *save = NULL, names[128];
 	const struct command *cmd = NULL;
 	size_t n = 0, args;
@@ -396,10 +471,9 @@ int control_parse_request(char *line, struct control_request *req, char *err, si
 		req->json = args == 1;
 		break;
 	case ARGS_SITE_ACTION:
+	case ARGS_SITE:
 		if (parse_site_options(cmd, words + 2, args - 1, req, err, err_len) < 0)
 			return -1;
-		/* fall through */
-	case ARGS_SITE:
 		req->site = words[1];
 		break;
 	case ARGS_NONE:
@@ -408,17 +482,18 @@ int control_parse_request(char *line, struct control_request *req, char *err, si
 	return 0;
 }
 
-void control_execute(struct control *ctl, const struct control_peer *peer, char *line,
-		     struct strbuf *out)
+bool control_execute(struct control *ctl, const struct control_peer *peer, char *line,
+		     struct strbuf *out, uint64_t ticket)
 {
 	const struct command *cmd;
 	struct control_request req;
 	struct strbuf body;
+	const char *code;
 	char err[256];
 
 	if (control_parse_request(line, &req, err, sizeof(err)) < 0) {
 		control_reply_error(out, PROTOCOL_ERR_USAGE, "%s", err);
-		return;
+		return false;
 	}
 	cmd = command_of(req.command);
 	if (cmd->changes_state && !peer->privileged) {
@@ -428,9 +503,13 @@ void control_execute(struct control *ctl, const struct control_peer *peer, char 
 				    "permission denied: '%s' changes state and needs root or a member "
 				    "of the control group (config control.group); uid %u may only read",
 				    cmd->name, (unsigned)peer->uid);
-		return;
+		return false;
 	}
 	strbuf_init(&body, PROTOCOL_MAX_BODY);
-	control_reply(out, cmd->run(ctl, peer, cmd, &req, &body), &body);
+	ctl->executing = ticket;
+	code = cmd->run(ctl, peer, cmd, &req, &body);
+	if (code != control_pending)
+		control_reply(out, code, &body);
 	strbuf_free(&body);
+	return code == control_pending;
 }

@@ -27,13 +27,18 @@ struct control {
 	uint64_t started_ms; /* CLOCK_MONOTONIC, for the uptime */
 	int idle_timeout_ms;
 	bool work_pending; /* a client has queued requests left over */
+	uint64_t next_ticket; /* names each request whose reply may come later */
+	uint64_t executing;   /* the ticket of the request being run */
 	struct control_client *clients; /* one per listener slot */
 };
 
 /* Runs one request line from PEER and appends the whole reply (header and
- * body) to OUT. */
-void control_execute(struct control *ctl, const struct control_peer *peer, char *line,
-		     struct strbuf *out);
+ * body) to OUT; or, for a request that waits on the fleet (etcd), returns
+ * true and appends nothing: control_complete(TICKET) gives the reply. */
+bool control_execute(struct control *ctl, const struct control_peer *peer, char *line,
+		     struct strbuf *out, uint64_t ticket);
+/* A command's "code" for a reply that comes later, with ctl->executing. */
+extern const char control_pending[];
 /* Appends "OK <len>\n" (CODE NULL) or "ERR CODE <len>\n", then BODY. */
 void control_reply(struct strbuf *out, const char *code, const struct strbuf *body);
 /* Appends an error reply with a one-line printf-style message. */
@@ -45,10 +50,14 @@ struct metrics_server;
 struct sites;
 
 /* The bodies of status and stats (control_report.c), text or JSON. */
+struct fleet;
+/* FLEET NULL: no fleet section. */
 void control_status_text(const struct sites *sites, const struct health *health,
-			 const struct metrics_server *metrics, struct strbuf *b);
+			 const struct metrics_server *metrics, const struct fleet *fleet,
+			 struct strbuf *b);
 void control_status_json(const struct sites *sites, const struct health *health,
-			 const struct metrics_server *metrics, struct strbuf *b);
+			 const struct metrics_server *metrics, const struct fleet *fleet,
+			 struct strbuf *b);
 void control_stats_text(const struct control *ctl, struct strbuf *b);
 void control_stats_json(const struct control *ctl, struct strbuf *b);
 

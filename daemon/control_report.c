@@ -12,19 +12,12 @@
 #include "engine.h"
 #include "gk_version.h"
 #include "health.h"
+#include "fleet.h"
 #include "maintenance.h"
 #include "metrics_server.h"
 #include "queue.h"
 #include "rules_watch.h"
 #include "textsafe.h"
-
-/* Where SITE's state comes from: an override, its check, or the config. */
-static const char *source_word(const struct site *site)
-{
-	if (site_source(site) == SITE_SOURCE_RUNTIME)
-		return site_source_name(SITE_SOURCE_RUNTIME);
-	return site_config(site)->state_auto ? "check" : site_source_name(SITE_SOURCE_CONFIG);
-}
 
 static const char *config_state_word(const struct config_site *cs)
 {
@@ -83,7 +76,8 @@ static void check_text(const struct health *h, size_t first, size_t n, struct st
 }
 
 void control_status_text(const struct sites *sites, const struct health *health,
-			 const struct metrics_server *metrics, struct strbuf *b)
+			 const struct metrics_server *metrics, const struct fleet *fleet,
+			 struct strbuf *b)
 {
 	int64_t now_s = clock_wall_ms() / 1000;
 	size_t cursor = 0;
@@ -98,8 +92,8 @@ void control_status_text(const struct sites *sites, const struct health *health,
 		size_t first, n_targets;
 
 		strbuf_printf(b, "%s: %s, from %s", site_name(site), config_state_name(site_state(site)),
-			      source_word(site));
-		if (site_source(site) == SITE_SOURCE_RUNTIME)
+			      site_source_word(site));
+		if (site_source(site) != SITE_SOURCE_CONFIG)
 			strbuf_printf(b, " (config: %s, %s)", config_state_word(cs),
 				      config_action_name(cs->action));
 		strbuf_printf(b, "\n  action     %s\n  addresses ", config_action_name(site_action(site)));
@@ -118,6 +112,8 @@ void control_status_text(const struct sites *sites, const struct health *health,
 		strbuf_printf(b, "\n  counters   accepted %" PRIu64 " dropped %" PRIu64 " rejected %" PRIu64
 			      " allowed %" PRIu64 "\n", c.accepted, c.dropped, c.rejected, c.allowed);
 		maintenance_status_text(site, now_s, b);
+		if (fleet)
+			fleet_site_text(fleet, site, b);
 		n_targets = site_targets(health, &cursor, site_name(site), &first);
 		if (n_targets)
 			check_text(health, first, n_targets, b);
@@ -125,6 +121,8 @@ void control_status_text(const struct sites *sites, const struct health *health,
 	if (sites_count(sites) == 0)
 		strbuf_puts(b, "no sites configured\n");
 	metrics_server_status_text(metrics, b);
+	if (fleet)
+		fleet_status_text(fleet, b);
 }
 
 static void check_json(const struct health *h, size_t first, size_t n, struct strbuf *b)
@@ -168,7 +166,8 @@ static void check_json(const struct health *h, size_t first, size_t n, struct st
 }
 
 void control_status_json(const struct sites *sites, const struct health *health,
-			 const struct metrics_server *metrics, struct strbuf *b)
+			 const struct metrics_server *metrics, const struct fleet *fleet,
+			 struct strbuf *b)
 {
 	int64_t now_s = clock_wall_ms() / 1000;
 	size_t cursor = 0;
@@ -187,7 +186,7 @@ void control_status_json(const struct sites *sites, const struct health *health,
 		strbuf_printf(b, ",\"state\":\"%s\",\"action\":\"%s\",\"source\":\"%s\","
 			      "\"config_state\":\"%s\",\"config_action\":\"%s\",\"addresses\":[",
 			      config_state_name(site_state(site)), config_action_name(site_action(site)),
-			      source_word(site), config_state_word(cs), config_action_name(cs->action));
+			      site_source_word(site), config_state_word(cs), config_action_name(cs->action));
 		for (size_t a = 0; a < cs->n_addresses; a++) {
 			strbuf_puts(b, a ? "," : "");
 			strbuf_json_string(b, config_addr_str(&cs->addresses[a], addr, sizeof(addr)));
@@ -206,6 +205,8 @@ void control_status_json(const struct sites *sites, const struct health *health,
 			      ",\"rejected\":%" PRIu64 ",\"allowed\":%" PRIu64 "}", c.accepted,
 			      c.dropped, c.rejected, c.allowed);
 		maintenance_status_json(site, now_s, b);
+		if (fleet)
+			fleet_site_json(fleet, site, b);
 		n_targets = site_targets(health, &cursor, site_name(site), &first);
 		if (n_targets)
 			check_json(health, first, n_targets, b);
@@ -213,6 +214,8 @@ void control_status_json(const struct sites *sites, const struct health *health,
 	}
 	strbuf_puts(b, "]");
 	metrics_server_status_json(metrics, b);
+	if (fleet)
+		fleet_status_json(fleet, b);
 	strbuf_puts(b, "}\n");
 }
 
@@ -239,7 +242,7 @@ static void gather(const struct control *ctl, struct figures *f)
 		f->total.dropped += c.dropped;
 		f->total.rejected += c.rejected;
 		f->offline += site_state(site) == SITE_OFFLINE;
-		f->runtime += site_source(site) == SITE_SOURCE_RUNTIME;
+		f->runtime += site_source(site) != SITE_SOURCE_CONFIG;
 	}
 	engine_get_stats(ctl->engine, &f->workers);
 }

@@ -33,6 +33,7 @@ struct engine {
 	struct cut *cut;                 /* NULL: backend external, or it failed to open */
 	uint64_t reloads_ok, reloads_failed;
 	const struct metrics_server *metrics; /* main()'s, for status; may be NULL */
+	struct fleet *fleet; /* main()'s; NULL without a fleet section */
 };
 
 /* A guard left by an instance that died kept deciding while no daemon
@@ -359,6 +360,16 @@ void engine_reload_counts(const struct engine *engine, uint64_t *ok, uint64_t *f
 void engine_set_metrics(struct engine *engine, const struct metrics_server *metrics)
 {
 	engine->metrics = metrics;
+}
+
+void engine_set_fleet(struct engine *engine, struct fleet *fleet)
+{
+	engine->fleet = fleet;
+}
+
+struct fleet *engine_fleet(const struct engine *engine)
+{
+	return engine->fleet;
 }
 
 const struct metrics_server *engine_metrics(const struct engine *engine)

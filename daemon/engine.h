@@ -72,6 +72,10 @@ struct health *engine_health(const struct engine *engine);
 struct metrics_server;
 void engine_set_metrics(struct engine *engine, const struct metrics_server *metrics);
 const struct metrics_server *engine_metrics(const struct engine *engine);
+/* The fleet main() opened (fleet.h), or NULL: not owned either. */
+struct fleet;
+void engine_set_fleet(struct engine *engine, struct fleet *fleet);
+struct fleet *engine_fleet(const struct engine *engine);
 /* Reloads since the start that took, and that were refused. */
 void engine_reload_counts(const struct engine *engine, uint64_t *ok, uint64_t *failed);
 

@@ -52,6 +52,8 @@ struct health {
 	 * each at most); any other unasked-for result is a lie */
 	size_t stale_allowed;
 	bool mark_warned;
+	health_combine_fn *combine; /* NULL: this box's verdict decides */
+	void *combine_arg;
 };
 
 /* a new key for every ca_file opened: a reload re-reads the file */
@@ -182,6 +184,8 @@ static void apply_site(const struct health *h, struct sites *sites, const struct
 
 	if (!site || !site_config(site)->state_auto || verdict == HEALTH_UNKNOWN)
 		return;
+	if (h->combine)
+		verdict = h->combine(h->combine_arg, name, verdict);
 	want = verdict == HEALTH_UP ? SITE_ONLINE : SITE_OFFLINE;
 	was = site_state(site);
 	if (!site_set_check_state(site, want)) {
@@ -494,6 +498,14 @@ int health_update(struct health *h, const struct config *cfg)
 	h->n_targets = n;
 	h->next_start = 0;
 	return 0;
+}
+
+void health_set_combine(struct health *h, health_combine_fn *fn, void *arg)
+{
+	if (!h)
+		return;
+	h->combine = fn;
+	h->combine_arg = arg;
 }
 
 void health_apply(const struct health *h, struct sites *sites)

@@ -77,6 +77,11 @@ struct health_target_info {
  * a system error (logged). CFG must outlive it, or be replaced by
  * health_update() first. */
 struct health *health_open(const struct config *cfg);
+/* With a fleet whose auto sites combine the boxes' checks (fleet.checks:
+ * all): FN turns this box's verdict OWN (UP or DOWN) of SITE into the one
+ * that decides the site's state. */
+typedef enum health_state health_combine_fn(void *arg, const char *site, enum health_state own);
+void health_set_combine(struct health *h, health_combine_fn *fn, void *arg);
 void health_close(struct health *health);
 /* Reload: the targets of CFG, keeping the results of each (site, address,
  * port) that is still checked. Checks in flight are restarted. */

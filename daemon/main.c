@@ -1,7 +1,6 @@
 /* gatekeeperd: options, config, start the engine, serve signals, unwind. */
 #include <errno.h>
 #include <getopt.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,10 +14,12 @@
 #include "config.h"
 #include "control.h"
 #include "engine.h"
+#include "fleet.h"
 #include "guard.h"
 #include "gk_version.h"
 #include "health.h"
 #include "log.h"
+#include "loop.h"
 #include "maintenance.h"
 #include "metrics_server.h"
 #include "notify.h"
@@ -188,82 +189,177 @@ static void watchdog_tick(const struct engine *engine, uint64_t interval_usec)
 			 "withholding the watchdog ping", (unsigned long long)(beat_age_usec / 1000000u));
 }
 
-static int earliest(int a, int b)
+/* The main thread's sources of events, in the order they run after each
+ * wake-up (daemon/loop.h). */
+struct daemon_loop {
+	struct loop loop;
+	struct engine *engine;
+	struct control *control;
+	struct metrics_server *metrics;
+	struct fleet *fleet; /* NULL without a fleet section */
+	int sigfd;
+	uint64_t watchdog_usec;
+	int rules_watch_ms;
+};
+
+static int signals_fd(void *owner) { return ((struct daemon_loop *)owner)->sigfd; }
+
+static void signals_dispatch(void *owner, bool ready)
 {
-	return b >= 0 && (a < 0 || b < a) ? b : a;
+	struct daemon_loop *d = owner;
+	struct signalfd_siginfo si;
+
+	if (!ready || read(d->sigfd, &si, sizeof(si)) != sizeof(si))
+		return;
+	switch (si.ssi_signo) {
+	case SIGTERM:
+	case SIGINT:
+		log_info("signal %s: stopping", strsignal((int)si.ssi_signo));
+		loop_stop(&d->loop, 0);
+		break;
+	case SIGHUP:
+		control_reload(d->control, "SIGHUP");
+		break;
+	case SIGUSR1:
+		engine_log_counters(d->engine);
+		break;
+	}
 }
 
-static int poll_timeout_ms(struct control *control, const struct engine *engine,
-			   const struct metrics_server *metrics, uint64_t watchdog_usec,
-			   int rules_watch_ms)
+static int control_source_fd(void *owner) { return control_fd(((struct daemon_loop *)owner)->control); }
+static int control_source_timeout(void *owner)
 {
-	int timeout = earliest(control_timeout_ms(control), rules_watch_ms);
-	int wd = watchdog_usec ? (int)(watchdog_usec / 4000u) + 1 : -1;
+	return control_timeout_ms(((struct daemon_loop *)owner)->control);
+}
+/* also on a timeout: it ends clients past their deadline */
+static void control_source_dispatch(void *owner, bool ready)
+{
+	control_dispatch(((struct daemon_loop *)owner)->control);
+}
 
-	timeout = earliest(timeout, health_timeout_ms(engine_health(engine)));
-	/* the earliest end of a timed offline */
-	timeout = earliest(timeout, maintenance_timeout_ms(engine_sites(engine)));
-	/* the cut's next probe round */
-	timeout = earliest(timeout, engine_cut_timeout_ms(engine));
-	timeout = earliest(timeout, metrics_server_timeout_ms(metrics));
-	return earliest(timeout, wd);
+static int health_source_fd(void *owner)
+{
+	return health_fd(engine_health(((struct daemon_loop *)owner)->engine));
+}
+static int health_source_timeout(void *owner)
+{
+	return health_timeout_ms(engine_health(((struct daemon_loop *)owner)->engine));
+}
+static void health_source_dispatch(void *owner, bool ready)
+{
+	struct engine *engine = ((struct daemon_loop *)owner)->engine;
+	health_dispatch(engine_health(engine), engine_sites(engine));
+}
+
+/* the earliest end of a timed offline */
+static int maintenance_source_timeout(void *owner)
+{
+	return maintenance_timeout_ms(engine_sites(((struct daemon_loop *)owner)->engine));
+}
+static void maintenance_source_dispatch(void *owner, bool ready)
+{
+	maintenance_expire(((struct daemon_loop *)owner)->engine);
+}
+
+/* After every source that may change a site's state (a toggle, a check, a
+ * deadline): the guard follows, the cut's next probe round runs when due. */
+static int engine_source_timeout(void *owner)
+{
+	return engine_cut_timeout_ms(((struct daemon_loop *)owner)->engine);
+}
+static void engine_source_dispatch(void *owner, bool ready)
+{
+	struct engine *engine = ((struct daemon_loop *)owner)->engine;
+
+	/* a check that changed a site's state, or a failed update to retry */
+	engine_guard_sync(engine);
+	engine_cut_tick(engine);
+}
+
+static int metrics_source_fd(void *owner)
+{
+	return metrics_server_fd(((struct daemon_loop *)owner)->metrics);
+}
+static int metrics_source_timeout(void *owner)
+{
+	return metrics_server_timeout_ms(((struct daemon_loop *)owner)->metrics);
+}
+static void metrics_source_dispatch(void *owner, bool ready)
+{
+	metrics_server_dispatch(((struct daemon_loop *)owner)->metrics);
+}
+
+/* The fleet's etcd client; before the engine's source, so a state the
+ * fleet applied reaches the guard in the same round. */
+static int fleet_source_fd(void *owner)
+{
+	struct fleet *fleet = ((struct daemon_loop *)owner)->fleet;
+	return fleet ? fleet_fd(fleet) : -1;
+}
+static int fleet_source_timeout(void *owner)
+{
+	struct fleet *fleet = ((struct daemon_loop *)owner)->fleet;
+	return fleet ? fleet_timeout_ms(fleet) : -1;
+}
+static void fleet_source_dispatch(void *owner, bool ready)
+{
+	struct fleet *fleet = ((struct daemon_loop *)owner)->fleet;
+	if (fleet)
+		fleet_dispatch(fleet);
+}
+
+/* The systemd watchdog's ping, the rules watchdog (an admin's flush or
+ * firewall reload: put our rules back) and systemd's STATUS= line. */
+static int housekeeping_timeout(void *owner)
+{
+	struct daemon_loop *d = owner;
+	int wd = d->watchdog_usec ? (int)(d->watchdog_usec / 4000u) + 1 : -1;
+
+	return loop_earliest(d->rules_watch_ms, wd);
+}
+static void housekeeping_dispatch(void *owner, bool ready)
+{
+	struct daemon_loop *d = owner;
+	char status[256];
+
+	watchdog_tick(d->engine, d->watchdog_usec);
+	d->rules_watch_ms = rules_watch_tick(engine_backend(d->engine), engine_config(d->engine),
+					     engine_guard(d->engine));
+	engine_summary(d->engine, status, sizeof(status));
+	notify_status(status);
 }
 
 /* Serves signals, the control socket, the health checks and the metrics
  * listener until SIGTERM or SIGINT. */
 static int serve(struct engine *engine, struct control *control, struct metrics_server *metrics,
-		 int sigfd)
+		 struct fleet *fleet, int sigfd)
 {
-	uint64_t watchdog_usec = notify_watchdog_usec();
-	int rules_watch_ms = RULES_WATCH_INTERVAL_MS;
-	char status[256];
+	struct daemon_loop d = {
+		.engine = engine, .control = control, .metrics = metrics, .fleet = fleet, .sigfd = sigfd,
+		.watchdog_usec = notify_watchdog_usec(), .rules_watch_ms = RULES_WATCH_INTERVAL_MS,
+	};
+	const struct loop_source sources[] = {
+		{"control", control_source_fd, control_source_timeout, control_source_dispatch, &d},
+		{"health", health_source_fd, health_source_timeout, health_source_dispatch, &d},
+		{"maintenance", NULL, maintenance_source_timeout, maintenance_source_dispatch, &d},
+		{"fleet", fleet_source_fd, fleet_source_timeout, fleet_source_dispatch, &d},
+		{"engine", NULL, engine_source_timeout, engine_source_dispatch, &d},
+		{"metrics", metrics_source_fd, metrics_source_timeout, metrics_source_dispatch, &d},
+		{"housekeeping", NULL, housekeeping_timeout, housekeeping_dispatch, &d},
+		/* last: a SIGTERM stops the loop after the round's work */
+		{"signals", signals_fd, NULL, signals_dispatch, &d},
+	};
 
-	for (;;) {
-		struct signalfd_siginfo si;
-		/* a negative fd (no checks, no listener) is ignored by poll */
-		struct pollfd pfd[4] = {
-			{.fd = sigfd, .events = POLLIN},
-			{.fd = control_fd(control), .events = POLLIN},
-			{.fd = health_fd(engine_health(engine)), .events = POLLIN},
-			{.fd = metrics_server_fd(metrics), .events = POLLIN},
-		};
-
-		if (poll(pfd, 4, poll_timeout_ms(control, engine, metrics, watchdog_usec,
-						 rules_watch_ms)) < 0) {
-			if (errno == EINTR)
-				continue;
-			log_error_errno("poll");
+	for (size_t i = 0; i < sizeof(sources) / sizeof(sources[0]); i++)
+		if (loop_add(&d.loop, &sources[i]) < 0)
 			return -1;
-		}
-		/* also on a timeout: it ends clients past their deadline */
-		control_dispatch(control);
-		health_dispatch(engine_health(engine), engine_sites(engine));
-		maintenance_expire(engine);
-		/* a check that changed a site's state, or a failed update to retry */
-		engine_guard_sync(engine);
-		engine_cut_tick(engine);
-		metrics_server_dispatch(metrics);
-		watchdog_tick(engine, watchdog_usec);
-		/* an admin's flush or firewall reload: put our rules back */
-		rules_watch_ms = rules_watch_tick(engine_backend(engine), engine_config(engine),
-						  engine_guard(engine));
-		engine_summary(engine, status, sizeof(status));
-		notify_status(status);
-		if (!(pfd[0].revents & POLLIN) || read(sigfd, &si, sizeof(si)) != sizeof(si))
-			continue;
-		switch (si.ssi_signo) {
-		case SIGTERM:
-		case SIGINT:
-			log_info("signal %s: stopping", strsignal((int)si.ssi_signo));
-			return 0;
-		case SIGHUP:
-			control_reload(control, "SIGHUP");
-			break;
-		case SIGUSR1:
-			engine_log_counters(engine);
-			break;
-		}
-	}
+	return loop_run(&d.loop);
+}
+
+static void reply_from_fleet(void *arg, uint64_t ticket, const char *code,
+			     const struct strbuf *body)
+{
+	control_complete(arg, ticket, code, body);
 }
 
 /* Blocked before any thread starts, so only the signalfd sees them. */
@@ -319,6 +415,7 @@ int main(int argc, char **argv)
 	struct engine *engine = NULL;
 	struct control *control = NULL;
 	struct metrics_server *metrics = NULL;
+	struct fleet *fleet = NULL;
 	enum rules_backend backend;
 	char status[256];
 	int sigfd = -1, rc = 1;
@@ -371,6 +468,14 @@ int main(int argc, char **argv)
 	if (metrics_server_open(engine, &metrics) < 0)
 		goto out;
 	engine_set_metrics(engine, metrics);
+	/* the fleet's cache is applied now, before any SYN is decided; etcd
+	 * is dialled from the loop, start-up never waits for it */
+	if (engine_config(engine)->fleet.enabled) {
+		fleet = fleet_open(engine, reply_from_fleet, control);
+		if (!fleet)
+			goto out;
+		engine_set_fleet(engine, fleet);
+	}
 	/* 3. leave root BEFORE any thread starts: capabilities are per thread
 	 *    and a thread inherits its creator's (workers_run) */
 	if (drop_privileges(&opts, engine) < 0)
@@ -390,13 +495,16 @@ int main(int argc, char **argv)
 		 engine_config(engine)->queue.num + engine_config(engine)->queue.count - 1);
 	notify_ready(status);
 
-	if (serve(engine, control, metrics, sigfd) == 0)
+	if (serve(engine, control, metrics, fleet, sigfd) == 0)
 		rc = 0;
 	notify_stopping();
 	engine_log_counters(engine);
 out:
-	if (engine)
+	if (engine) {
 		engine_set_metrics(engine, NULL);
+		engine_set_fleet(engine, NULL);
+	}
+	fleet_close(fleet);
 	metrics_server_close(metrics);
 	control_close(control);
 	engine_close(engine);

@@ -7,6 +7,7 @@
 
 #include "clock.h"
 #include "engine.h"
+#include "fleet.h"
 #include "health.h"
 #include "log.h"
 #include "state.h"
@@ -112,6 +113,59 @@ void maintenance_opts_free(struct maintenance_opts *opts)
 	opts->cut = false;
 }
 
+void maintenance_set(struct engine *engine, struct site *site, enum site_state state,
+		     enum site_action action, struct maintenance_opts *opts, enum site_source source)
+{
+	/* the allow-list before the state: an ops SYN arriving in between
+	 * must not meet an offline site without its exceptions */
+	site_set_until(site, opts->until);
+	if (state == SITE_OFFLINE) {
+		engine_set_allow(engine, site, opts->allow);
+		opts->allow = NULL;
+	}
+	if (source == SITE_SOURCE_FLEET)
+		site_set_fleet_override(site, state, action);
+	else
+		site_set_override(site, state, action);
+	site_set_cut(site, state == SITE_OFFLINE && opts->cut);
+	if (state != SITE_OFFLINE)
+		engine_set_allow(engine, site, NULL);
+}
+
+void maintenance_unset(struct engine *engine, struct site *site)
+{
+	site_set_until(site, 0);
+	site_clear_override(site); /* and its cut */
+	engine_set_allow(engine, site, NULL);
+	/* an auto site goes back to what its check says, not to online */
+	health_apply(engine_health(engine), engine_sites(engine));
+}
+
+int maintenance_apply(struct engine *engine, struct site *site, enum site_state state,
+		      enum site_action action, struct maintenance_opts *opts, enum site_source source)
+{
+	maintenance_set(engine, site, state, action, opts, source);
+	return maintenance_sync(engine, site);
+}
+
+int maintenance_clear(struct engine *engine, struct site *site)
+{
+	maintenance_unset(engine, site);
+	return maintenance_sync(engine, site);
+}
+
+int maintenance_sync(struct engine *engine, struct site *site)
+{
+	/* once this returns, what no daemon decides gets the new state too
+	 * (the workers had it at once) */
+	if (engine_guard_sync(engine) < 0)
+		return -1;
+	if (site_cut(site))
+		/* the first probe round at once, with the cut rules in place */
+		engine_cut_round(engine);
+	return 0;
+}
+
 /* A scan of every site per round of the main loop: a few ns a site, and
  * it spares every path that sets a deadline from keeping an index. */
 int maintenance_timeout_ms(const struct sites *sites)
@@ -127,6 +181,11 @@ int maintenance_timeout_ms(const struct sites *sites)
 	if (!next)
 		return -1;
 	now_ms = clock_wall_ms();
+	/* a deadline from etcd, the fleet's cache or the state file may be
+	 * any int64: next * 1000 must not overflow (and wrap to "now", which
+	 * would spin the loop) */
+	if (next > INT64_MAX / 1000)
+		return 60000;
 	wait = next * 1000 - now_ms;
 	return wait <= 0 ? 0 : wait > 60000 ? 60000 : (int)wait;
 }
@@ -161,6 +220,9 @@ void maintenance_expire(struct engine *engine)
 		if (!until || until > now_s)
 			continue;
 		end_override(engine, site);
+		/* a local pin that ended: the fleet's override, if any, is back */
+		if (engine_fleet(engine))
+			fleet_reapply(engine_fleet(engine), site);
 		ended++;
 	}
 	if (!ended)

@@ -38,6 +38,23 @@ int maintenance_parse_option(const char *word, struct maintenance_opts *opts, in
 			     char *err, size_t err_len);
 void maintenance_opts_free(struct maintenance_opts *opts);
 
+/* Puts an override in force on SITE: STATE and ACTION with OPTS (its
+ * allow-list is taken), as a toggle of this box (SOURCE runtime) or of the
+ * fleet, in the order the workers and the kernel guard need; then the
+ * guard follows and a cut starts. -1 when the guard could not be updated
+ * (the workers have the new state; the daemon keeps retrying). */
+int maintenance_apply(struct engine *engine, struct site *site, enum site_state state,
+		      enum site_action action, struct maintenance_opts *opts, enum site_source source);
+/* Ends SITE's override: back to its config, or its check. Same return. */
+int maintenance_clear(struct engine *engine, struct site *site);
+/* The same without the guard's update, for a batch of sites: then one
+ * maintenance_sync() (or engine_guard_sync() and engine_cut_round()). */
+void maintenance_set(struct engine *engine, struct site *site, enum site_state state,
+		     enum site_action action, struct maintenance_opts *opts, enum site_source source);
+void maintenance_unset(struct engine *engine, struct site *site);
+/* The guard follows SITE's state (and a cut starts). Same return. */
+int maintenance_sync(struct engine *engine, struct site *site);
+
 /* Milliseconds until the earliest deadline of SITES (at most a minute, so
  * a wall-clock step is noticed), -1 when there is none. */
 int maintenance_timeout_ms(const struct sites *sites);

@@ -16,6 +16,7 @@
 
 #include "clock.h"
 #include "engine.h"
+#include "fleet.h"
 #include "gk_version.h"
 #include "health.h"
 #include "metrics_server.h"
@@ -53,16 +54,9 @@ static void target_labels(struct strbuf *b, const char *name,
 	strbuf_printf(b, ",address=\"%s\"", config_addr_str(&t->addr, addr, sizeof(addr)));
 }
 
-static const char *source_of(const struct site *site)
-{
-	if (site_source(site) == SITE_SOURCE_RUNTIME)
-		return "runtime";
-	return site_config(site)->state_auto ? "check" : "config";
-}
-
 static void render_sites(const struct sites *sites, struct strbuf *b)
 {
-	static const char *const sources[] = { "config", "runtime", "check" };
+	static const char *const sources[] = { "config", "runtime", "check", "fleet" };
 	size_t n = sites_count(sites);
 
 	family(b, "gatekeeper_syn_verdicts_total", "counter",
@@ -117,14 +111,14 @@ static void render_sites(const struct sites *sites, struct strbuf *b)
 		strbuf_printf(b, "} %" PRIu64 "\n", probes);
 	}
 	family(b, "gatekeeper_site_state_source", "gauge",
-	       "1 for what decides the site's state now: config, runtime (gatekeeperctl) or check.");
+	       "1 for what decides the site's state now: config, runtime (gatekeeperctl on this box), check or fleet (etcd).");
 	for (size_t i = 0; i < n; i++) {
 		const struct site *site = sites_at(sites, i);
 
 		for (size_t s = 0; s < sizeof(sources) / sizeof(sources[0]); s++) {
 			site_label(b, "gatekeeper_site_state_source", site_name(site));
 			strbuf_printf(b, ",source=\"%s\"} %d\n", sources[s],
-				      strcmp(source_of(site), sources[s]) == 0);
+				      strcmp(site_source_word(site), sources[s]) == 0);
 		}
 	}
 }
@@ -305,6 +299,8 @@ void metrics_render(const struct engine *engine, struct strbuf *b)
 	engine_get_stats(engine, &w);
 	render_workers(&w, b);
 	render_guard(engine, b);
+	if (engine_fleet(engine))
+		fleet_metrics(engine_fleet(engine), b);
 	rules_watch_get_counts(&rw);
 	counter(b, "gatekeeper_rules_reinstalled_total",
 		"Times the daemon found its rules removed or damaged behind its back and "

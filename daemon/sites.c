@@ -13,6 +13,9 @@
 #define MODE_OFFLINE 1u
 #define MODE_REJECT 2u
 #define MODE_RUNTIME 4u
+/* with MODE_RUNTIME: the override is the fleet's (fleet.c), not a toggle
+ * of this box */
+#define MODE_FLEET 8u
 
 /* A site's counters for one writer. Each worker counts into its own slot,
  * so the packet path never does a read-modify-write on a cache line that
@@ -397,13 +400,21 @@ enum site_action site_action(const struct site *site)
 
 enum site_source site_source(const struct site *site)
 {
-	return (atomic_load(&site->mode) & MODE_RUNTIME) ? SITE_SOURCE_RUNTIME
-							  : SITE_SOURCE_CONFIG;
+	uint32_t mode = atomic_load(&site->mode);
+
+	if (!(mode & MODE_RUNTIME))
+		return SITE_SOURCE_CONFIG;
+	return mode & MODE_FLEET ? SITE_SOURCE_FLEET : SITE_SOURCE_RUNTIME;
 }
 
 void site_set_override(struct site *site, enum site_state state, enum site_action action)
 {
 	atomic_store(&site->mode, mode_of(state, action, true));
+}
+
+void site_set_fleet_override(struct site *site, enum site_state state, enum site_action action)
+{
+	atomic_store(&site->mode, mode_of(state, action, true) | MODE_FLEET);
 }
 
 void site_clear_override(struct site *site)
@@ -558,7 +569,21 @@ void site_get_counters(const struct site *site, struct site_counters *out)
 
 const char *site_source_name(enum site_source source)
 {
-	return source == SITE_SOURCE_RUNTIME ? "runtime" : "config";
+	switch (source) {
+	case SITE_SOURCE_CONFIG: return "config";
+	case SITE_SOURCE_RUNTIME: return "runtime";
+	case SITE_SOURCE_FLEET: return "fleet";
+	}
+	return "?";
+}
+
+const char *site_source_word(const struct site *site)
+{
+	enum site_source source = site_source(site);
+
+	if (source == SITE_SOURCE_CONFIG && site->conf->state_auto)
+		return "check";
+	return site_source_name(source);
 }
 
 const char *site_verdict_name(enum site_verdict verdict)

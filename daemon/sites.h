@@ -16,7 +16,9 @@
 
 #include "config.h"
 
-enum site_source { SITE_SOURCE_CONFIG, SITE_SOURCE_RUNTIME };
+/* Where a site's state comes from: its config (or its check), a run-time
+ * toggle on this box (with a fleet: a local pin), or the fleet (etcd). */
+enum site_source { SITE_SOURCE_CONFIG, SITE_SOURCE_RUNTIME, SITE_SOURCE_FLEET };
 enum site_verdict { SITE_VERDICT_ACCEPT, SITE_VERDICT_DROP, SITE_VERDICT_REJECT };
 
 struct sites;
@@ -94,6 +96,9 @@ enum site_state site_state(const struct site *site);
 enum site_action site_action(const struct site *site);
 enum site_source site_source(const struct site *site);
 void site_set_override(struct site *site, enum site_state state, enum site_action action);
+/* The fleet's override (fleet.c): like a toggle, shown as from the fleet,
+ * and not a local pin (the state file does not keep it). */
+void site_set_fleet_override(struct site *site, enum site_state state, enum site_action action);
 void site_clear_override(struct site *site);
 
 /* The allow-list in force: the run-time one if set, else the config's;
@@ -133,6 +138,9 @@ enum site_verdict site_decide(struct site *site);
 void site_get_counters(const struct site *site, struct site_counters *out);
 
 const char *site_source_name(enum site_source source);
+/* Where SITE's state comes from, for people: "runtime", "fleet", "check"
+ * (an auto site without an override) or "config". */
+const char *site_source_word(const struct site *site);
 const char *site_verdict_name(enum site_verdict verdict);
 
 /* Sets the effective state of SITE from its health check (state: auto),

@@ -228,23 +228,15 @@ static void entry_text(const struct state_entry *e, struct strbuf *text)
 		strbuf_printf(text, STATE_CUT " %s\n", e->name);
 }
 
-int state_save(const char *path, const struct state_set *set, char *err, size_t err_len)
+int state_write_file(const char *path, const char *data, size_t len, char *err, size_t err_len)
 {
-	struct strbuf text;
 	char dir[4096], *tmp = NULL;
-	const char *step = "";
+	const char *step = "prepare";
 	int fd = -1, dirfd = -1, rc = -1;
 
-	strbuf_init(&text, 0);
-	strbuf_printf(&text, "%s %d\n", STATE_MAGIC, STATE_VERSION);
-	strbuf_puts(&text, "# run-time overrides of gatekeeperd; written by the daemon, do not edit\n");
-	for (size_t i = 0; i < set->count; i++)
-		entry_text(&set->entries[i], &text);
-	if (strbuf_failed(&text) || dir_of(path, dir, sizeof(dir)) < 0 ||
-	    asprintf(&tmp, "%s.tmp.XXXXXX", path) < 0) {
+	if (dir_of(path, dir, sizeof(dir)) < 0 || asprintf(&tmp, "%s.tmp.XXXXXX", path) < 0) {
 		tmp = NULL;
 		errno = ENOMEM;
-		step = "prepare";
 		goto fail;
 	}
 	step = "create the directory";
@@ -255,7 +247,7 @@ int state_save(const char *path, const struct state_set *set, char *err, size_t 
 	if (fd < 0)
 		goto fail;
 	step = "write";
-	if (fchmod(fd, 0644) < 0 || write_all(fd, text.data, text.len) < 0)
+	if (fchmod(fd, 0644) < 0 || write_all(fd, data, len) < 0)
 		goto fail;
 	step = "fsync";
 	if (fsync(fd) < 0)
@@ -287,6 +279,25 @@ fail:
 	if (tmp) {
 		unlink(tmp);
 		free(tmp);
+	}
+	return rc;
+}
+
+int state_save(const char *path, const struct state_set *set, char *err, size_t err_len)
+{
+	struct strbuf text;
+	int rc;
+
+	strbuf_init(&text, 0);
+	strbuf_printf(&text, "%s %d\n", STATE_MAGIC, STATE_VERSION);
+	strbuf_puts(&text, "# run-time overrides of gatekeeperd; written by the daemon, do not edit\n");
+	for (size_t i = 0; i < set->count; i++)
+		entry_text(&set->entries[i], &text);
+	if (strbuf_failed(&text)) {
+		snprintf(err, err_len, "out of memory writing %s", path);
+		rc = -1;
+	} else {
+		rc = state_write_file(path, text.data, text.len, err, err_len);
 	}
 	strbuf_free(&text);
 	return rc;
@@ -455,40 +466,38 @@ int state_parse(const char *buf, size_t len, struct state_set *out, size_t *bad_
 	return 0;
 }
 
-int state_load(const char *path, struct state_set *out, size_t *bad_lines, char *err,
-	       size_t err_len)
+char *state_read_file(const char *path, size_t max, size_t *len_out, char *err, size_t err_len)
 {
 	struct stat st;
 	char *buf = NULL;
 	size_t len = 0;
-	int fd, rc = -1;
+	int fd;
 
-	state_set_free(out);
-	*bad_lines = 0;
+	*len_out = 0;
 	err[0] = '\0';
 	/* O_NONBLOCK: a FIFO planted at the path must not hang start-up in
 	 * open() (it is refused as not a regular file just below); O_NOFOLLOW:
 	 * the daemon writes only regular files there, a symlink is not ours */
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0 && errno == ENOENT)
-		return 0;
+		return NULL;
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		snprintf(err, err_len, "cannot read: %s", strerror(errno));
-		goto out;
+		goto fail;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		snprintf(err, err_len, "not a regular file");
-		goto out;
+		goto fail;
 	}
-	if ((uint64_t)st.st_size > STATE_MAX_FILE_SIZE) {
-		snprintf(err, err_len, "larger than %u bytes", STATE_MAX_FILE_SIZE);
-		goto out;
+	if ((uint64_t)st.st_size > max) {
+		snprintf(err, err_len, "larger than %zu bytes", max);
+		goto fail;
 	}
 	/* one byte more than the size: a file that grew meanwhile is noticed */
 	buf = malloc((size_t)st.st_size + 1);
 	if (!buf) {
 		snprintf(err, err_len, "out of memory");
-		goto out;
+		goto fail;
 	}
 	while (len <= (size_t)st.st_size) {
 		ssize_t n = read(fd, buf + len, (size_t)st.st_size + 1 - len);
@@ -496,16 +505,35 @@ int state_load(const char *path, struct state_set *out, size_t *bad_lines, char 
 			continue;
 		if (n < 0) {
 			snprintf(err, err_len, "cannot read: %s", strerror(errno));
-			goto out;
+			goto fail;
 		}
 		if (n == 0)
 			break;
 		len += (size_t)n;
 	}
-	rc = state_parse(buf, len, out, bad_lines, err, err_len);
-out:
+	close(fd);
+	*len_out = len;
+	return buf;
+fail:
 	if (fd >= 0)
 		close(fd);
+	free(buf);
+	return NULL;
+}
+
+int state_load(const char *path, struct state_set *out, size_t *bad_lines, char *err,
+	       size_t err_len)
+{
+	size_t len;
+	char *buf;
+	int rc;
+
+	state_set_free(out);
+	*bad_lines = 0;
+	buf = state_read_file(path, STATE_MAX_FILE_SIZE, &len, err, err_len);
+	if (!buf)
+		return err[0] ? -1 : 0; /* a missing file is an empty set */
+	rc = state_parse(buf, len, out, bad_lines, err, err_len);
 	free(buf);
 	return rc;
 }

@@ -69,6 +69,15 @@ int state_collect(const struct sites *sites, struct state_set *out);
  * missing. 0, or -1 with the reason in ERR. */
 int state_save(const char *path, const struct state_set *set, char *err, size_t err_len);
 
+/* Replaces PATH with DATA atomically, the same way (also the fleet's
+ * cache, fleet.c). 0, or -1 with the reason in ERR. */
+int state_write_file(const char *path, const char *data, size_t len, char *err, size_t err_len);
+
+/* Reads PATH, a regular file of at most MAX bytes (no symlink, no FIFO):
+ * malloc'd contents and *LEN, or NULL: ERR says why, or is "" when the
+ * file does not exist. */
+char *state_read_file(const char *path, size_t max, size_t *len, char *err, size_t err_len);
+
 /* Parses a state file's contents into OUT. Lines that cannot be understood
  * are skipped: their number goes to *BAD_LINES and the first one is
  * described in ERR. -1 (OUT empty, reason in ERR) when the file as a whole

@@ -50,6 +50,7 @@
 #define PROTOCOL_CMD_RESET "reset"
 #define PROTOCOL_CMD_RELOAD "reload"
 #define PROTOCOL_CMD_METRICS "metrics" /* Prometheus text exposition */
+#define PROTOCOL_CMD_FLEET_INIT "fleet-init" /* create the fleet's schema key in etcd */
 /* The optional argument of status and stats that asks for a JSON body. */
 #define PROTOCOL_ARG_JSON "json"
 /* offline's deadline (for=SECONDS, until=UNIXTIME): from 1 s to 366 days
@@ -58,6 +59,10 @@
 #define PROTOCOL_DEADLINE_MAX_S (366 * 86400)
 /* offline's option that also ends the site's established connections */
 #define PROTOCOL_OPTION_CUT "cut"
+/* fleet mode: a toggle on this box only (a local pin), and a toggle answered
+ * once every live box applied it */
+#define PROTOCOL_OPTION_LOCAL "local"
+#define PROTOCOL_OPTION_WAIT "wait"
 
 /* Error codes of "ERR <code> <len>". */
 #define PROTOCOL_ERR_USAGE "usage"               /* unknown command, bad arguments */
@@ -68,6 +73,7 @@
 #define PROTOCOL_ERR_FAILED "failed"             /* could not be done (state file, memory) */
 #define PROTOCOL_ERR_BUSY "busy"                 /* too many clients: connection closed */
 #define PROTOCOL_ERR_TIMEOUT "timeout"           /* idle too long: connection closed */
+#define PROTOCOL_ERR_FLEET "fleet"               /* etcd unreachable, not initialised, not applied in time */
 
 static inline bool protocol_site_name_valid(const char *name)
 {

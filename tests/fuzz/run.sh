@@ -17,11 +17,12 @@ cd "$(dirname "$0")/../.."
 seconds=${1:-60}
 builddir=${FUZZ_BUILDDIR:-build-fuzz}
 jobs=${FUZZ_JOBS:-$(nproc)}
-targets=(packet clienthello config control control_session state textsafe checker_proto sni_hold)
+targets=(packet clienthello config control control_session state textsafe checker_proto sni_hold etcd_json
+	fleet_value)
 # Per target: its dictionary, and options beyond the common ones (a
 # session must be able to send more than one 4 KiB request line).
 declare -A dicts=([config]=config.dict [control]=control.dict
-	[control_session]=control.dict [state]=state.dict)
+	[control_session]=control.dict [state]=state.dict [fleet_value]=fleet.dict)
 declare -A options=([control_session]=-max_len=12000)
 
 if ! [[ $seconds =~ ^[0-9]+$ ]] || [ "$seconds" = 0 ]; then

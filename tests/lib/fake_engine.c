@@ -133,3 +133,8 @@ uint64_t engine_cut_resets(const struct engine *engine)
 	(void)engine;
 	return 0;
 }
+
+struct fleet *engine_fleet(const struct engine *engine)
+{
+	return NULL;
+}

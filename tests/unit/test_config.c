@@ -273,7 +273,7 @@ static void test_unknown_keys(void **state)
 		"  - name: a\n"
 		"    adresses: [192.0.2.1]\n",
 		"conf.yaml:3:1: unknown key 'hok' (expected one of: hook, backend, queue, "
-		"control, state_file, user, sites, metrics, sni)",
+		"control, state_file, user, sites, metrics, sni, fleet)",
 		"conf.yaml:4:9: queue: unknown key 'nm' (expected one of: num, count, "
 		"fail_open, maxlen)",
 		"conf.yaml:5:11: control: unknown key 'sock' (expected one of: socket, group, mode)",
@@ -719,7 +719,7 @@ static void test_several_errors_together(void **state)
 		"conf.yaml:8:5: site: unknown key 'colour' (expected one of: name, addresses, "
 		"ports, state, action, check, allow, server_names)",
 		"conf.yaml:10:1: unknown key 'extra' (expected one of: hook, backend, queue, "
-		"control, state_file, user, sites, metrics, sni)",
+		"control, state_file, user, sites, metrics, sni, fleet)",
 		NULL);
 }
 

@@ -312,6 +312,102 @@ static void test_parse_refusals(void **unused)
 	assert_string_equal(err, "usage: status [json]");
 }
 
+/* With a fleet: local (this box only) and wait (every live box) after a
+ * toggle's other words, fleet-init, and the most words a request has. */
+static void test_parse_fleet_words(void **unused)
+{
+	static const char *const bad[] = {
+		"offline shop local wait", "online shop wait local", "reset shop local local",
+		"offline shop wait wait", "online shop local wait", "reset shop wait local",
+		"online shop reject", "online shop local reject", "reset shop cut", "reset shop drop local",
+		"offline shop local reject", "online shop LOCAL", "online shop waiting",
+		"fleet-init now", "fleet-init local", "fleet_init", "fleet init",
+	};
+	struct control_request req;
+	char err[256], line[512], until[32];
+
+	(void)unused;
+#define PARSE(text) (strcpy(line, text), control_parse_request(line, &req, err, sizeof(err)))
+	assert_int_equal(PARSE("offline shop reject cut local"), 0);
+	assert_int_equal(req.command, CONTROL_CMD_OFFLINE);
+	assert_string_equal(req.site, "shop");
+	assert_true(req.has_action);
+	assert_int_equal(req.action, SITE_ACTION_REJECT);
+	assert_int_equal(req.n_options, 1);
+	assert_string_equal(req.options[0], "cut");
+	assert_true(req.local);
+	assert_false(req.wait);
+	assert_int_equal(PARSE("offline shop wait"), 0);
+	assert_false(req.has_action);
+	assert_int_equal(req.n_options, 0);
+	assert_true(req.wait);
+	assert_false(req.local);
+	/* local or wait may come before the options, not before the action */
+	assert_int_equal(PARSE("offline shop drop local cut"), 0);
+	assert_true(req.local);
+	assert_int_equal(req.n_options, 1);
+	assert_int_equal(PARSE("online shop wait"), 0);
+	assert_int_equal(req.command, CONTROL_CMD_ONLINE);
+	assert_string_equal(req.site, "shop");
+	assert_true(req.wait);
+	assert_false(req.local);
+	assert_int_equal(PARSE("reset shop local"), 0);
+	assert_int_equal(req.command, CONTROL_CMD_RESET);
+	assert_true(req.local);
+	assert_false(req.wait);
+	/* without them: neither (memset per request) */
+	assert_int_equal(PARSE("reset shop"), 0);
+	assert_false(req.local);
+	assert_false(req.wait);
+	/* the word after the command is the site, whatever it reads */
+	assert_int_equal(PARSE("online local wait"), 0);
+	assert_string_equal(req.site, "local");
+	assert_true(req.wait);
+	assert_false(req.local);
+	assert_int_equal(PARSE("fleet-init"), 0);
+	assert_int_equal(req.command, CONTROL_CMD_FLEET_INIT);
+	assert_null(req.site);
+	assert_true(control_request_changes_state(&req));
+
+	/* the most words a request has: 7 */
+	snprintf(until, sizeof(until), "until=%lld", (long long)time(NULL) + 3600);
+	snprintf(line, sizeof(line), "offline shop reject allow=203.0.113.0/24,2001:db8::/32 %s cut "
+		 "local", until);
+	assert_int_equal(control_parse_request(line, &req, err, sizeof(err)), 0);
+	assert_int_equal(req.n_options, 3);
+	assert_string_equal(req.options[1], until);
+	assert_true(req.local);
+	/* an eighth word, a ninth, and more than the parser splits: refused */
+	snprintf(line, sizeof(line), "offline shop reject allow=none %s cut local wait", until);
+	assert_int_equal(control_parse_request(line, &req, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "go neither twice nor together"));
+	snprintf(line, sizeof(line), "offline shop reject allow=none %s cut local x", until);
+	assert_int_equal(control_parse_request(line, &req, err, sizeof(err)), -1);
+	snprintf(line, sizeof(line), "offline shop reject allow=none %s cut local x y", until);
+	assert_int_equal(control_parse_request(line, &req, err, sizeof(err)), -1);
+	assert_string_equal(err, "usage: offline SITE [drop|reject] [allow=CIDR[,CIDR...]|allow=none] "
+				 "[for=SECONDS|until=UNIXTIME] [cut] [local|wait]");
+	snprintf(line, sizeof(line), "offline shop reject allow=none %s cut local a b c d e f", until);
+	assert_int_equal(control_parse_request(line, &req, err, sizeof(err)), -1);
+	assert_int_equal(PARSE("online shop local wait wait"), -1);
+	assert_string_equal(err, "usage: online SITE [local|wait]");
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		strcpy(line, bad[i]);
+		if (control_parse_request(line, &req, err, sizeof(err)) != -1)
+			fail_msg("'%s' was accepted", bad[i]);
+		assert_true(strlen(err) > 0);
+	}
+	assert_int_equal(PARSE("online shop local local"), -1);
+	assert_string_equal(err, "local and wait go neither twice nor together; usage: online SITE "
+				 "[local|wait]");
+	assert_int_equal(PARSE("online shop reject"), -1);
+	assert_string_equal(err, "usage: online SITE [local|wait]");
+	assert_int_equal(PARSE("fleet-init now"), -1);
+	assert_string_equal(err, "usage: fleet-init");
+#undef PARSE
+}
+
 static void test_peer_in_group(void **unused)
 {
 	const gid_t groups[] = {10, 20, 30};
@@ -885,6 +981,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_every_command),
 		cmocka_unit_test(test_parse_refusals),
+		cmocka_unit_test(test_parse_fleet_words),
 		cmocka_unit_test(test_peer_in_group),
 		cmocka_unit_test(test_reply_header),
 		cmocka_unit_test_setup_teardown(test_hello_status_stats, setup, teardown),
