@@ -599,20 +599,33 @@ static int xt_update(enum rules_backend backend, const struct config *cfg,
 	return rules_xt_cut_apply(backend, guard, false);
 }
 
+/* One restore per family after a change of state: the guard's chain, the
+ * shared addresses' closed chain and the cut's endpoints, each a table block
+ * of its own, in one exec: a toggle costs the main thread two runs of the
+ * tool, not six. */
 static int xt_guard_update(enum rules_backend backend, const struct config *cfg,
 			   const struct guard_set *guard)
 {
 	for (size_t i = 0; i < 2; i++) {
-		char *text = rules_render_xt_guard(cfg, guard, xt_families[i], false, 0);
-		int rc = text ? xt_restore(backend, xt_families[i], text) : -1;
+		char *guard_text = rules_render_xt_guard(cfg, guard, xt_families[i], false, 0);
+		char *sni_text = rules_render_xt_sni_guard(cfg, guard, xt_families[i]);
+		char *cut_text = rules_render_xt_cut(guard, xt_families[i], false, NULL);
+		char *text = NULL;
+		int rc = -1;
 
+		if (guard_text && sni_text && cut_text &&
+		    asprintf(&text, "%s%s%s", guard_text, sni_text, cut_text) >= 0)
+			rc = xt_restore(backend, xt_families[i], text);
+		else
+			text = NULL;
 		free(text);
+		free(guard_text);
+		free(sni_text);
+		free(cut_text);
 		if (rc < 0)
 			return -1;
 	}
-	if (rules_xt_sni_closed_update(backend, cfg, guard) < 0)
-		return -1;
-	return rules_xt_cut_apply(backend, guard, false);
+	return 0;
 }
 
 static int xt_guard_read(enum rules_backend backend, const struct config *cfg,

@@ -309,23 +309,10 @@ static bool has_shared(const struct config *cfg)
 	return n4 || n6;
 }
 
-int rules_xt_sni_closed_update(enum rules_backend backend, const struct config *cfg,
-			       const struct guard_set *guard)
+char *rules_render_xt_sni_guard(const struct config *cfg, const struct guard_set *guard,
+				int family)
 {
-	if (!has_shared(cfg))
-		return 0;
-	for (size_t f = 0; f < 2; f++) {
-		char *text = rules_render_xt_sni_closed(guard, sni_families[f]);
-		int rc;
-
-		if (!text)
-			return -1;
-		rc = rules_xt_exec(backend, sni_families[f], true, text, NULL, false);
-		free(text);
-		if (rc != 0)
-			return -1;
-	}
-	return 0;
+	return has_shared(cfg) ? rules_render_xt_sni_closed(guard, family) : strdup("");
 }
 
 static void xt_sni_scan_cb(void *arg, const char *line)

@@ -101,9 +101,11 @@ uint16_t rules_sni_queue(const struct config *cfg);
  * 0 or -1 (logged). */
 int rules_xt_sni_apply(enum rules_backend backend, const struct config *cfg,
 		       const struct guard_set *guard, uint16_t queue);
-/* xt: refills the guard's chain after a change of state; 0 or -1. */
-int rules_xt_sni_closed_update(enum rules_backend backend, const struct config *cfg,
-			       const struct guard_set *guard);
+/* xt: the restore block that refills the shared addresses' closed chain
+ * after a change of state ("" when no address is shared), for the guard's
+ * update to send in its own restore; NULL out of memory. */
+char *rules_render_xt_sni_guard(const struct config *cfg, const struct guard_set *guard,
+				int family);
 /* xt: removes them, both families; quiet when absent. */
 void rules_xt_sni_remove(enum rules_backend backend, const struct config *cfg);
 
