@@ -99,6 +99,21 @@ toggle_to() {
 }
 other() { [[ $1 == reset ]] && echo open || echo reset; }
 
+# etcd_disk NAME: "sum_s count" of etcd's histogram NAME (etcd_disk_...),
+# added over the members (their metrics port, from the client).
+etcd_disk() {
+	local n
+	for n in "${ETCD_MEMBERS[@]}"; do
+		in_ns "$NS_CLIENT" curl -s --max-time 2 "http://${ETCD_ADDR[$n]}:$ETCD_METRICS_PORT/metrics"
+	done | awk -v m="$1" '$1 == m "_sum" { s += $2 } $1 == m "_count" { c += $2 } END { printf "%f %d\n", s, c }'
+}
+
+# disk_delta BEFORE AFTER: "N fsyncs, mean X ms" between two etcd_disk lines.
+disk_delta() {
+	awk -v a="$1" -v b="$2" 'BEGIN { split(a, x, " "); split(b, y, " "); n = y[2] - x[2]
+		printf "%d, mean %.1f ms", n, n ? (y[1] - x[1]) * 1000 / n : 0 }'
+}
+
 cpu_ns() { # PID: CPU time of all its threads (schedstat), ns
 	cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ t += $1 } END { printf "%d\n", t }'
 }
@@ -143,8 +158,13 @@ main() {
 
 	# ---- 1. toggle -> new verdict on B and C
 	log "1. $TOGGLES toggles on A, B and C probed"
+	local wal0 wal1 commit0 commit1
+	wal0=$(etcd_disk etcd_disk_wal_fsync_duration_seconds)
+	commit0=$(etcd_disk etcd_disk_backend_commit_duration_seconds)
 	fp toggles "$GATEKEEPERCTL" "$(box_dir A)/control.sock" "$SITE_PORT" "$TOGGLES" "$TOGGLE_SECONDS" \
 		"${BOX_ADDR[B]}" "${BOX_ADDR[C]}" >"$TMP/toggles.txt" 2>"$TMP/toggles.err"
+	wal1=$(etcd_disk etcd_disk_wal_fsync_duration_seconds)
+	commit1=$(etcd_disk etcd_disk_backend_commit_duration_seconds)
 	sed 's/^/#   /' "$TMP/toggles.err"
 	local n_done final_b final_c
 	n_done=$(wc -l <"$TMP/toggles.txt")
@@ -158,7 +178,7 @@ main() {
 		awk '{ print $6 }' "$TMP/toggles.txt" | stats >"$TMP/t_c"
 		awk '{ print $3 }' "$TMP/toggles.txt" | stats >"$TMP/t_ctl"
 		awk 'NR > 1 && prev > 0 && $4 > 0 { print $4 - prev } { prev = $4 }' "$TMP/toggles.txt" |
-			sort -n | uniq -c | awk '{ printf "%s%d x %d", NR > 1 ? ", " : "", $1, $2 }' >"$TMP/t_steps"
+			sort -n | uniq -c | awk '{ printf("%s+%d: %d times", (NR > 1 ? ", " : ""), $2, $1) }' >"$TMP/t_steps"
 		grep -c ' reset ' "$TMP/toggles.txt" >"$TMP/t_nreset"
 	}
 
@@ -268,6 +288,8 @@ main() {
 		   gatekeeperctl on A returned:     $t_ctl   (committed, applied on A)
 		   last verdict by tls_probe: B $final_b, C $final_c (want open)
 		   $(grep -m1 'flipped back' "$TMP/toggles.err" | sed 's/^# //') (a verdict seen new, then old again before the next toggle)
+		   etcd during these toggles, all 3 members (data dir on $(df -T "$TMP" | awk 'NR == 2 { print $2 }')): WAL fsyncs $(disk_delta "$wal0" "$wal1");
+		   backend commits $(disk_delta "$commit0" "$commit1")
 	EOF
 	echo "2. catch-up after a partition heals (C black-holed, 3 toggles on A, C stale, heal -> C's new verdict), ms:"
 	echo "   $(stats <"$TMP/catchup.txt")"
