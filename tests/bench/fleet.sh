@@ -115,7 +115,7 @@ disk_delta() {
 }
 
 cpu_ns() { # PID: CPU time of all its threads (schedstat), ns
-	cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ t += $1 } END { printf "%d\n", t }'
+	cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ t += $1 } END { printf "%.0f\n", t }'
 }
 
 # connlat_row LABEL [PID]: 2000 connects to A's shop; one table row.
@@ -244,7 +244,7 @@ main() {
 		if [[ $how == stop ]]; then etcd_cont "$member"; else etcd_rejoin "$member"; fi
 		# "stale MS connected MS ENDPOINT"
 		read -r -a f <<<"$out"
-		echo "${f[1]:--1} ${f[3]:--1}" >>"$file"
+		echo "${f[1]:--1} ${f[3]:--1} ${f[0]:-none}" >>"$file"
 		log "rep $r ($how member $member, B was on $ep): $out"
 		etcd_cluster_up >/dev/null || log "the cluster did not come back after rep $r"
 	done
@@ -294,6 +294,8 @@ main() {
 	echo "2. catch-up after a partition heals (C black-holed, 3 toggles on A, C stale, heal -> C's new verdict), ms:"
 	echo "   $(stats <"$TMP/catchup.txt")"
 	echo "3. staleness noticed by B (status stale_since != 0) / B connected again and not stale, ms from the event:"
+	echo "   (\"missed\": stale and connected elsewhere between two polls, counted at the poll that saw the new endpoint:" \
+		"$(grep -c missed "$TMP/stale_stop.txt") of the SIGSTOPs, $(grep -c missed "$TMP/stale_iso.txt") of the isolations)"
 	echo "   member SIGSTOPped:     stale $(awk '{ print $1 }' "$TMP/stale_stop.txt" | stats)"
 	echo "                          again $(awk '{ print $2 }' "$TMP/stale_stop.txt" | stats)"
 	echo "   member isolated:       stale $(awk '{ print $1 }' "$TMP/stale_iso.txt" | stats)"

@@ -20,7 +20,10 @@ sockets in the file system).
       polls `gatekeeperctl -s SOCK status --json` until fleet.stale_since is
       not 0 (prints "stale MS"), then until fleet.connection is "connected"
       and stale_since 0 again (prints "connected MS ENDPOINT"); -1 when the
-      limit passed first. Each poll is one gatekeeperctl run (~ a few ms).
+      limit passed first. Each poll is one gatekeeperctl run (~ a few ms):
+      a box stale and connected elsewhere between two polls shows as a new
+      endpoint, printed "missed MS connected MS ENDPOINT" (MS: an upper
+      bound of both).
 """
 import json
 import socket
@@ -120,7 +123,7 @@ def verdict(t0, addr, port, want, limit_ms):
 
 
 def status(t0, ctl, sock, limit_ms):
-    phase = "stale"
+    phase, first = "stale", None
     while wall_ms_since(t0) < limit_ms:
         r = subprocess.run([ctl, "-s", sock, "status", "--json"], capture_output=True, text=True)
         try:
@@ -128,14 +131,21 @@ def status(t0, ctl, sock, limit_ms):
         except (ValueError, KeyError):
             f = None
         if f is not None:
-            if phase == "stale" and f.get("stale_since", 0) != 0:
+            live = f.get("stale_since", 0) == 0 and f.get("connection") == "connected"
+            if first is None:
+                first = f.get("endpoint")
+            if phase == "stale" and not live:
                 print("stale %.1f" % wall_ms_since(t0), flush=True)
                 phase = "connected"
-            elif phase == "connected" and f.get("stale_since", 0) == 0 and \
-                    f.get("connection") == "connected":
+            elif phase == "stale" and f.get("endpoint") != first:
+                # stale and connected elsewhere between two polls: both by now
+                ms = wall_ms_since(t0)
+                print("missed %.1f connected %.1f %s" % (ms, ms, f.get("endpoint")), flush=True)
+                return 0
+            elif phase == "connected" and live:
                 print("connected %.1f %s" % (wall_ms_since(t0), f.get("endpoint")), flush=True)
                 return 0
-        time.sleep(0.01)
+        time.sleep(0.002)
     print("%s -1" % phase)
     return 1
 
