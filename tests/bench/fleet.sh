@@ -114,6 +114,20 @@ disk_delta() {
 		printf "%d, mean %.1f ms", n, n ? (y[1] - x[1]) * 1000 / n : 0 }'
 }
 
+# put_ms N COUNT: COUNT puts of a key outside the fleet's prefix through
+# member N's JSON gateway (curl, admin certificate, hasleader), one line
+# each: ms from the request's start to the reply (after the TLS handshake).
+put_ms() {
+	local i
+	for ((i = 0; i < $2; i++)); do
+		in_ns "$NS_CLIENT" curl -sS -o /dev/null -w '%{time_appconnect} %{time_total}\n' --max-time 2 \
+			--cacert "$PKI/ca.pem" --cert "$PKI/admin.pem" --key "$PKI/admin.key" \
+			-H 'Grpc-Metadata-hasleader: true' -X POST \
+			"https://${ETCD_ADDR[$1]}:$ETCD_CLIENT_PORT/v3/kv/put" \
+			-d "{\"key\":\"$(b64 /gatekeeper-bench/put)\",\"value\":\"$(b64 "$i")\"}"
+	done | awk '{ printf "%.2f\n", ($2 - $1) * 1000 }'
+}
+
 cpu_ns() { # PID: CPU time of all its threads (schedstat), ns
 	cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ t += $1 } END { printf "%.0f\n", t }'
 }
@@ -181,6 +195,12 @@ main() {
 			sort -n | uniq -c | awk '{ printf("%s+%d: %d times", (NR > 1 ? ", " : ""), $2, $1) }' >"$TMP/t_steps"
 		grep -c ' reset ' "$TMP/toggles.txt" >"$TMP/t_nreset"
 	}
+
+	# a bare etcd put, for comparison: etcd's own commit on this machine
+	local put_leader put_follower leader
+	leader=$(etcd_leader) || leader=1
+	put_leader=$(put_ms "$leader" 50 | stats)
+	put_follower=$(put_ms $((leader % 3 + 1)) 50 | stats)
 
 	# ---- 5. etcd writes per toggle (and while idle)
 	log "5. etcd writes per toggle"
@@ -290,6 +310,9 @@ main() {
 		   $(grep -m1 'flipped back' "$TMP/toggles.err" | sed 's/^# //') (a verdict seen new, then old again before the next toggle)
 		   etcd during these toggles, all 3 members (data dir on $(df -T "$TMP" | awk 'NR == 2 { print $2 }')): WAL fsyncs $(disk_delta "$wal0" "$wal1");
 		   backend commits $(disk_delta "$commit0" "$commit1")
+		   a bare put (curl, JSON gateway, request to reply after the TLS handshake), for comparison:
+		     to the leader:   $put_leader
+		     to a follower:   $put_follower
 	EOF
 	echo "2. catch-up after a partition heals (C black-holed, 3 toggles on A, C stale, heal -> C's new verdict), ms:"
 	echo "   $(stats <"$TMP/catchup.txt")"
