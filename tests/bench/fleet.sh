@@ -34,7 +34,8 @@
 #     --wait (every live box applied) and a pause, and while idle; and the
 #     step between consecutive toggles' committed revisions in 1.
 #
-# FLEET_BENCH_REPS (default 10) repetitions of 2 and 3 (3 by isolation:
+# FLEET_BENCH_PROBE_A=1 probes A's own verdict in 1 too (a diagnosis: it
+# adds to the polling load). FLEET_BENCH_REPS (default 10) repetitions of 2 and 3 (3 by isolation:
 # half of them, at least 3). Bounded: TOGGLES <= 2000, each phase has a
 # time limit.
 set -u
@@ -176,7 +177,8 @@ main() {
 	wal0=$(etcd_disk etcd_disk_wal_fsync_duration_seconds)
 	commit0=$(etcd_disk etcd_disk_backend_commit_duration_seconds)
 	fp toggles "$GATEKEEPERCTL" "$(box_dir A)/control.sock" "$SITE_PORT" "$TOGGLES" "$TOGGLE_SECONDS" \
-		"${BOX_ADDR[B]}" "${BOX_ADDR[C]}" >"$TMP/toggles.txt" 2>"$TMP/toggles.err"
+		"${BOX_ADDR[B]}" "${BOX_ADDR[C]}" ${FLEET_BENCH_PROBE_A:+"${BOX_ADDR[A]}"} \
+		>"$TMP/toggles.txt" 2>"$TMP/toggles.err"
 	wal1=$(etcd_disk etcd_disk_wal_fsync_duration_seconds)
 	commit1=$(etcd_disk etcd_disk_backend_commit_duration_seconds)
 	sed 's/^/#   /' "$TMP/toggles.err"
@@ -191,6 +193,7 @@ main() {
 		awk '{ print $5 }' "$TMP/toggles.txt" | stats >"$TMP/t_b"
 		awk '{ print $6 }' "$TMP/toggles.txt" | stats >"$TMP/t_c"
 		awk '{ print $3 }' "$TMP/toggles.txt" | stats >"$TMP/t_ctl"
+		awk 'NF >= 7 { print $7 }' "$TMP/toggles.txt" | stats >"$TMP/t_a"
 		awk 'NR > 1 && prev > 0 && $4 > 0 { print $4 - prev } { prev = $4 }' "$TMP/toggles.txt" |
 			sort -n | uniq -c | awk '{ printf("%s+%d: %d times", (NR > 1 ? ", " : ""), $2, $1) }' >"$TMP/t_steps"
 		grep -c ' reset ' "$TMP/toggles.txt" >"$TMP/t_nreset"
@@ -306,6 +309,7 @@ main() {
 		   box B:                           $t_b
 		   box C:                           $t_c
 		   gatekeeperctl on A returned:     $t_ctl   (committed, applied on A)
+		   $([[ -n ${FLEET_BENCH_PROBE_A:-} ]] && echo "box A's own verdict:             $(<"$TMP/t_a")")
 		   last verdict by tls_probe: B $final_b, C $final_c (want open)
 		   $(grep -m1 'flipped back' "$TMP/toggles.err" | sed 's/^# //') (a verdict seen new, then old again before the next toggle)
 		   etcd during these toggles, all 3 members (data dir on $(df -T "$TMP" | awk 'NR == 2 { print $2 }')): WAL fsyncs $(disk_delta "$wal0" "$wal1");
