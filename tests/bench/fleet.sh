@@ -59,7 +59,7 @@ PROBE_PY=$BENCH_DIR/fleet_probe.py
 readonly STALE_LIMIT_S=15 CATCHUP_LIMIT_MS=20000 TOGGLE_SECONDS=600
 
 # fp ARGS...: fleet_probe.py in the client namespace.
-fp() { in_ns "$NS_CLIENT" "$FLEET_PYTHON" "$PROBE_PY" "$@"; }
+fp() { in_ns "$NS_CLIENT" "$FLEET_PYTHON" -B "$PROBE_PY" "$@"; }
 
 # stats: numbers on stdin (-1 = not seen) -> "n N p50 X p99 Y max Z missing M"
 # (nearest rank).
