@@ -296,6 +296,8 @@ main() {
 	# ---- the figures
 	local t_all t_b t_c t_ctl
 	t_all=$(<"$TMP/t_all") t_b=$(<"$TMP/t_b") t_c=$(<"$TMP/t_c") t_ctl=$(<"$TMP/t_ctl")
+	local a_line=""
+	[[ -z ${FLEET_BENCH_PROBE_A:-} ]] || a_line=$'\n'"   box A's own verdict:             $(<"$TMP/t_a")"
 	cat <<-EOF
 
 		gatekeeper fleet benchmark — $(nproc) CPUs, kernel $(uname -r), $(date -u +%Y-%m-%dT%H:%MZ)
@@ -308,8 +310,7 @@ main() {
 		   every other box (later of B, C): $t_all
 		   box B:                           $t_b
 		   box C:                           $t_c
-		   gatekeeperctl on A returned:     $t_ctl   (committed, applied on A)
-		   $([[ -n ${FLEET_BENCH_PROBE_A:-} ]] && echo "box A's own verdict:             $(<"$TMP/t_a")")
+		   gatekeeperctl on A returned:     $t_ctl   (committed, applied on A)$a_line
 		   last verdict by tls_probe: B $final_b, C $final_c (want open)
 		   $(grep -m1 'flipped back' "$TMP/toggles.err" | sed 's/^# //') (a verdict seen new, then old again before the next toggle)
 		   etcd during these toggles, all 3 members (data dir on $(df -T "$TMP" | awk 'NR == 2 { print $2 }')): WAL fsyncs $(disk_delta "$wal0" "$wal1");
