@@ -381,6 +381,12 @@ static void on_ready(void *owner, size_t slot, uint32_t events)
 	struct control *ctl = owner;
 	struct control_client *c = &ctl->clients[slot];
 
+	/* gone while its reply is pending: epoll reports the hang-up over and
+	 * over (it is watched for nothing else), so end it now */
+	if (c->waiting && (events & (EPOLLHUP | EPOLLERR))) {
+		client_close(ctl, c);
+		return;
+	}
 	if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) &&
 	    (listener_events(ctl->listener, slot) & EPOLLIN) && c->in_len < sizeof(c->in)) {
 		ssize_t n = recv(fd_of(ctl, c), c->in + c->in_len, sizeof(c->in) - c->in_len,
