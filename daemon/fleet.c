@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -258,8 +259,13 @@ static void box_put(struct fleet *f, const char *name, const struct etcd_kv *kv)
 		return;
 	}
 	if (!b) {
-		if (f->n_boxes == FLEET_MAX_BOXES)
+		if (f->n_boxes == FLEET_MAX_BOXES) {
+			if (!f->warned_boxes)
+				log_warn("fleet: more than %d boxes: box %s and later ones are not "
+					 "counted (status, --wait)", FLEET_MAX_BOXES, name);
+			f->warned_boxes = true;
 			return;
+		}
 		b = &f->boxes[f->n_boxes++];
 		snprintf(b->name, sizeof(b->name), "%s", name);
 		if (strcmp(name, f->box) != 0)
@@ -272,6 +278,8 @@ static void box_gone(struct fleet *f, const char *name)
 {
 	struct fleet_box *b = box_find(f, name);
 
+	if (strcmp(name, f->box) == 0)
+		f->published = -1; /* ours deleted behind our back: written again */
 	if (!b)
 		return;
 	log_info("fleet: box %s is gone (its lease ended)", name);
@@ -292,6 +300,11 @@ static int key_changed(struct fleet *f, const struct etcd_kv *kv, bool deleted)
 		return 0;
 	switch (fleet_key_parse(f->p, kv->key, kv->key_len, name)) {
 	case FLEET_KEY_SITE:
+		/* without the schema key this is not the fleet we know (a wiped
+		 * or rebuilt etcd): the last known state stays; the schema's
+		 * return reads everything afresh */
+		if (!f->initialised)
+			return 0;
 		if (deleted) {
 			entry_remove(f, name);
 		} else if (fleet_value_decode(kv->value, kv->value_len, &v, why, sizeof(why)) < 0) {
@@ -319,9 +332,10 @@ static int key_changed(struct fleet *f, const struct etcd_kv *kv, bool deleted)
 		} else if (fleet_schema_decode(kv->value, kv->value_len, &schema) < 0) {
 			log_warn("fleet: the schema key is not ours: keeping the last known state");
 			f->initialised = false;
-		} else if (strcmp(schema.id, f->cache.schema_id) != 0) {
-			log_info("fleet: schema %s (was %s): reading the fleet's state afresh",
-				 schema.id, f->cache.schema_id[0] ? f->cache.schema_id : "none");
+		} else if (strcmp(schema.id, f->cache.schema_id) != 0 || !f->initialised) {
+			log_info("fleet: schema %s (was %s%s): reading the fleet's state afresh",
+				 schema.id, f->cache.schema_id[0] ? f->cache.schema_id : "none",
+				 f->initialised ? "" : ", not initialised");
 			snprintf(f->cache.schema_id, sizeof(f->cache.schema_id), "%s", schema.id);
 			f->initialised = true;
 			f->reread = true;
@@ -348,6 +362,7 @@ static void on_watch_msg(void *arg, const struct etcd_watch_msg *msg)
 			f->phase = FLEET_UP;
 			f->up_since_ms = clock_now_ms();
 			f->retry_ms = 0;
+			f->attempts = 0;
 			f->heartbeat_at_ms = clock_now_ms();
 			log_info("fleet: up on %s at revision %" PRId64 "%s",
 				 etcd_client_endpoint(f->client), f->cursor,
@@ -358,17 +373,31 @@ static void on_watch_msg(void *arg, const struct etcd_watch_msg *msg)
 			publish(f);
 		}
 		break;
-	case ETCD_WATCH_EVENTS:
+	case ETCD_WATCH_EVENTS: {
+		/* one revision may hold several keys (a prefix deleted at
+		 * once): the bound of what was applied is fixed first */
+		int64_t seen = f->cursor;
+		char name[PROTOCOL_SITE_NAME_MAX + 1];
+
+		/* the schema deleted with the sites in one revision (the prefix
+		 * wiped): no site is reset, whatever the order of the events */
+		for (size_t i = 0; i < msg->n_events; i++)
+			if (msg->events[i].type == ETCD_EVENT_DELETE &&
+			    msg->events[i].kv.mod_revision > seen &&
+			    key_is(f, &msg->events[i].kv, FLEET_KEY_SCHEMA, name))
+				f->initialised = false; /* logged with the event below */
 		for (size_t i = 0; i < msg->n_events; i++) {
 			const struct etcd_event *ev = &msg->events[i];
 
-			if (ev->kv.mod_revision <= f->cursor)
-				continue; /* seen in a read that overlapped the watch */
+			if (ev->kv.mod_revision <= seen)
+				continue;
 			changed |= key_changed(f, &ev->kv, ev->type == ETCD_EVENT_DELETE);
-			f->cursor = ev->kv.mod_revision;
+			if (ev->kv.mod_revision > f->cursor)
+				f->cursor = ev->kv.mod_revision;
 			f->events++;
 		}
 		break;
+	}
 	case ETCD_WATCH_PROGRESS:
 		if (msg->header.revision > f->cursor)
 			f->cursor = msg->header.revision;
@@ -402,8 +431,8 @@ static void on_watch_end(void *arg, const struct etcd_result *r)
 	f->watch = 0;
 	if (r->kind == ETCD_RESULT_ABANDONED)
 		return;
-	if (r->kind == ETCD_RESULT_WATCH_CANCELED && f->reread)
-		return; /* read_all() started a new watch after its read */
+	if (r->kind == ETCD_RESULT_WATCH_CANCELED && f->reread && f->request)
+		return; /* the read in flight starts a new watch after it */
 	result_text(r, why, sizeof(why));
 	lost(f, "the watch ended: %s", why);
 }
@@ -420,26 +449,59 @@ static void watch_from(struct fleet *f, int64_t revision)
 
 /* ---- reading the whole prefix ---- */
 
+/* The read's schema key: 1 ours (its id in ID), 0 none or not ours. */
+static int read_schema(const struct fleet *f, const struct etcd_reply *reply,
+		       char id[FLEET_SCHEMA_ID_LEN + 1])
+{
+	char name[PROTOCOL_SITE_NAME_MAX + 1];
+	struct fleet_schema schema;
+
+	for (size_t i = 0; i < reply->n_kvs; i++)
+		if (key_is(f, &reply->kvs[i], FLEET_KEY_SCHEMA, name) &&
+		    fleet_schema_decode(reply->kvs[i].value, reply->kvs[i].value_len, &schema) == 0) {
+			memcpy(id, schema.id, FLEET_SCHEMA_ID_LEN + 1);
+			return 1;
+		}
+	return 0;
+}
+
 static void on_read(void *arg, const struct etcd_result *r)
 {
 	struct fleet *f = arg;
-	const struct etcd_reply *reply = r->reply;
-	struct fleet_cache old = f->cache;
-	char name[PROTOCOL_SITE_NAME_MAX + 1];
+	const struct etcd_reply *reply;
+	struct fleet_cache old;
+	char name[PROTOCOL_SITE_NAME_MAX + 1], id[FLEET_SCHEMA_ID_LEN + 1];
 
 	f->request = 0;
 	if (request_failed(f, r, "reading the fleet's state"))
 		return;
-	/* the new set replaces the old one; deleted overrides end below */
-	memset(&f->cache, 0, sizeof(f->cache));
-	f->cache_cap = 0;
-	memcpy(f->cache.schema_id, old.schema_id, sizeof(old.schema_id));
+	reply = r->reply;
 	f->n_boxes = 0;
 	fleet_checks_forget(f);
 	f->cursor = reply->header.revision;
+	f->reread = false;
+	f->full_reads++;
+	f->initialised = read_schema(f, reply, id) == 1;
+	/* the boxes and their checks, whatever the schema says */
 	for (size_t i = 0; i < reply->n_kvs; i++)
-		if (!key_is(f, &reply->kvs[i], FLEET_KEY_SITE, name))
+		if (!key_is(f, &reply->kvs[i], FLEET_KEY_SITE, name) &&
+		    !key_is(f, &reply->kvs[i], FLEET_KEY_SCHEMA, name))
 			key_changed(f, &reply->kvs[i], false);
+	if (!f->initialised) {
+		/* an empty or rebuilt etcd: never "every site reset" */
+		if (!f->warned_uninitialised)
+			log_warn("fleet: %sschema is not initialised on etcd: keeping the last known "
+				 "state; toggles are refused until `gatekeeperctl fleet init`", f->p);
+		f->warned_uninitialised = true;
+		watch_from(f, f->cursor + 1);
+		return;
+	}
+	f->warned_uninitialised = false;
+	/* the new set replaces the old one; deleted overrides end below */
+	old = f->cache;
+	memset(&f->cache, 0, sizeof(f->cache));
+	f->cache_cap = 0;
+	memcpy(f->cache.schema_id, id, sizeof(id));
 	for (size_t i = 0; i < reply->n_kvs; i++)
 		if (key_is(f, &reply->kvs[i], FLEET_KEY_SITE, name))
 			key_changed(f, &reply->kvs[i], false);
@@ -449,19 +511,24 @@ static void on_read(void *arg, const struct etcd_result *r)
 	fleet_cache_free(&old);
 	fleet_sync(f);
 	f->applied = reply->header.revision;
-	f->reread = false;
-	f->full_reads++;
 	log_info("fleet: read %zu override%s at revision %" PRId64, f->cache.count,
 		 f->cache.count == 1 ? "" : "s", f->cursor);
 	cache_save(f);
 	watch_from(f, f->cursor + 1);
 }
 
+/* Reads the whole prefix; its reply replaces the view, and the watch
+ * starts again after it (none runs meanwhile: an event applied during the
+ * read would be rolled back by it). */
 static void read_all(struct fleet *f)
 {
 	f->reread = true;
 	if (f->request)
-		etcd_client_cancel(f->client, f->request);
+		return; /* a read is in flight already */
+	if (f->watch) {
+		etcd_client_cancel(f->client, f->watch);
+		f->watch = 0;
+	}
 	f->request = etcd_client_range(f->client, f->p, strlen(f->p), true, on_read, f);
 	if (!f->request)
 		lost(f, "cannot start reading the fleet's state");
@@ -479,24 +546,19 @@ static void on_schema(void *arg, const struct etcd_result *r)
 		return;
 	if (r->reply->n_kvs == 0 ||
 	    fleet_schema_decode(r->reply->kvs[0].value, r->reply->kvs[0].value_len, &schema) < 0) {
-		/* an empty or rebuilt etcd: never "every site reset" */
-		if (f->initialised || !f->warned_uninitialised)
-			log_warn("fleet: %sschema is not initialised on etcd (%s): keeping the last "
-				 "known state; toggles are refused until `gatekeeperctl fleet init`",
-				 f->p, r->reply->n_kvs ? "not ours" : "no key");
-		f->warned_uninitialised = true;
-		f->initialised = false;
-		watch_from(f, r->reply->header.revision + 1);
+		/* the read keeps the overrides and refreshes the boxes */
+		read_all(f);
 		return;
 	}
 	f->initialised = true;
+	/* the history we know, and a live view of the boxes from this run:
+	 * resume after what we applied (else read it all: at start the boxes
+	 * and their checks are not in the cache) */
 	if (strcmp(schema.id, f->cache.schema_id) == 0 && f->cursor > 0 &&
-	    f->cursor <= r->reply->header.revision) {
-		/* the history we know: resume after what we applied */
+	    f->cursor <= r->reply->header.revision && f->n_boxes > 0) {
 		watch_from(f, f->cursor + 1);
 		return;
 	}
-	snprintf(f->cache.schema_id, sizeof(f->cache.schema_id), "%s", schema.id);
 	read_all(f);
 }
 
@@ -610,6 +672,7 @@ static void on_published(void *arg, const struct etcd_result *r)
 	if (request_failed(f, r, "publishing the box's presence"))
 		return;
 	f->published = f->publishing_applied;
+	f->published_pins = f->publishing_pins;
 	f->writes++;
 	publish(f); /* what was applied meanwhile */
 }
@@ -631,7 +694,7 @@ static void publish(struct fleet *f)
 	if (!value)
 		return;
 	f->publishing_applied = v.applied;
-	f->published_pins = v.pins;
+	f->publishing_pins = v.pins;
 	f->publishing = etcd_client_put(f->client, key, strlen(key), value, strlen(value), f->lease,
 					on_published, f);
 	free(value);
@@ -678,6 +741,8 @@ void fleet_dispatch(struct fleet *f)
 		fleet_checks_publish(f);
 		fleet_checks_apply(f);
 	}
+	/* a local pin set, ended or expired since: box/BOX says how many */
+	publish(f);
 	fleet_check_pending(f);
 }
 
@@ -766,11 +831,47 @@ struct fleet *fleet_open(struct engine *engine, fleet_reply_fn *reply, void *rep
 	return f;
 }
 
+static void on_revoked(void *arg, const struct etcd_result *r)
+{
+	*(bool *)arg = true;
+}
+
+/* A stopping box leaves the fleet at once, not a lease_ttl later (other
+ * boxes' --wait and checks: all count it until then): best effort, at most
+ * FLEET_REVOKE_MS. */
+static void revoke_lease(struct fleet *f)
+{
+	uint64_t deadline = clock_now_ms() + FLEET_REVOKE_MS;
+	bool done = false;
+
+	if (f->phase != FLEET_UP || !f->lease ||
+	    !etcd_client_lease_revoke(f->client, f->lease, on_revoked, &done))
+		return;
+	f->lease = 0; /* nothing more is written on it meanwhile */
+	while (!done && f->phase == FLEET_UP) {
+		uint64_t now = clock_now_ms();
+		int wait = etcd_client_timeout_ms(f->client);
+		struct pollfd pfd = {.fd = etcd_client_fd(f->client), .events = POLLIN};
+
+		if (now >= deadline)
+			break;
+		if (wait < 0 || (uint64_t)wait > deadline - now)
+			wait = (int)(deadline - now);
+		if (poll(&pfd, 1, wait) < 0 && errno != EINTR)
+			break;
+		etcd_client_dispatch(f->client);
+	}
+	if (done)
+		log_info("fleet: box %s left the fleet (lease revoked)", f->box);
+}
+
 void fleet_close(struct fleet *f)
 {
 	if (!f)
 		return;
+	f->closing = true;
 	fleet_fail_pending(f, "gatekeeperd is stopping");
+	revoke_lease(f);
 	if (f->combine_checks)
 		health_set_combine(engine_health(f->engine), NULL, NULL);
 	etcd_client_close(f->client);

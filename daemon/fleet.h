@@ -36,6 +36,8 @@
 /* Toggles in flight at once (more are refused as busy). */
 #define FLEET_MAX_PENDING 32
 #define FLEET_MAX_BOXES 64
+/* At stop, how long the box waits to revoke its lease (best effort). */
+#define FLEET_REVOKE_MS 300
 
 struct fleet;
 struct engine;

@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define CHECK_RETRY_MS 1000
+
+#include "clock.h"
 #include "engine.h"
 #include "etcd_client.h"
 #include "fleet_internal.h"
@@ -74,8 +77,13 @@ bool fleet_checks_key(struct fleet *f, const struct etcd_kv *kv, bool deleted)
 
 	if (!fleet_check_key_parse(f->p, kv->key, kv->key_len, box, site))
 		return false;
-	if (strcmp(box, f->box) == 0)
-		return true; /* ours: what we publish, not news */
+	if (strcmp(box, f->box) == 0) {
+		/* ours: what we publish, not news; deleted behind our back
+		 * (a wiped prefix), it is written again */
+		if (deleted && (c = check_find(f, box, site)))
+			c->published = false;
+		return true;
+	}
 	if (deleted) {
 		c = check_find(f, box, site);
 		if (c)
@@ -101,46 +109,84 @@ void fleet_checks_forget(struct fleet *f)
 static void on_check_published(void *arg, const struct etcd_result *r)
 {
 	struct fleet *f = arg;
+	struct fleet_check *c;
 
 	f->check_publishing = 0;
-	if (r->kind == ETCD_RESULT_OK) {
-		struct fleet_check *c = check_get(f, f->box, f->check_site);
-
-		if (c) {
-			c->up = f->check_up;
-			c->published = true;
-		}
-		f->writes++;
+	if (r->kind == ETCD_RESULT_ABANDONED)
+		return; /* the new lease publishes everything again */
+	if (r->kind != ETCD_RESULT_OK) {
+		/* refused (permissions, a full database): not again at once */
+		f->check_retry_at_ms = clock_now_ms() + CHECK_RETRY_MS;
+		return;
 	}
-	/* a failure shows in the heartbeat soon enough; retried next round */
+	f->writes++;
+	if (f->check_withdrawing) {
+		if ((c = check_find(f, f->box, f->check_site)))
+			*c = f->checks[--f->n_checks];
+		return;
+	}
+	if ((c = check_get(f, f->box, f->check_site))) {
+		c->up = f->check_up;
+		c->published = true;
+	}
+}
+
+/* This box's verdict of SITE as it should be in etcd: -1 none (not an
+ * auto site here any more, or no verdict: the key is withdrawn), else UP. */
+static int own_verdict(const struct fleet *f, const char *site)
+{
+	const struct site *s = sites_find(engine_sites(f->engine), site);
+	enum health_state own;
+
+	if (!s || !site_config(s)->state_auto)
+		return -1;
+	own = health_site_state(engine_health(f->engine), site);
+	return own == HEALTH_UNKNOWN ? -1 : own == HEALTH_UP;
+}
+
+static void check_write(struct fleet *f, const char *site, int verdict)
+{
+	char key[400];
+
+	snprintf(key, sizeof(key), "%scheck/%s/%s", f->p, f->box, site);
+	snprintf(f->check_site, sizeof(f->check_site), "%s", site);
+	f->check_withdrawing = verdict < 0;
+	f->check_up = verdict > 0;
+	f->check_publishing =
+		verdict < 0 ? etcd_client_delete(f->client, key, strlen(key), false,
+						 on_check_published, f)
+			    : etcd_client_put(f->client, key, strlen(key), f->check_up ? "up" : "down",
+					      f->check_up ? 2 : 4, f->lease, on_check_published, f);
 }
 
 /* This box's verdicts for its auto sites, one write in flight at a time,
- * each only when it changed (or the lease is new: fleet_checks_relet). */
+ * each only when it changed (or the lease is new: fleet_checks_relet);
+ * a verdict this box no longer has is withdrawn, so it cannot keep a site
+ * online elsewhere. */
 void fleet_checks_publish(struct fleet *f)
 {
 	const struct sites *sites = engine_sites(f->engine);
-	const struct health *h = engine_health(f->engine);
 
-	if (f->phase != FLEET_UP || !f->lease || f->check_publishing)
+	if (f->phase != FLEET_UP || !f->lease || f->check_publishing ||
+	    clock_now_ms() < f->check_retry_at_ms)
 		return;
+	for (size_t i = 0; i < f->n_checks; i++) {
+		if (strcmp(f->checks[i].box, f->box) == 0 && own_verdict(f, f->checks[i].site) < 0) {
+			check_write(f, f->checks[i].site, -1);
+			return;
+		}
+	}
 	for (size_t i = 0; i < sites_count(sites); i++) {
 		const char *name = site_name(sites_at(sites, i));
-		enum health_state own = health_site_state(h, name);
+		int verdict = own_verdict(f, name);
 		struct fleet_check *c;
-		char key[400];
 
-		if (!site_config(sites_at(sites, i))->state_auto || own == HEALTH_UNKNOWN)
+		if (verdict < 0)
 			continue;
 		c = check_find(f, f->box, name);
-		if (c && c->published && c->up == (own == HEALTH_UP))
+		if (c && c->published && c->up == (verdict == 1))
 			continue;
-		snprintf(key, sizeof(key), "%scheck/%s/%s", f->p, f->box, name);
-		snprintf(f->check_site, sizeof(f->check_site), "%s", name);
-		f->check_up = own == HEALTH_UP;
-		f->check_publishing = etcd_client_put(f->client, key, strlen(key),
-						      f->check_up ? "up" : "down", f->check_up ? 2 : 4,
-						      f->lease, on_check_published, f);
+		check_write(f, name, verdict);
 		return;
 	}
 }

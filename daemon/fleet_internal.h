@@ -39,6 +39,7 @@ struct fleet_pending {
 	bool used;
 	bool init;           /* fleet init, not a toggle */
 	bool wait;           /* until every live box applied it */
+	bool reset;          /* a delete of the site's key */
 	uint64_t ticket;     /* the control request's */
 	uint64_t request;    /* the etcd write, while in flight */
 	int64_t revision;    /* committed at; 0 until then */
@@ -76,7 +77,9 @@ struct fleet {
 	int64_t cursor;       /* the highest revision seen (events, progress, reads) */
 	int64_t applied;      /* the last site change applied: what box/BOX says */
 	int64_t published, publishing_applied;
-	unsigned published_pins;
+	unsigned published_pins, publishing_pins;
+	bool warned_boxes;
+	bool closing; /* fleet_close() runs: no new toggle */
 	uint64_t publishing;
 	int64_t started;      /* Unix time */
 
@@ -98,7 +101,8 @@ struct fleet {
 	bool checks_changed;
 	uint64_t check_publishing;
 	char check_site[PROTOCOL_SITE_NAME_MAX + 1];
-	bool check_up;
+	bool check_up, check_withdrawing;
+	uint64_t check_retry_at_ms;
 
 	/* for metrics */
 	uint64_t connects, losses, full_reads, events, writes;

@@ -39,10 +39,12 @@ void fleet_status_text(const struct fleet *f, struct strbuf *b)
 	if (f->phase == FLEET_UP && !f->initialised)
 		strbuf_printf(b, "  not initialised: no %sschema key (gatekeeperctl fleet init)\n", f->p);
 	strbuf_printf(b, "  boxes      %zu live:", f->n_boxes);
-	for (size_t i = 0; i < f->n_boxes; i++)
-		strbuf_printf(b, " %s (applied %" PRId64 "%s%s)", f->boxes[i].name,
-			      f->boxes[i].value.applied, f->boxes[i].value.pins ? ", pins" : "",
-			      f->boxes[i].value.pins ? "" : "");
+	for (size_t i = 0; i < f->n_boxes; i++) {
+		strbuf_printf(b, " %s (applied %" PRId64, f->boxes[i].name, f->boxes[i].value.applied);
+		if (f->boxes[i].value.pins)
+			strbuf_printf(b, ", %u pinned", f->boxes[i].value.pins);
+		strbuf_puts(b, ")");
+	}
 	strbuf_printf(b, "\n  pins       %u site%s pinned on this box\n", fleet_pins(f),
 		      fleet_pins(f) == 1 ? "" : "s");
 }

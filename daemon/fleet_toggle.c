@@ -74,6 +74,11 @@ static int refuse_unless_up(struct fleet *f, struct strbuf *b, const char **code
 {
 	char when[32];
 
+	if (f->closing) {
+		strbuf_puts(b, "gatekeeperd is stopping: nothing changed\n");
+		*code = PROTOCOL_ERR_FLEET;
+		return -1;
+	}
 	if (f->phase == FLEET_UP && f->initialised)
 		return 0;
 	f->toggles_refused++;
@@ -108,6 +113,7 @@ int fleet_toggle(struct fleet *f, const struct fleet_toggle *t, uint64_t ticket,
 	wait_ms = f->cfg.request_timeout_ms + (t->wait ? FLEET_WAIT_MS : f->cfg.request_timeout_ms);
 	p->deadline_ms = clock_now_ms() + wait_ms;
 	if (t->reset) {
+		p->reset = true;
 		snprintf(p->what, sizeof(p->what), "reset (back to each box's config or check)");
 		p->request = etcd_client_delete(f->client, key, strlen(key), false, on_written, p);
 	} else {
@@ -142,6 +148,12 @@ static void on_written(void *arg, const struct etcd_result *r)
 	char why[320];
 
 	p->request = 0;
+	if (r->kind == ETCD_RESULT_OK && p->reset && r->reply->deleted == 0) {
+		/* nothing to delete: no revision for any box to reach */
+		answer_text(f, p, NULL, "%s: fleet %s holds no override for it: nothing changed\n",
+			    p->site, f->name);
+		return;
+	}
 	if (r->kind == ETCD_RESULT_OK) {
 		p->revision = r->reply->header.revision;
 		f->toggles_committed++;
@@ -215,8 +227,6 @@ static void committed_reply(struct fleet *f, struct fleet_pending *p, bool late)
 		strbuf_printf(&b, "note: this box pins %s locally (%s): the fleet's state applies here "
 			      "once `gatekeeperctl reset %s --local`\n", p->site,
 			      config_state_name(site_state(site)), p->site);
-	else if (!site)
-		strbuf_printf(&b, "note: %s is not in this box's config\n", p->site);
 	(void)late;
 	answer(f, p, code, &b);
 	strbuf_free(&missing);
@@ -231,8 +241,14 @@ void fleet_check_pending(struct fleet *f)
 		struct fleet_pending *p = &f->pending[i];
 		size_t n_live;
 
-		if (!p->used || p->init)
+		if (!p->used)
 			continue;
+		if (p->init) {
+			if (now >= p->deadline_ms)
+				answer_text(f, p, PROTOCOL_ERR_FLEET, "fleet %s: init: no answer from "
+					    "etcd in time\n", f->name);
+			continue;
+		}
 		if (p->revision && f->cursor >= p->revision &&
 		    (!p->wait || boxes_applied(f, p->revision, &n_live, NULL) == n_live))
 			committed_reply(f, p, false);

@@ -500,11 +500,14 @@ int main(int argc, char **argv)
 	notify_stopping();
 	engine_log_counters(engine);
 out:
+	/* the fleet first, still known to the engine: the requests it answers
+	 * may let a client's next request run, which must meet a fleet that
+	 * refuses it, not be taken for a local pin */
+	fleet_close(fleet);
 	if (engine) {
 		engine_set_metrics(engine, NULL);
 		engine_set_fleet(engine, NULL);
 	}
-	fleet_close(fleet);
 	metrics_server_close(metrics);
 	control_close(control);
 	engine_close(engine);

@@ -16,7 +16,8 @@
 #     stay, status says stale, toggles are refused (exit 4), --local pins
 #     this box only; a box restarted meanwhile serves its last known state
 #   - the cluster back: the pin stays until `reset --local`
-#   - the schema key deleted (a rebuilt etcd): nothing is reset
+#   - the schema key deleted, then the whole prefix at once (a rebuilt
+#     etcd): nothing is reset; `fleet init` starts a new fleet, read afresh
 #   - a box whose client certificate is from another CA is refused by etcd
 #     and never changes a site
 # shellcheck source=lib.sh
@@ -97,6 +98,8 @@ check "fleet init" box_ctl A fleet init
 check "fleet init again changes nothing" bash -c "'$GATEKEEPERCTL' -s '$(box_dir B)/control.sock' \
 	fleet init | grep -q 'already initialised'"
 check "every box sees the schema" wait_for status_is C fleet.initialised true
+check "reset --wait of a site the fleet holds nothing for: nothing to wait for" \
+	bash -c "'$GATEKEEPERCTL' -s '$(box_dir A)/control.sock' reset blog --wait | grep -q 'holds no override'"
 
 # ---- a toggle on A reaches B and C
 check "A: offline shop --action reject --wait (applied on 3 of 3)" \
@@ -199,6 +202,9 @@ done
 check "the cluster is up again" etcd_cluster_up
 check "box B reconnects" wait_for status_is B fleet.connection connected
 check "box A reconnects" wait_for status_is A fleet.connection connected
+check "B, restarted meanwhile, counts every live box for --wait" \
+	bash -c "'$GATEKEEPERCTL' -s '$(box_dir B)/control.sock' offline blog --action reject --wait \
+	| tee /dev/stderr | grep -q 'applied on 3 of 3 live boxes'"
 check "A's pin holds after the reconnect" wait_verdict A open 2
 check "A's status shows the pin" status_is A sites.0.pinned true
 check "A: reset shop --local ends the pin" box_ctl A reset shop --local
@@ -210,9 +216,17 @@ check "C sees the schema gone" wait_for status_is C fleet.initialised false
 check "box C: shop still reset" wait_verdict C reset 2
 check "box C: blog still reset" wait_verdict C reset 2 "$BOX_BLOG_PORT"
 check "a toggle is refused without the schema (exit 4)" exits_with 4 box_ctl C online blog
+etcdctl_fleet del --prefix "$(fleet_key '')" >/dev/null
+check "the whole prefix wiped at once: box A: shop still reset" wait_verdict A reset 2
+check "the whole prefix wiped at once: box B: blog still reset" wait_verdict B reset 2 "$BOX_BLOG_PORT"
+check "the boxes write their presence again" wait_for etcd_key_json "$(fleet_key box/A)"
 check "fleet init again" box_ctl C fleet init
-check "C: online blog" wait_for box_ctl C online blog
-check "box A: blog open" wait_verdict A open "$FOLLOW_S" "$BOX_BLOG_PORT"
+check "a new fleet holds no override: box A: shop open again" wait_verdict A open "$FOLLOW_S"
+check "a new fleet holds no override: box B: blog open again" \
+	wait_verdict B open "$FOLLOW_S" "$BOX_BLOG_PORT"
+check "C: offline shop --action reject" wait_for box_ctl C offline shop --action reject
+check "box A: shop reset" wait_verdict A reset "$FOLLOW_S"
+check "box C: shop reset" wait_verdict C reset "$FOLLOW_S"
 
 # ---- mTLS: a certificate of another CA is refused
 box_stop C
