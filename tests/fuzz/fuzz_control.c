@@ -27,7 +27,8 @@ static void check_request(const char *copy, char *line, size_t len)
 	case CONTROL_CMD_HELLO:
 	case CONTROL_CMD_RELOAD:
 	case CONTROL_CMD_METRICS:
-		CHECK(!req.site && !req.json && !req.has_action);
+	case CONTROL_CMD_FLEET_INIT:
+		CHECK(!req.site && !req.json && !req.has_action && !req.local && !req.wait);
 		break;
 	case CONTROL_CMD_STATUS:
 	case CONTROL_CMD_STATS:
@@ -50,7 +51,8 @@ static void check_request(const char *copy, char *line, size_t len)
 	}
 	CHECK(control_request_changes_state(&req) ==
 	      (req.command == CONTROL_CMD_OFFLINE || req.command == CONTROL_CMD_ONLINE ||
-	       req.command == CONTROL_CMD_RESET || req.command == CONTROL_CMD_RELOAD));
+	       req.command == CONTROL_CMD_RESET || req.command == CONTROL_CMD_RELOAD ||
+	       req.command == CONTROL_CMD_FLEET_INIT));
 }
 
 static void check_reply_header(const char *line)
