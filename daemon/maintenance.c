@@ -8,7 +8,6 @@
 #include "clock.h"
 #include "engine.h"
 #include "fleet.h"
-#include "health.h"
 #include "log.h"
 #include "state.h"
 
@@ -137,8 +136,6 @@ void maintenance_unset(struct engine *engine, struct site *site)
 	site_set_until(site, 0);
 	site_clear_override(site); /* and its cut */
 	engine_set_allow(engine, site, NULL);
-	/* an auto site goes back to what its check says, not to online */
-	health_apply(engine_health(engine), engine_sites(engine));
 }
 
 int maintenance_apply(struct engine *engine, struct site *site, enum site_state state,
@@ -195,14 +192,11 @@ static void end_override(struct engine *engine, struct site *site)
 	char when[32];
 	enum site_state was = site_state(site);
 
-	site_clear_override(site); /* and its cut */
-	engine_set_allow(engine, site, NULL);
+	state_time_text(site_until(site), when, sizeof(when));
+	maintenance_unset(engine, site);
 	log_info("site %s: the %s override ended at its deadline %s; back to %s (%s, from %s)",
-		 site_name(site), config_state_name(was),
-		 state_time_text(site_until(site), when, sizeof(when)),
-		 config_state_name(site_state(site)), config_action_name(site_action(site)),
-		 site_source_name(site_source(site)));
-	site_set_until(site, 0);
+		 site_name(site), config_state_name(was), when, config_state_name(site_state(site)),
+		 config_action_name(site_action(site)), site_source_word(site));
 }
 
 void maintenance_expire(struct engine *engine)
@@ -227,8 +221,6 @@ void maintenance_expire(struct engine *engine)
 	}
 	if (!ended)
 		return;
-	/* an auto site goes back to what its check says, not to online */
-	health_apply(engine_health(engine), sites);
 	engine_guard_sync(engine);
 	/* unlike a toggle, the change is made even when the file cannot be
 	 * written: the file's deadline has passed too, so a restart ends the

@@ -37,6 +37,9 @@ struct site {
 	struct site_allow *config_allow;  /* NULL: the config has none */
 	struct site_allow *runtime_allow; /* NULL: none */
 	int64_t until;                    /* main thread only */
+	/* state: auto: its check's last verdict (main thread only), what an
+	 * ended override goes back to; -1: none yet, the config's state */
+	int8_t check_state;
 	bool cut;                         /* main thread only */
 	uint64_t cut_probes;              /* main thread only */
 	size_t cut_flows;                 /* main thread only */
@@ -244,6 +247,7 @@ struct sites *sites_create(const struct config *cfg)
 
 		site->conf = cs;
 		atomic_init(&site->mode, mode_of(cs->state, cs->action, false));
+		site->check_state = -1;
 		site->shared = shared;
 		site->counts = &sites->counts[i];
 		site->stride = cfg->n_sites;
@@ -345,7 +349,14 @@ void sites_carry_over_overrides(struct sites *to, const struct sites *from)
 
 		const struct site_allow *allow = from->sites[i].runtime_allow;
 
-		if (!site || !(mode & MODE_RUNTIME))
+		if (!site)
+			continue;
+		/* until the health module has applied its verdicts to the new
+		 * table (the caller's next step), an override ended meanwhile
+		 * goes back to the last one known */
+		if (site->conf->state_auto)
+			site->check_state = from->sites[i].check_state;
+		if (!(mode & MODE_RUNTIME))
 			continue;
 		atomic_store(&site->mode, mode);
 		site->until = from->sites[i].until;
@@ -419,7 +430,14 @@ void site_set_fleet_override(struct site *site, enum site_state state, enum site
 
 void site_clear_override(struct site *site)
 {
-	atomic_store(&site->mode, mode_of(site->conf->state, site->conf->action, false));
+	/* an auto site goes straight back to what its check says, in the same
+	 * store: never through the config's state for a moment, and without
+	 * asking the health module (a batch of ended overrides stays linear) */
+	enum site_state state = site->conf->state_auto && site->check_state >= 0
+					? (enum site_state)site->check_state
+					: site->conf->state;
+
+	atomic_store(&site->mode, mode_of(state, site->conf->action, false));
 	/* a cut is part of the run-time override, never of the config */
 	site->cut = false;
 	site->cut_flows = 0;
@@ -603,6 +621,7 @@ bool site_set_check_state(struct site *site, enum site_state state)
 {
 	uint32_t mode = atomic_load(&site->mode);
 
+	site->check_state = (int8_t)state; /* kept under an override too */
 	for (;;) {
 		uint32_t want = mode_of(state, site->conf->action, false);
 

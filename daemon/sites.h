@@ -145,7 +145,8 @@ const char *site_verdict_name(enum site_verdict verdict);
 
 /* Sets the effective state of SITE from its health check (state: auto),
  * with the config's action, unless a run-time override is in force: then
- * nothing changes and it returns false. */
+ * nothing changes and it returns false. Either way the verdict is kept:
+ * site_clear_override() goes back to it. */
 bool site_set_check_state(struct site *site, enum site_state state);
 
 #endif

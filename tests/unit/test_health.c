@@ -257,9 +257,36 @@ static void test_auto_state(void **state)
 	site_set_override(site, SITE_ONLINE, SITE_ACTION_DROP);
 	assert_false(site_set_check_state(site, SITE_OFFLINE));
 	assert_int_equal(site_state(site), SITE_ONLINE);
+	/* ended, it goes straight back to the check's last verdict (kept
+	 * while the override was in force), not to the config's online */
 	site_clear_override(site);
+	assert_int_equal(site_state(site), SITE_OFFLINE);
+	assert_int_equal(site_source(site), SITE_SOURCE_CONFIG);
+	site_set_fleet_override(site, SITE_ONLINE, SITE_ACTION_DROP);
+	assert_false(site_set_check_state(site, SITE_ONLINE));
+	assert_false(site_set_check_state(site, SITE_OFFLINE));
+	site_clear_override(site);
+	assert_int_equal(site_state(site), SITE_OFFLINE);
+	site_set_override(site, SITE_OFFLINE, SITE_ACTION_DROP);
+	assert_false(site_set_check_state(site, SITE_ONLINE));
+	site_clear_override(site);
+	assert_int_equal(site_state(site), SITE_ONLINE);
 	assert_true(site_set_check_state(site, SITE_OFFLINE));
 	assert_int_equal(site_state(site), SITE_OFFLINE);
+	/* a reload's table keeps the verdict for an override carried over */
+	{
+		struct sites *fresh = sites_create(cfg);
+		struct site *again = sites_find(fresh, "shop");
+
+		assert_non_null(fresh);
+		site_set_override(site, SITE_ONLINE, SITE_ACTION_DROP);
+		sites_carry_over_overrides(fresh, sites);
+		assert_int_equal(site_state(again), SITE_ONLINE);
+		site_clear_override(again);
+		assert_int_equal(site_state(again), SITE_OFFLINE);
+		site_clear_override(site);
+		sites_free(fresh);
+	}
 	/* a health module with no result yet leaves the state alone */
 	{
 		struct health *h = health_open(cfg);
