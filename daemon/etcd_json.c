@@ -273,27 +273,46 @@ static int unwrap_result(json_object *obj, json_object **out)
 	return 0;
 }
 
-static int parse_kvs(json_object *obj, struct etcd_reply *r)
+/* Each item of OBJ's array KEY through PARSE into a new array of SIZE-byte
+ * items (*ITEMS, also after a failure); *N counts the items parsed, so the
+ * caller's free after a failure frees exactly those. Absent: none. */
+static int parse_array(json_object *obj, const char *key, size_t size,
+		       int (*parse)(json_object *item, void *out), void **items, size_t *n)
 {
 	json_object *arr;
-	size_t n;
+	size_t count;
+	char *out;
 
-	if (member(obj, "kvs", json_type_array, &arr) < 0)
+	if (member(obj, key, json_type_array, &arr) < 0)
 		return -1;
 	if (!arr)
 		return 0;
-	n = json_object_array_length(arr);
-	if (n > ETCD_JSON_MAX_ITEMS)
+	count = json_object_array_length(arr);
+	if (count > ETCD_JSON_MAX_ITEMS)
 		return -1;
-	r->kvs = calloc(n ? n : 1, sizeof(*r->kvs));
-	if (!r->kvs)
+	*items = out = calloc(count ? count : 1, size);
+	if (!out)
 		return -1;
-	for (size_t i = 0; i < n; i++) {
-		if (parse_kv(json_object_array_get_idx(arr, i), &r->kvs[i]) < 0)
+	for (size_t i = 0; i < count; i++) {
+		if (parse(json_object_array_get_idx(arr, i), out + i * size) < 0)
 			return -1;
-		r->n_kvs++;
+		(*n)++;
 	}
 	return 0;
+}
+
+static int kv_item(json_object *item, void *out)
+{
+	return parse_kv(item, out);
+}
+
+static int parse_kvs(json_object *obj, struct etcd_reply *r)
+{
+	void *kvs = NULL;
+	int rc = parse_array(obj, "kvs", sizeof(*r->kvs), kv_item, &kvs, &r->n_kvs);
+
+	r->kvs = kvs;
+	return rc;
 }
 
 static int parse_reply_fields(enum etcd_op op, json_object *obj, struct etcd_reply *r)
@@ -382,40 +401,31 @@ void etcd_watch_msg_free(struct etcd_watch_msg *m)
 	memset(m, 0, sizeof(*m));
 }
 
+static int event_item(json_object *ev, void *out)
+{
+	struct etcd_event *e = out;
+	json_object *type, *kv;
+
+	if (!json_object_is_type(ev, json_type_object) ||
+	    member(ev, "type", json_type_string, &type) < 0 ||
+	    member(ev, "kv", json_type_object, &kv) < 0 || !kv)
+		return -1;
+	if (!type || !strcmp(json_object_get_string(type), "PUT"))
+		e->type = ETCD_EVENT_PUT;
+	else if (!strcmp(json_object_get_string(type), "DELETE"))
+		e->type = ETCD_EVENT_DELETE;
+	else
+		return -1;
+	return parse_kv(kv, &e->kv);
+}
+
 static int parse_events(json_object *obj, struct etcd_watch_msg *m)
 {
-	json_object *arr;
-	size_t n;
+	void *events = NULL;
+	int rc = parse_array(obj, "events", sizeof(*m->events), event_item, &events, &m->n_events);
 
-	if (member(obj, "events", json_type_array, &arr) < 0)
-		return -1;
-	if (!arr)
-		return 0;
-	n = json_object_array_length(arr);
-	if (n > ETCD_JSON_MAX_ITEMS)
-		return -1;
-	m->events = calloc(n ? n : 1, sizeof(*m->events));
-	if (!m->events)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		json_object *ev = json_object_array_get_idx(arr, i), *type, *kv;
-		struct etcd_event *e = &m->events[i];
-
-		if (!json_object_is_type(ev, json_type_object) ||
-		    member(ev, "type", json_type_string, &type) < 0 ||
-		    member(ev, "kv", json_type_object, &kv) < 0 || !kv)
-			return -1;
-		if (!type || !strcmp(json_object_get_string(type), "PUT"))
-			e->type = ETCD_EVENT_PUT;
-		else if (!strcmp(json_object_get_string(type), "DELETE"))
-			e->type = ETCD_EVENT_DELETE;
-		else
-			return -1;
-		if (parse_kv(kv, &e->kv) < 0)
-			return -1;
-		m->n_events++;
-	}
-	return 0;
+	m->events = events;
+	return rc;
 }
 
 int etcd_json_parse_watch(const char *line, size_t len, struct etcd_watch_msg *out)

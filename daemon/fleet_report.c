@@ -8,6 +8,7 @@
 #include "clock.h"
 #include "etcd_client.h"
 #include "fleet_internal.h"
+#include "prom.h"
 #include "state.h"
 
 static const char *phase_name(enum fleet_phase phase)
@@ -107,49 +108,41 @@ void fleet_site_json(const struct fleet *f, const struct site *site, struct strb
 		      e->value.at, e->value.until, e->mod_revision);
 }
 
-static void gauge(struct strbuf *b, const char *name, const char *type, const char *help,
-		  double value)
-{
-	strbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name,
-		      value);
-}
-
 void fleet_metrics(const struct fleet *f, struct strbuf *b)
 {
 	uint64_t now = clock_now_ms();
 
-	gauge(b, "gatekeeper_fleet_connected", "gauge",
-	      "1 while the box watches etcd and its heartbeats succeed.", is_up(f));
-	gauge(b, "gatekeeper_fleet_stale_seconds", "gauge",
-	      "How long the box's view of the fleet has been stale (0: up to date).",
-	      is_up(f) ? 0 : (double)(now - f->stale_since_ms) / 1000.0);
-	gauge(b, "gatekeeper_fleet_initialised", "gauge",
-	      "1 when the fleet's schema key is in etcd.", f->initialised);
-	gauge(b, "gatekeeper_fleet_revision", "gauge",
-	      "The etcd revision the box's view is at.", (double)f->cursor);
-	gauge(b, "gatekeeper_fleet_applied_revision", "gauge",
-	      "The revision of the last fleet site change this box applied.", (double)f->applied);
-	gauge(b, "gatekeeper_fleet_live_boxes", "gauge",
-	      "Boxes whose presence lease is alive, this one included.", (double)f->n_boxes);
-	gauge(b, "gatekeeper_fleet_pins", "gauge",
-	      "Sites pinned on this box (diverging from the fleet).", fleet_pins(f));
-	gauge(b, "gatekeeper_fleet_overrides", "gauge",
-	      "Sites the fleet holds an override for.", (double)f->cache.count);
-	gauge(b, "gatekeeper_fleet_connects_total", "counter",
-	      "Times the box came up on an etcd endpoint.", (double)f->connects);
-	gauge(b, "gatekeeper_fleet_losses_total", "counter",
-	      "Times the box lost etcd (heartbeat, watch end, no leader) and moved on.",
-	      (double)f->losses);
-	gauge(b, "gatekeeper_fleet_full_reads_total", "counter",
-	      "Full reads of the fleet's keys (start, new schema, compacted history).",
-	      (double)f->full_reads);
-	gauge(b, "gatekeeper_fleet_events_total", "counter",
-	      "Watch events applied.", (double)f->events);
-	gauge(b, "gatekeeper_fleet_writes_total", "counter",
-	      "Writes of this box's presence and schema to etcd (toggles not included).",
-	      (double)f->writes);
-	strbuf_puts(b, "# HELP gatekeeper_fleet_toggles_total Toggles sent to the fleet from this box, "
-		       "by result.\n# TYPE gatekeeper_fleet_toggles_total counter\n");
+	prom_gauge(b, "gatekeeper_fleet_connected",
+		   "1 while the box watches etcd and its heartbeats succeed.", is_up(f));
+	prom_gauge(b, "gatekeeper_fleet_stale_seconds",
+		   "How long the box's view of the fleet has been stale (0: up to date).",
+		   is_up(f) ? 0 : (double)(now - f->stale_since_ms) / 1000.0);
+	prom_gauge(b, "gatekeeper_fleet_initialised", "1 when the fleet's schema key is in etcd.",
+		   f->initialised);
+	prom_gauge(b, "gatekeeper_fleet_revision", "The etcd revision the box's view is at.",
+		   (double)f->cursor);
+	prom_gauge(b, "gatekeeper_fleet_applied_revision",
+		   "The revision of the last fleet site change this box applied.", (double)f->applied);
+	prom_gauge(b, "gatekeeper_fleet_live_boxes",
+		   "Boxes whose presence lease is alive, this one included.", (double)f->n_boxes);
+	prom_gauge(b, "gatekeeper_fleet_pins", "Sites pinned on this box (diverging from the fleet).",
+		   fleet_pins(f));
+	prom_gauge(b, "gatekeeper_fleet_overrides", "Sites the fleet holds an override for.",
+		   (double)f->cache.count);
+	prom_counter(b, "gatekeeper_fleet_connects_total",
+		     "Times the box came up on an etcd endpoint.", f->connects);
+	prom_counter(b, "gatekeeper_fleet_losses_total",
+		     "Times the box lost etcd (heartbeat, watch end, no leader) and moved on.",
+		     f->losses);
+	prom_counter(b, "gatekeeper_fleet_full_reads_total",
+		     "Full reads of the fleet's keys (start, new schema, compacted history).",
+		     f->full_reads);
+	prom_counter(b, "gatekeeper_fleet_events_total", "Watch events applied.", f->events);
+	prom_counter(b, "gatekeeper_fleet_writes_total",
+		     "Writes of this box's presence and schema to etcd (toggles not included).",
+		     f->writes);
+	prom_family(b, "gatekeeper_fleet_toggles_total", "counter",
+		    "Toggles sent to the fleet from this box, by result.");
 	strbuf_printf(b, "gatekeeper_fleet_toggles_total{result=\"committed\"} %" PRIu64 "\n"
 		      "gatekeeper_fleet_toggles_total{result=\"failed\"} %" PRIu64 "\n"
 		      "gatekeeper_fleet_toggles_total{result=\"refused\"} %" PRIu64 "\n",

@@ -20,16 +20,12 @@
 #include "gk_version.h"
 #include "health.h"
 #include "metrics_server.h"
+#include "prom.h"
 #include "queue.h"
 #include "rules_watch.h"
 #include "textsafe.h"
 
 /* ---- the exposition ---- */
-
-static void family(struct strbuf *b, const char *name, const char *type, const char *help)
-{
-	strbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
 
 /* A label value: valid UTF-8, escaped as the text format says, no
  * control characters (a certificate's subject is the server's to choose). */
@@ -59,7 +55,7 @@ static void render_sites(const struct sites *sites, struct strbuf *b)
 	static const char *const sources[] = { "config", "runtime", "check", "fleet" };
 	size_t n = sites_count(sites);
 
-	family(b, "gatekeeper_syn_verdicts_total", "counter",
+	prom_family(b, "gatekeeper_syn_verdicts_total", "counter",
 	       "New connections (SYNs) decided, by site and verdict (allow: accepted while "
 	       "offline from an allow-listed source).");
 	for (size_t i = 0; i < n; i++) {
@@ -77,20 +73,20 @@ static void render_sites(const struct sites *sites, struct strbuf *b)
 		site_label(b, "gatekeeper_syn_verdicts_total", site_name(site));
 		strbuf_printf(b, ",verdict=\"allow\"} %" PRIu64 "\n", c.allowed);
 	}
-	family(b, "gatekeeper_site_online", "gauge", "1 if the site is online, 0 if offline.");
+	prom_family(b, "gatekeeper_site_online", "gauge", "1 if the site is online, 0 if offline.");
 	for (size_t i = 0; i < n; i++) {
 		const struct site *site = sites_at(sites, i);
 
 		site_label(b, "gatekeeper_site_online", site_name(site));
 		strbuf_printf(b, "} %d\n", site_state(site) == SITE_ONLINE);
 	}
-	family(b, "gatekeeper_site_cut", "gauge",
+	prom_family(b, "gatekeeper_site_cut", "gauge",
 	       "1 while the site is offline with --cut (its established connections are cut).");
 	for (size_t i = 0; i < n; i++) {
 		site_label(b, "gatekeeper_site_cut", site_name(sites_at(sites, i)));
 		strbuf_printf(b, "} %d\n", site_cut(sites_at(sites, i)));
 	}
-	family(b, "gatekeeper_site_cut_connections", "gauge",
+	prom_family(b, "gatekeeper_site_cut_connections", "gauge",
 	       "Established connections of a cut site the last probe round found in conntrack.");
 	for (size_t i = 0; i < n; i++) {
 		size_t flows;
@@ -100,7 +96,7 @@ static void render_sites(const struct sites *sites, struct strbuf *b)
 		site_label(b, "gatekeeper_site_cut_connections", site_name(sites_at(sites, i)));
 		strbuf_printf(b, "} %zu\n", flows);
 	}
-	family(b, "gatekeeper_site_cut_probes_total", "counter",
+	prom_family(b, "gatekeeper_site_cut_probes_total", "counter",
 	       "Probe packets sent to the ends of a cut site's idle connections.");
 	for (size_t i = 0; i < n; i++) {
 		size_t flows;
@@ -110,7 +106,7 @@ static void render_sites(const struct sites *sites, struct strbuf *b)
 		site_label(b, "gatekeeper_site_cut_probes_total", site_name(sites_at(sites, i)));
 		strbuf_printf(b, "} %" PRIu64 "\n", probes);
 	}
-	family(b, "gatekeeper_site_state_source", "gauge",
+	prom_family(b, "gatekeeper_site_state_source", "gauge",
 	       "1 for what decides the site's state now: config, runtime (gatekeeperctl on this box), check or fleet (etcd).");
 	for (size_t i = 0; i < n; i++) {
 		const struct site *site = sites_at(sites, i);
@@ -130,7 +126,7 @@ static void render_checks(const struct health *health, struct strbuf *b)
 
 	if (n == 0)
 		return;
-	family(b, "gatekeeper_check_up", "gauge",
+	prom_family(b, "gatekeeper_check_up", "gauge",
 	       "The check's judgement of an address after rise/fall: 1 up, 0 down (absent: no result yet).");
 	for (size_t i = 0; i < n; i++) {
 		const struct health_target_info *t = health_at(health, i);
@@ -140,7 +136,7 @@ static void render_checks(const struct health *health, struct strbuf *b)
 		target_labels(b, "gatekeeper_check_up", t);
 		strbuf_printf(b, "} %d\n", t->state == HEALTH_UP);
 	}
-	family(b, "gatekeeper_check_success", "gauge", "1 if the last check of the address passed.");
+	prom_family(b, "gatekeeper_check_success", "gauge", "1 if the last check of the address passed.");
 	for (size_t i = 0; i < n; i++) {
 		const struct health_target_info *t = health_at(health, i);
 
@@ -149,7 +145,7 @@ static void render_checks(const struct health *health, struct strbuf *b)
 		target_labels(b, "gatekeeper_check_success", t);
 		strbuf_printf(b, "} %d\n", t->last_ok);
 	}
-	family(b, "gatekeeper_check_duration_seconds", "gauge",
+	prom_family(b, "gatekeeper_check_duration_seconds", "gauge",
 	       "How long the last check of the address took.");
 	for (size_t i = 0; i < n; i++) {
 		const struct health_target_info *t = health_at(health, i);
@@ -160,7 +156,7 @@ static void render_checks(const struct health *health, struct strbuf *b)
 		strbuf_printf(b, "} %" PRIu64 ".%06" PRIu64 "\n", t->latency_us / 1000000u,
 			      t->latency_us % 1000000u);
 	}
-	family(b, "gatekeeper_checks_total", "counter", "Checks run, by address and result.");
+	prom_family(b, "gatekeeper_checks_total", "counter", "Checks run, by address and result.");
 	for (size_t i = 0; i < n; i++) {
 		const struct health_target_info *t = health_at(health, i);
 
@@ -169,7 +165,7 @@ static void render_checks(const struct health *health, struct strbuf *b)
 		target_labels(b, "gatekeeper_checks_total", t);
 		strbuf_printf(b, ",result=\"failure\"} %" PRIu64 "\n", t->failures);
 	}
-	family(b, "gatekeeper_cert_expiry_seconds", "gauge",
+	prom_family(b, "gatekeeper_cert_expiry_seconds", "gauge",
 	       "Seconds until the certificate the address served at its last handshake expires "
 	       "(negative: expired).");
 	for (size_t i = 0; i < n; i++) {
@@ -180,7 +176,7 @@ static void render_checks(const struct health *health, struct strbuf *b)
 		target_labels(b, "gatekeeper_cert_expiry_seconds", t);
 		strbuf_printf(b, "} %" PRId64 "\n", t->cert.not_after - now);
 	}
-	family(b, "gatekeeper_cert_info", "gauge",
+	prom_family(b, "gatekeeper_cert_info", "gauge",
 	       "The certificate the address served at its last handshake.");
 	for (size_t i = 0; i < n; i++) {
 		const struct health_target_info *t = health_at(health, i);
@@ -219,7 +215,7 @@ static void render_queues(const struct config *cfg, struct strbuf *b)
 	for (unsigned q = first; q < last && q - first < 64; q++)
 		listed[q - first] = queue_read_kernel_stats((uint16_t)q, &k[q - first]) == 0;
 	for (size_t f = 0; f < sizeof(figures) / sizeof(figures[0]); f++) {
-		family(b, figures[f].name, figures[f].type, figures[f].help);
+		prom_family(b, figures[f].name, figures[f].type, figures[f].help);
 		for (unsigned q = first; q < last && q - first < 64; q++) {
 			uint64_t v;
 
@@ -231,19 +227,13 @@ static void render_queues(const struct config *cfg, struct strbuf *b)
 	}
 }
 
-static void counter(struct strbuf *b, const char *name, const char *help, uint64_t value)
-{
-	family(b, name, "counter", help);
-	strbuf_printf(b, "%s %" PRIu64 "\n", name, value);
-}
-
 static void render_workers(const struct workers_stats *w, struct strbuf *b)
 {
 	for (size_t i = 0; i < WORKERS_N_FIGURES; i++) {
 		const struct workers_figure *f = &workers_figures[i];
 
 		if (i == 0 || strcmp(f->metric, workers_figures[i - 1].metric) != 0)
-			family(b, f->metric, "counter", f->help);
+			prom_family(b, f->metric, "counter", f->help);
 		if (f->label)
 			strbuf_printf(b, "%s{%s} %" PRIu64 "\n", f->metric, f->label, w->figure[i]);
 		else
@@ -257,16 +247,15 @@ static void render_guard(const struct engine *engine, struct strbuf *b)
 	struct guard_counters g;
 	int rc = engine_guard_counters(engine, &g);
 
-	family(b, "gatekeeper_guard_installed", "gauge",
-	       "1 if the daemon keeps a kernel guard (every backend but external).");
-	strbuf_printf(b, "gatekeeper_guard_installed %d\n", rc > 0);
-	family(b, "gatekeeper_guard_stale", "gauge",
-	       "1 if the kernel refused the guard's last update (it holds older states).");
-	strbuf_printf(b, "gatekeeper_guard_stale %d\n", engine_guard_stale(engine) ? 1 : 0);
-	family(b, "gatekeeper_guard_offline_endpoints", "gauge",
-	       "Offline address:port pairs the kernel guard holds.");
-	strbuf_printf(b, "gatekeeper_guard_offline_endpoints %zu\n", engine_guard(engine)->count);
-	family(b, "gatekeeper_guard_packets_total", "counter",
+	prom_gauge(b, "gatekeeper_guard_installed",
+		   "1 if the daemon keeps a kernel guard (every backend but external).", rc > 0);
+	prom_gauge(b, "gatekeeper_guard_stale",
+		   "1 if the kernel refused the guard's last update (it holds older states).",
+		   engine_guard_stale(engine));
+	prom_gauge(b, "gatekeeper_guard_offline_endpoints",
+		   "Offline address:port pairs the kernel guard holds.",
+		   (double)engine_guard(engine)->count);
+	prom_family(b, "gatekeeper_guard_packets_total", "counter",
 	       "Packets to offline sites that no daemon decided (queue bypassed or full, "
 	       "fragments, unparseable), stopped by the kernel guard, by kind; as of the "
 	       "rules watchdog's last check (every 2 s).");
@@ -274,7 +263,7 @@ static void render_guard(const struct engine *engine, struct strbuf *b)
 		      "gatekeeper_guard_packets_total{kind=\"syn_rejected\"} %" PRIu64 "\n"
 		      "gatekeeper_guard_packets_total{kind=\"fragment_dropped\"} %" PRIu64 "\n",
 		      g.syn_dropped, g.syn_rejected, g.fragments);
-	counter(b, "gatekeeper_cut_resets_total",
+	prom_counter(b, "gatekeeper_cut_resets_total",
 		"RSTs the kernel rules of cut sites sent (both directions, both families).",
 		engine_cut_resets(engine));
 }
@@ -285,14 +274,14 @@ void metrics_render(const struct engine *engine, struct strbuf *b)
 	uint64_t reloads_ok, reloads_failed;
 	struct rules_watch_counts rw;
 
-	family(b, "gatekeeper_build_info", "gauge", "The daemon's version, always 1.");
+	prom_family(b, "gatekeeper_build_info", "gauge", "The daemon's version, always 1.");
 	strbuf_printf(b, "gatekeeper_build_info{version=\"%s\"} 1\n", GK_VERSION);
 	render_sites(engine_sites(engine), b);
 	render_checks(engine_health(engine), b);
-	family(b, "gatekeeper_checker_up", "gauge",
-	       "1 while the health checker process runs (it starts with the first check).");
-	strbuf_printf(b, "gatekeeper_checker_up %d\n", health_checker_pid(engine_health(engine)) > 0);
-	counter(b, "gatekeeper_checker_starts_total",
+	prom_gauge(b, "gatekeeper_checker_up",
+		   "1 while the health checker process runs (it starts with the first check).",
+		   health_checker_pid(engine_health(engine)) > 0);
+	prom_counter(b, "gatekeeper_checker_starts_total",
 		"Starts of the health checker process; more than one: it died, hung or was killed.",
 		health_checker_starts(engine_health(engine)));
 	render_queues(engine_config(engine), b);
@@ -302,13 +291,13 @@ void metrics_render(const struct engine *engine, struct strbuf *b)
 	if (engine_fleet(engine))
 		fleet_metrics(engine_fleet(engine), b);
 	rules_watch_get_counts(&rw);
-	counter(b, "gatekeeper_rules_reinstalled_total",
+	prom_counter(b, "gatekeeper_rules_reinstalled_total",
 		"Times the daemon found its rules removed or damaged behind its back and "
 		"reinstalled them.", rw.reinstalled);
-	counter(b, "gatekeeper_rules_check_failures_total",
+	prom_counter(b, "gatekeeper_rules_check_failures_total",
 		"Rules checks that could not run, and reinstalls that failed.", rw.check_failures);
 	engine_reload_counts(engine, &reloads_ok, &reloads_failed);
-	family(b, "gatekeeper_reloads_total", "counter",
+	prom_family(b, "gatekeeper_reloads_total", "counter",
 	       "Config reloads (SIGHUP, gatekeeperctl reload), by result.");
 	strbuf_printf(b, "gatekeeper_reloads_total{result=\"success\"} %" PRIu64 "\n"
 		      "gatekeeper_reloads_total{result=\"failure\"} %" PRIu64 "\n",

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "peerlimit.h"
+#include "prom.h"
 
 /* One per listener slot; the fd and the deadline are the listener's. */
 struct metrics_client {
@@ -436,15 +437,14 @@ void metrics_server_render(const struct metrics_server *s, struct strbuf *b)
 {
 	if (!s || !s->enabled)
 		return;
-	strbuf_printf(b, "# HELP gatekeeper_metrics_listener_up 1 if metrics.listen is bound "
-		      "(0: down, retried; see gatekeeperctl status).\n"
-		      "# TYPE gatekeeper_metrics_listener_up gauge\n"
-		      "gatekeeper_metrics_listener_up %d\n", s->listener != NULL);
-	strbuf_printf(b, "# HELP gatekeeper_metrics_connections_ended_total Metrics connections "
-		      "the listener ended early, by reason (per_peer and full: refused at accept; "
-		      "evicted: for another peer; expired: past the request or reply deadline).\n"
-		      "# TYPE gatekeeper_metrics_connections_ended_total counter\n"
-		      "gatekeeper_metrics_connections_ended_total{reason=\"per_peer\"} %" PRIu64 "\n"
+	prom_gauge(b, "gatekeeper_metrics_listener_up",
+		   "1 if metrics.listen is bound (0: down, retried; see gatekeeperctl status).",
+		   s->listener != NULL);
+	prom_family(b, "gatekeeper_metrics_connections_ended_total", "counter",
+		    "Metrics connections the listener ended early, by reason (per_peer and full: "
+		    "refused at accept; evicted: for another peer; expired: past the request or "
+		    "reply deadline).");
+	strbuf_printf(b, "gatekeeper_metrics_connections_ended_total{reason=\"per_peer\"} %" PRIu64 "\n"
 		      "gatekeeper_metrics_connections_ended_total{reason=\"full\"} %" PRIu64 "\n"
 		      "gatekeeper_metrics_connections_ended_total{reason=\"evicted\"} %" PRIu64 "\n"
 		      "gatekeeper_metrics_connections_ended_total{reason=\"expired\"} %" PRIu64 "\n",
