@@ -123,6 +123,7 @@ static void cache_save(struct fleet *f)
 	char *text, err[512];
 
 	f->cache.revision = f->cursor;
+	snprintf(f->cache.keys, sizeof(f->cache.keys), "%s", f->p);
 	text = fleet_cache_encode(&f->cache);
 	if (!text || state_write_file(f->cache_path, text, strlen(text), err, sizeof(err)) < 0)
 		log_warn("fleet: cache %s not written: %s", f->cache_path, text ? err : "out of memory");
@@ -139,11 +140,19 @@ static void cache_load(struct fleet *f)
 			log_warn("fleet: cache %s ignored: %s", f->cache_path, why);
 		return;
 	}
-	if (fleet_cache_decode(text, len, &f->cache, why, sizeof(why)) < 0)
+	if (fleet_cache_decode(text, len, &f->cache, why, sizeof(why)) < 0) {
 		log_warn("fleet: cache %s ignored: %s", f->cache_path, why);
-	else
+	} else if (f->cache.keys[0] && strcmp(f->cache.keys, f->p) != 0) {
+		/* the config names another fleet (or prefix) than the one the
+		 * cache is of: its overrides are not this fleet's, not even
+		 * while etcd is away */
+		log_warn("fleet: cache %s ignored: it holds the fleet under %s, this box's is under %s",
+			 f->cache_path, f->cache.keys, f->p);
+		fleet_cache_free(&f->cache);
+	} else {
 		log_info("fleet: %zu override%s from the cache (revision %" PRId64 ")", f->cache.count,
 			 f->cache.count == 1 ? "" : "s", f->cache.revision);
+	}
 	f->cache_cap = f->cache.count;
 	f->cursor = f->cache.revision;
 	f->applied = f->cache.revision;

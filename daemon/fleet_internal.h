@@ -58,7 +58,7 @@ struct fleet {
 	} cfg;
 	char name[PROTOCOL_SITE_NAME_MAX + 1];
 	char box[PROTOCOL_SITE_NAME_MAX + 1];
-	char p[256];          /* PREFIX/NAME/ */
+	char p[FLEET_KEYS_MAX]; /* PREFIX/NAME/ */
 	char cache_path[4096];
 	char signature[8192]; /* the fleet section it was opened with */
 	struct etcd_client *client;

@@ -397,6 +397,7 @@ char *fleet_cache_encode(const struct fleet_cache *c)
 		return NULL;
 	}
 	add(o, "format", json_object_new_string(CACHE_FORMAT), &failed);
+	add(o, "keys", json_object_new_string(c->keys), &failed);
 	add(o, "schema", json_object_new_string(c->schema_id), &failed);
 	add(o, "revision", int64_string(c->revision), &failed);
 	for (size_t i = 0; i < c->count && !failed; i++) {
@@ -414,7 +415,7 @@ int fleet_cache_decode(const char *text, size_t len, struct fleet_cache *out, ch
 		       size_t why_len)
 {
 	json_object *o, *sites;
-	const char *format, *schema;
+	const char *format, *schema, *keys;
 	int rc = -1;
 
 	memset(out, 0, sizeof(*out));
@@ -435,6 +436,12 @@ int fleet_cache_decode(const char *text, size_t len, struct fleet_cache *out, ch
 		snprintf(why, why_len, "no schema, revision or sites");
 		goto out;
 	}
+	keys = get_string(o, "keys");
+	if (keys && strlen(keys) >= sizeof(out->keys)) {
+		snprintf(why, why_len, "keys longer than %zu bytes", sizeof(out->keys) - 1);
+		goto out;
+	}
+	copy_text(out->keys, sizeof(out->keys), keys ? keys : "");
 	copy_text(out->schema_id, sizeof(out->schema_id), schema);
 	out->entries = calloc((size_t)json_object_object_length(sites) + 1, sizeof(*out->entries));
 	if (!out->entries) {

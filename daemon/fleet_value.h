@@ -85,7 +85,12 @@ struct fleet_cache_entry {
 	struct fleet_value value;
 	int64_t mod_revision;
 };
+/* PREFIX/NAME/: which fleet's keys a cache holds */
+#define FLEET_KEYS_MAX 256
 struct fleet_cache {
+	/* "": not recorded (a cache of the first format); a box whose config
+	 * names another fleet or prefix ignores the cache */
+	char keys[FLEET_KEYS_MAX];
 	char schema_id[FLEET_SCHEMA_ID_LEN + 1]; /* "": none seen yet */
 	int64_t revision;
 	struct fleet_cache_entry *entries;

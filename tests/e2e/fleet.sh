@@ -194,6 +194,21 @@ box_stop B
 box_start B
 check "B restarted with etcd down: shop reset from its cache" wait_verdict B reset "$FOLLOW_S"
 check "B restarted with etcd down: blog reset from its cache" wait_verdict B reset 2 "$BOX_BLOG_PORT"
+# the cache is of one fleet: a box configured into another ignores it
+box_stop B
+box_config B "$(box_dir B)/other.yaml"
+sed -i "s/^  name: $FLEET_NAME\$/  name: other/" "$(box_dir B)/other.yaml"
+grep -q "^  name: other$" "$(box_dir B)/other.yaml" || die "no fleet name to change in $(box_dir B)/other.yaml"
+box_start B
+check "B restarted into another fleet (etcd down): the cache ignored, shop open" \
+	wait_verdict B open "$FOLLOW_S"
+check "... and blog open" wait_verdict B open 2 "$BOX_BLOG_PORT"
+check "... the log says why" grep -q "cache .* ignored: it holds the fleet under $FLEET_PREFIX/$FLEET_NAME/" \
+	"${BOX_LOG[B]}"
+box_stop B
+box_config B
+box_start B
+check "B back in its fleet: shop reset from its cache again" wait_verdict B reset "$FOLLOW_S"
 
 # ---- the cluster comes back
 for n in 1 2 3; do

@@ -655,7 +655,8 @@ static void test_cache_round_trip(void **state)
 		  .value = { .state = SITE_OFFLINE, .action = SITE_ACTION_DROP },
 		  .mod_revision = 3 },
 	};
-	struct fleet_cache c = { .schema_id = "0123456789abcdef0123456789abcdef",
+	struct fleet_cache c = { .keys = "/gatekeeper/edge/",
+				 .schema_id = "0123456789abcdef0123456789abcdef",
 				 .revision = 9007199254740999,
 				 .entries = entries,
 				 .count = 3 },
@@ -669,6 +670,7 @@ static void test_cache_round_trip(void **state)
 	assert_non_null(text);
 	if (fleet_cache_decode(text, strlen(text), &back, why, sizeof(why)) < 0)
 		fail_msg("%s: %s", text, why);
+	assert_string_equal(back.keys, c.keys);
 	assert_string_equal(back.schema_id, c.schema_id);
 	assert_true(back.revision == c.revision);
 	assert_int_equal(back.count, 3);
@@ -692,13 +694,21 @@ static void test_cache_round_trip(void **state)
 	/* a fresh box: no schema seen, nothing cached */
 	c = (struct fleet_cache){ 0 };
 	text = fleet_cache_encode(&c);
-	assert_string_equal(text, "{\"format\":\"gatekeeper-fleet-cache 1\",\"schema\":\"\","
-				  "\"revision\":\"0\",\"sites\":{}}");
+	assert_string_equal(text, "{\"format\":\"gatekeeper-fleet-cache 1\",\"keys\":\"\","
+				  "\"schema\":\"\",\"revision\":\"0\",\"sites\":{}}");
 	assert_int_equal(fleet_cache_decode(text, strlen(text), &back, why, sizeof(why)), 0);
 	assert_string_equal(back.schema_id, "");
 	assert_int_equal(back.count, 0);
 	fleet_cache_free(&back);
 	free(text);
+
+	/* a cache written before it named its fleet: read, keys unknown */
+	text = "{\"format\":\"gatekeeper-fleet-cache 1\",\"schema\":\"\",\"revision\":\"7\","
+	       "\"sites\":{}}";
+	assert_int_equal(fleet_cache_decode(text, strlen(text), &back, why, sizeof(why)), 0);
+	assert_string_equal(back.keys, "");
+	assert_true(back.revision == 7);
+	fleet_cache_free(&back);
 }
 
 #define CACHE_HEAD \
@@ -740,6 +750,15 @@ static void test_cache_refused(void **state)
 	assert_cache_refused("{\"format\":\"gatekeeper-fleet-cache 1\",\"revision\":\"0\","
 			     "\"sites\":{}}",
 			     "no schema, revision or sites");
+	{
+		char long_keys[FLEET_KEYS_MAX + 128] = "{\"format\":\"gatekeeper-fleet-cache 1\",\"keys\":\"";
+		size_t n = strlen(long_keys);
+
+		memset(long_keys + n, 'k', FLEET_KEYS_MAX);
+		snprintf(long_keys + n + FLEET_KEYS_MAX, sizeof(long_keys) - n - FLEET_KEYS_MAX,
+			 "\",\"schema\":\"\",\"revision\":\"0\",\"sites\":{}}");
+		assert_cache_refused(long_keys, "keys longer than 255 bytes");
+	}
 	assert_cache_refused(
 		"{\"format\":\"gatekeeper-fleet-cache 1\",\"schema\":"
 		"\"0123456789abcdef0123456789abcdef0\",\"revision\":\"0\",\"sites\":{}}",
