@@ -885,6 +885,7 @@ void fleet_close(struct fleet *f)
 		health_set_combine(engine_health(f->engine), NULL, NULL);
 	etcd_client_close(f->client);
 	free(f->checks);
+	free(f->check_slots);
 	fleet_cache_free(&f->cache);
 	free(f);
 }

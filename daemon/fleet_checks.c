@@ -4,6 +4,8 @@
  * with it), keeps the others' from the watch, and health.c asks
  * fleet_checks_combine() before it applies a verdict. While the fleet is
  * stale, each box goes by its own check: the others' may be old. */
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,12 +18,77 @@
 #include "health.h"
 #include "log.h"
 
-static struct fleet_check *check_find(struct fleet *f, const char *box, const char *site)
+/* ---- the entries by (box, site): a combine per site and a publish per
+ * wake-up cost no scan of every box's every check ---- */
+
+#define SLOT_REMOVED SIZE_MAX
+
+static size_t check_hash(const char *box, const char *site)
 {
-	for (size_t i = 0; i < f->n_checks; i++)
-		if (strcmp(f->checks[i].box, box) == 0 && strcmp(f->checks[i].site, site) == 0)
-			return &f->checks[i];
+	uint64_t hash = 14695981039346656037u; /* FNV-1a of "BOX\0SITE" */
+
+	for (const char *p = box;; p++) {
+		hash = (hash ^ (unsigned char)*p) * 1099511628211u;
+		if (!*p)
+			break;
+	}
+	for (const char *p = site; *p; p++)
+		hash = (hash ^ (unsigned char)*p) * 1099511628211u;
+	return (size_t)hash;
+}
+
+/* The slot that holds (BOX, SITE), or NULL. */
+static size_t *slot_find(const struct fleet *f, const char *box, const char *site)
+{
+	if (!f->check_slots)
+		return NULL;
+	for (size_t at = check_hash(box, site) & f->check_mask; f->check_slots[at];
+	     at = (at + 1) & f->check_mask) {
+		size_t v = f->check_slots[at];
+
+		if (v != SLOT_REMOVED && strcmp(f->checks[v - 1].box, box) == 0 &&
+		    strcmp(f->checks[v - 1].site, site) == 0)
+			return &f->check_slots[at];
+	}
 	return NULL;
+}
+
+static void slot_put(struct fleet *f, size_t entry)
+{
+	size_t at = check_hash(f->checks[entry].box, f->checks[entry].site) & f->check_mask;
+
+	while (f->check_slots[at] && f->check_slots[at] != SLOT_REMOVED)
+		at = (at + 1) & f->check_mask;
+	if (!f->check_slots[at])
+		f->check_slots_used++;
+	f->check_slots[at] = entry + 1;
+}
+
+/* Room for one more entry, removed slots dropped; -1 out of memory. */
+static int slots_reserve(struct fleet *f)
+{
+	size_t cap = 16, *slots;
+
+	if (f->check_slots && 2 * (f->check_slots_used + 1) <= f->check_mask + 1)
+		return 0;
+	while (cap < 4 * (f->n_checks + 1))
+		cap *= 2;
+	if (!(slots = calloc(cap, sizeof(*slots))))
+		return -1;
+	free(f->check_slots);
+	f->check_slots = slots;
+	f->check_mask = cap - 1;
+	f->check_slots_used = 0;
+	for (size_t i = 0; i < f->n_checks; i++)
+		slot_put(f, i);
+	return 0;
+}
+
+static struct fleet_check *check_find(const struct fleet *f, const char *box, const char *site)
+{
+	size_t *slot = slot_find(f, box, site);
+
+	return slot ? &f->checks[*slot - 1] : NULL;
 }
 
 static struct fleet_check *check_get(struct fleet *f, const char *box, const char *site)
@@ -39,19 +106,27 @@ static struct fleet_check *check_get(struct fleet *f, const char *box, const cha
 		f->checks = grown;
 		f->checks_cap = cap;
 	}
-	c = &f->checks[f->n_checks++];
+	if (slots_reserve(f) < 0)
+		return NULL;
+	c = &f->checks[f->n_checks];
 	memset(c, 0, sizeof(*c));
 	snprintf(c->box, sizeof(c->box), "%s", box);
 	snprintf(c->site, sizeof(c->site), "%s", site);
+	slot_put(f, f->n_checks++);
 	return c;
 }
 
-static bool box_live(const struct fleet *f, const char *name)
+/* C leaves; the last entry takes its place (and its slot says so). */
+static void check_remove(struct fleet *f, struct fleet_check *c)
 {
-	for (size_t i = 0; i < f->n_boxes; i++)
-		if (strcmp(f->boxes[i].name, name) == 0)
-			return true;
-	return false;
+	size_t i = (size_t)(c - f->checks), last = f->n_checks - 1;
+
+	*slot_find(f, c->box, c->site) = SLOT_REMOVED;
+	if (i != last) {
+		*slot_find(f, f->checks[last].box, f->checks[last].site) = i + 1;
+		f->checks[i] = f->checks[last];
+	}
+	f->n_checks--;
 }
 
 enum health_state fleet_checks_combine(void *arg, const char *site, enum health_state own)
@@ -60,11 +135,10 @@ enum health_state fleet_checks_combine(void *arg, const char *site, enum health_
 
 	if (own != HEALTH_DOWN || f->phase != FLEET_UP || f->stale_since)
 		return own;
-	for (size_t i = 0; i < f->n_checks; i++) {
-		const struct fleet_check *c = &f->checks[i];
+	for (size_t i = 0; i < f->n_boxes; i++) {
+		const struct fleet_check *c = check_find(f, f->boxes[i].name, site);
 
-		if (c->up && strcmp(c->box, f->box) != 0 && strcmp(c->site, site) == 0 &&
-		    box_live(f, c->box))
+		if (c && c->up && strcmp(c->box, f->box) != 0)
 			return HEALTH_UP; /* another live box still reaches it */
 	}
 	return own;
@@ -85,9 +159,8 @@ bool fleet_checks_key(struct fleet *f, const struct etcd_kv *kv, bool deleted)
 		return true;
 	}
 	if (deleted) {
-		c = check_find(f, box, site);
-		if (c)
-			*c = f->checks[--f->n_checks];
+		if ((c = check_find(f, box, site)))
+			check_remove(f, c);
 	} else if ((c = check_get(f, box, site))) {
 		c->up = kv->value_len == 2 && memcmp(kv->value, "up", 2) == 0;
 	}
@@ -99,7 +172,7 @@ void fleet_checks_forget(struct fleet *f)
 {
 	for (size_t i = 0; i < f->n_checks;) {
 		if (strcmp(f->checks[i].box, f->box) != 0)
-			f->checks[i] = f->checks[--f->n_checks];
+			check_remove(f, &f->checks[i]);
 		else
 			i++;
 	}
@@ -122,7 +195,7 @@ static void on_check_published(void *arg, const struct etcd_result *r)
 	f->writes++;
 	if (f->check_withdrawing) {
 		if ((c = check_find(f, f->box, f->check_site)))
-			*c = f->checks[--f->n_checks];
+			check_remove(f, c);
 		return;
 	}
 	if ((c = check_get(f, f->box, f->check_site))) {
@@ -176,7 +249,10 @@ void fleet_checks_publish(struct fleet *f)
 			return;
 		}
 	}
-	for (size_t i = 0; i < sites_count(sites); i++) {
+	/* from where the last write was: a first publish of N sites is N
+	 * writes, not N scans from the start */
+	for (size_t k = 0, n = sites_count(sites); k < n; k++) {
+		size_t i = (f->check_cursor + k) % n;
 		const char *name = site_name(sites_at(sites, i));
 		int verdict = own_verdict(f, name);
 		struct fleet_check *c;
@@ -187,6 +263,7 @@ void fleet_checks_publish(struct fleet *f)
 		if (c && c->published && c->up == (verdict == 1))
 			continue;
 		check_write(f, name, verdict);
+		f->check_cursor = i + 1;
 		return;
 	}
 }

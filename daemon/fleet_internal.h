@@ -98,6 +98,11 @@ struct fleet {
 	bool combine_checks;
 	struct fleet_check *checks;
 	size_t n_checks, checks_cap;
+	/* checks by (box, site): entry index + 1, 0 empty, SIZE_MAX removed;
+	 * at most half of it in use, removed ones included */
+	size_t *check_slots;
+	size_t check_mask, check_slots_used;
+	size_t check_cursor; /* where the next publish scan starts */
 	bool checks_changed;
 	uint64_t check_publishing;
 	char check_site[PROTOCOL_SITE_NAME_MAX + 1];

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,11 @@ struct health {
 	struct checker_link *link;
 	struct target *targets;
 	size_t n_targets;
+	/* each site's first target by name (index + 1; 0: empty), at most
+	 * half full: the fleet asks a site's verdict per site and a reload
+	 * matches every target, neither with a scan of all the targets */
+	size_t *by_name;
+	size_t by_name_mask;
 	struct slot slots[HEALTH_MAX_IN_FLIGHT];
 	size_t in_flight;
 	uint32_t next_generation;
@@ -157,6 +163,47 @@ static void free_targets(struct target *targets, size_t n)
 		if (targets[i].first == i && targets[i].ca_fd >= 0)
 			close(targets[i].ca_fd);
 	free(targets);
+}
+
+static size_t name_hash(const char *name)
+{
+	uint64_t hash = 14695981039346656037u; /* FNV-1a */
+
+	for (; *name; name++)
+		hash = (hash ^ (unsigned char)*name) * 1099511628211u;
+	return (size_t)hash;
+}
+
+static size_t *index_by_name(const struct target *targets, size_t n, size_t *mask)
+{
+	size_t cap = 16, *slots;
+
+	while (cap < 2 * n)
+		cap *= 2;
+	slots = calloc(cap, sizeof(*slots));
+	if (!slots)
+		return NULL;
+	for (size_t i = 0; i < n; i += targets[i].count ? targets[i].count : 1) {
+		size_t at = name_hash(targets[i].info.site) & (cap - 1);
+
+		while (slots[at])
+			at = (at + 1) & (cap - 1);
+		slots[at] = i + 1;
+	}
+	*mask = cap - 1;
+	return slots;
+}
+
+/* The index of site NAME's first target, or SIZE_MAX: it has none. */
+static size_t site_first(const struct health *h, const char *name)
+{
+	if (!h || !h->by_name)
+		return SIZE_MAX;
+	for (size_t at = name_hash(name) & h->by_name_mask; h->by_name[at];
+	     at = (at + 1) & h->by_name_mask)
+		if (strcmp(h->targets[h->by_name[at] - 1].info.site, name) == 0)
+			return h->by_name[at] - 1;
+	return SIZE_MAX;
 }
 
 /* UP if any target of the range is up, DOWN if all are down. */
@@ -419,7 +466,9 @@ struct health *health_open(const struct config *cfg)
 		return NULL;
 	}
 	h->targets = build_targets(cfg, &h->n_targets);
-	if (!h->targets) {
+	if (h->targets)
+		h->by_name = index_by_name(h->targets, h->n_targets, &h->by_name_mask);
+	if (!h->targets || !h->by_name) {
 		log_error("health: out of memory");
 		health_close(h);
 		return NULL;
@@ -453,6 +502,7 @@ void health_close(struct health *h)
 		return;
 	checker_link_free(h->link);
 	free_targets(h->targets, h->n_targets);
+	free(h->by_name);
 	if (h->epoll_fd >= 0)
 		close(h->epoll_fd);
 	free(h);
@@ -467,13 +517,18 @@ static bool same_target(const struct target *a, const struct target *b)
 
 int health_update(struct health *h, const struct config *cfg)
 {
-	size_t n;
+	size_t n, mask;
 	struct target *targets;
+	size_t *by_name = NULL;
 
 	if (!h)
 		return 0;
 	targets = build_targets(cfg, &n);
-	if (!targets) {
+	if (targets)
+		by_name = index_by_name(targets, n, &mask);
+	if (!by_name) {
+		if (targets)
+			free_targets(targets, n);
 		log_error("health: out of memory; the checks keep the previous config");
 		return -1;
 	}
@@ -481,7 +536,9 @@ int health_update(struct health *h, const struct config *cfg)
 	 * targets are due at once */
 	cancel_all(h);
 	for (size_t i = 0; i < n; i++) {
-		for (size_t k = 0; k < h->n_targets; k++) {
+		size_t first = site_first(h, targets[i].info.site);
+
+		for (size_t k = first; first != SIZE_MAX && k < first + h->targets[first].count; k++) {
 			struct health_target_info keep;
 
 			if (!same_target(&targets[i], &h->targets[k]))
@@ -494,8 +551,11 @@ int health_update(struct health *h, const struct config *cfg)
 		}
 	}
 	free_targets(h->targets, h->n_targets);
+	free(h->by_name);
 	h->targets = targets;
 	h->n_targets = n;
+	h->by_name = by_name;
+	h->by_name_mask = mask;
 	h->next_start = 0;
 	return 0;
 }
@@ -598,10 +658,9 @@ const struct health_target_info *health_at(const struct health *h, size_t index)
 
 enum health_state health_site_state(const struct health *h, const char *name)
 {
-	for (size_t i = 0; h && i < h->n_targets; i += h->targets[i].count ? h->targets[i].count : 1)
-		if (strcmp(h->targets[i].info.site, name) == 0)
-			return range_state(h, i, h->targets[i].count);
-	return HEALTH_UNKNOWN;
+	size_t first = site_first(h, name);
+
+	return first == SIZE_MAX ? HEALTH_UNKNOWN : range_state(h, first, h->targets[first].count);
 }
 
 int health_checker_pid(const struct health *h)

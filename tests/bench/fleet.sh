@@ -72,22 +72,6 @@ print("n %d p50 %.1f p99 %.1f max %.1f missing %d" % (len(ok), pick(0.5), pick(0
       ok[-1] if ok else float("nan"), len(v) - len(ok)))'
 }
 
-status_field() { box_ctl "$1" status --json | json_field "$2"; }
-status_is() {
-	local v
-	v=$(status_field "$1" "$2") || return 1
-	[[ $v == "$3" ]]
-}
-is_stale() {
-	local v
-	v=$(status_field "$1" fleet.stale_since) || return 1
-	[[ $v != 0 ]]
-}
-within() {
-	local WAIT_TIMEOUT=$1
-	shift
-	wait_for "$@"
-}
 box_live() { status_is "$1" fleet.connection connected && ! is_stale "$1"; }
 
 # toggle_to WANT: one toggle of shop on A that gives WANT (reset|open).

@@ -45,29 +45,6 @@ exits_with() {
 	((rc == want))
 }
 
-# status_field NAME FIELD: FIELD (json_field's dotted path) of box NAME's
-# status JSON.
-status_field() { box_ctl "$1" status --json | json_field "$2"; }
-status_is() {
-	local v
-	v=$(status_field "$1" "$2") || return 1
-	[[ $v == "$3" ]]
-}
-
-# is_stale NAME: box NAME's status says its view of the fleet is stale.
-is_stale() {
-	local v
-	v=$(status_field "$1" fleet.stale_since) || return 1
-	[[ $v != 0 ]]
-}
-
-# within SECONDS CMD...: wait_for with its own limit.
-within() {
-	local WAIT_TIMEOUT=$1
-	shift
-	wait_for "$@"
-}
-
 # moved_off NAME ENDPOINT: box NAME is connected, to another endpoint.
 moved_off() {
 	local v

@@ -594,16 +594,13 @@ box_sites_yaml() {
 
 # box_fleet_yaml NAME: the fleet: section for box NAME.
 box_fleet_yaml() {
-	local n eps=()
-	for n in "${ETCD_MEMBERS[@]}"; do
-		eps+=("\"https://${ETCD_ADDR[$n]}:$ETCD_CLIENT_PORT\"")
-	done
-	local IFS=,
+	local eps
+	eps=$(etcd_endpoints)
 	cat <<-EOF
 		fleet:
 		  name: $FLEET_NAME
 		  box: $1
-		  endpoints: [${eps[*]// /}]
+		  endpoints: ["${eps//,/\",\"}"]
 		  prefix: $FLEET_PREFIX
 		  ca_file: $PKI/ca.pem
 		  cert_file: $PKI/box-$1.pem
@@ -686,6 +683,29 @@ box_ctl() {
 	local name=$1
 	shift
 	"$GATEKEEPERCTL" -s "$(box_dir "$name")/control.sock" "$@"
+}
+
+# status_field NAME FIELD: FIELD (json_field's dotted path) of box NAME's
+# status JSON; status_is NAME FIELD VALUE.
+status_field() { box_ctl "$1" status --json | json_field "$2"; }
+status_is() {
+	local v
+	v=$(status_field "$1" "$2") || return 1
+	[[ $v == "$3" ]]
+}
+
+# is_stale NAME: box NAME's status says its view of the fleet is stale.
+is_stale() {
+	local v
+	v=$(status_field "$1" fleet.stale_since) || return 1
+	[[ $v != 0 ]]
+}
+
+# within SECONDS CMD...: wait_for with its own limit.
+within() {
+	local WAIT_TIMEOUT=$1
+	shift
+	wait_for "$@"
 }
 
 box_log() {
