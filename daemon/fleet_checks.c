@@ -91,6 +91,12 @@ static struct fleet_check *check_find(const struct fleet *f, const char *box, co
 	return slot ? &f->checks[*slot - 1] : NULL;
 }
 
+const struct fleet_check *fleet_checks_find(const struct fleet *f, const char *box,
+					    const char *site)
+{
+	return check_find(f, box, site);
+}
+
 static struct fleet_check *check_get(struct fleet *f, const char *box, const char *site)
 {
 	struct fleet_check *c = check_find(f, box, site);

@@ -125,6 +125,10 @@ void fleet_fail_pending(struct fleet *f, const char *reason);
 struct etcd_kv;
 /* health_combine_fn (health.h) for fleet.checks: all. */
 enum health_state fleet_checks_combine(void *arg, const char *site, enum health_state own);
+/* BOX's verdict of SITE as this box last read (or, for itself, published
+ * it), or NULL: none. */
+const struct fleet_check *fleet_checks_find(const struct fleet *f, const char *box,
+					    const char *site);
 /* A watched or read key under P check/: true if it was one. */
 bool fleet_checks_key(struct fleet *f, const struct etcd_kv *kv, bool deleted);
 /* Every other box's verdicts dropped (a full read refills them). */

@@ -6,8 +6,10 @@
 #include <string.h>
 
 #include "clock.h"
+#include "engine.h"
 #include "etcd_client.h"
 #include "fleet_internal.h"
+#include "health.h"
 #include "prom.h"
 #include "state.h"
 
@@ -74,11 +76,45 @@ void fleet_status_json(const struct fleet *f, struct strbuf *b)
 	strbuf_puts(b, "]}");
 }
 
+/* checks: all: each live box's verdict of auto site SITE ("up", "down",
+ * NULL: none), this box's its own check's now. */
+static const char *box_verdict(const struct fleet *f, const char *box, const struct site *site)
+{
+	const struct fleet_check *c;
+
+	if (strcmp(box, f->box) == 0) {
+		enum health_state own = health_site_state(engine_health(f->engine), site_name(site));
+
+		return own == HEALTH_UNKNOWN ? NULL : health_state_name(own);
+	}
+	c = fleet_checks_find(f, box, site_name(site));
+	return c ? (c->up ? "up" : "down") : NULL;
+}
+
+static bool shows_checks(const struct fleet *f, const struct site *site)
+{
+	return f->combine_checks && site_config(site)->state_auto;
+}
+
 void fleet_site_text(const struct fleet *f, const struct site *site, struct strbuf *b)
 {
 	const struct fleet_cache_entry *e = fleet_entry(f, site_name(site));
 	char when[32];
 
+	if (shows_checks(f, site)) {
+		/* why an auto site is online while this box's check says down */
+		strbuf_puts(b, "  checks     ");
+		for (size_t i = 0; i < f->n_boxes; i++) {
+			const char *v = box_verdict(f, f->boxes[i].name, site);
+
+			strbuf_printf(b, "%s%s%s %s", i ? ", " : "", f->boxes[i].name,
+				      strcmp(f->boxes[i].name, f->box) == 0 ? " (this box)" : "",
+				      v ? v : "no verdict");
+		}
+		strbuf_printf(b, "%s%s\n", f->n_boxes ? "; " : "no live box known; ",
+			      is_up(f) ? "offline only when every live box says down"
+				       : "the fleet is stale: this box's own check decides");
+	}
 	if (!e) {
 		if (site_source(site) == SITE_SOURCE_RUNTIME)
 			strbuf_puts(b, "  fleet      none; pinned on this box (diverges from the fleet)\n");
@@ -97,6 +133,22 @@ void fleet_site_json(const struct fleet *f, const struct site *site, struct strb
 	const struct fleet_cache_entry *e = fleet_entry(f, site_name(site));
 
 	strbuf_printf(b, ",\"pinned\":%s", site_source(site) == SITE_SOURCE_RUNTIME ? "true" : "false");
+	if (shows_checks(f, site)) {
+		bool first = true;
+
+		strbuf_puts(b, ",\"checks\":{");
+		for (size_t i = 0; i < f->n_boxes; i++) {
+			const char *v = box_verdict(f, f->boxes[i].name, site);
+
+			if (!v)
+				continue;
+			strbuf_puts(b, first ? "" : ",");
+			strbuf_json_string(b, f->boxes[i].name);
+			strbuf_printf(b, ":\"%s\"", v);
+			first = false;
+		}
+		strbuf_puts(b, "}");
+	}
 	if (!e)
 		return;
 	strbuf_printf(b, ",\"fleet\":{\"state\":\"%s\",\"action\":\"%s\",\"by\":",

@@ -78,15 +78,23 @@ check "A: api online" wait_for api_is A online
 check "B: api online" wait_for api_is B online
 
 server_stop A
-check "A's own check is down (its log says so)" wait_for grep -q "api.*down" "${BOX_LOG[A]}"
+check "A's own check is down (A's status: checks.A down)" wait_for status_is A sites.1.checks.A down
+check "... and A has B's verdict: up" status_is A sites.1.checks.B up
+check "... as B has A's: down, its own: up" \
+	wait_for eval "status_is B sites.1.checks.A down && status_is B sites.1.checks.B up"
+check "A's text status says why api is online" \
+	eval "box_ctl A status | grep -qE '^  checks     (A \\(this box\\) down, B up|B up, A \\(this box\\) down); offline only when every live box says down\$'"
 check "A keeps api online while B sees it up" api_stays A online 3
 server_stop B
 check "both down: A takes api offline" wait_for api_is A offline
 check "both down: B takes api offline" wait_for api_is B offline
+check "both down: A's status has both verdicts down" \
+	eval "status_is A sites.1.checks.A down && status_is A sites.1.checks.B down"
 server_start B
 check "B's up again: A brings api online" wait_for api_is A online
 check "B's up again: B online" wait_for api_is B online
 box_kill B
 check "B gone (lease ended): A alone sees api down, offline" wait_for api_is A offline
+check "... and B's verdict is gone from A's status" negate status_field A sites.1.checks.B
 
 finish
