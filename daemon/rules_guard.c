@@ -99,6 +99,17 @@ static const struct {
 	{"guard_reject6", AF_INET6, SITE_ACTION_REJECT},
 };
 
+/* The sets with one member per family whose elements come from one
+ * routine each. */
+static const struct {
+	const char *prefix; /* PREFIX4, PREFIX6 */
+	void (*put)(FILE *out, const char *head, const struct guard_set *guard, int family);
+} family_sets[] = {
+	{"guard_allow", put_nft_allow_list},
+	{"sni_closed", rules_sni_put_nft_closed},
+	{"cut", rules_cut_put_nft_elements},
+};
+
 char *rules_render_nft_guard(const struct guard_set *guard)
 {
 	char *text = NULL, head[96];
@@ -115,28 +126,17 @@ char *rules_render_nft_guard(const struct guard_set *guard)
 		put_nft_list(out, head, guard, nft_guard_sets[i].family, nft_guard_sets[i].action);
 		fputc('\n', out);
 	}
-	for (int v6 = 0; v6 < 2; v6++) {
-		fprintf(out, "flush set inet %s guard_allow%d\n", RULES_NFT_TABLE, v6 ? 6 : 4);
-		snprintf(head, sizeof(head), "add element inet %s guard_allow%d { ", RULES_NFT_TABLE,
-			 v6 ? 6 : 4);
-		put_nft_allow_list(out, head, guard, v6 ? AF_INET6 : AF_INET);
-		fputc('\n', out);
-	}
-	/* the closed shared addresses (rules_sni.h) in the same transaction */
-	for (int v6 = 0; v6 < 2; v6++) {
-		fprintf(out, "flush set inet %s sni_closed%d\n", RULES_NFT_TABLE, v6 ? 6 : 4);
-		snprintf(head, sizeof(head), "add element inet %s sni_closed%d { ", RULES_NFT_TABLE,
-			 v6 ? 6 : 4);
-		rules_sni_put_nft_closed(out, head, guard, v6 ? AF_INET6 : AF_INET);
-		fputc('\n', out);
-	}
-	/* the cut's endpoints (rules_cut.h) in the same transaction */
-	for (int v6 = 0; v6 < 2; v6++) {
-		fprintf(out, "flush set inet %s cut%d\n", RULES_NFT_TABLE, v6 ? 6 : 4);
-		snprintf(head, sizeof(head), "add element inet %s cut%d { ", RULES_NFT_TABLE,
-			 v6 ? 6 : 4);
-		rules_cut_put_nft_elements(out, head, guard, v6 ? AF_INET6 : AF_INET);
-		fputc('\n', out);
+	/* the allow-lists, the closed shared addresses (rules_sni.h) and the
+	 * cut's endpoints (rules_cut.h), one set per family each */
+	for (size_t i = 0; i < sizeof(family_sets) / sizeof(family_sets[0]); i++) {
+		for (int v6 = 0; v6 < 2; v6++) {
+			fprintf(out, "flush set inet %s %s%d\n", RULES_NFT_TABLE, family_sets[i].prefix,
+				v6 ? 6 : 4);
+			snprintf(head, sizeof(head), "add element inet %s %s%d { ", RULES_NFT_TABLE,
+				 family_sets[i].prefix, v6 ? 6 : 4);
+			family_sets[i].put(out, head, guard, v6 ? AF_INET6 : AF_INET);
+			fputc('\n', out);
+		}
 	}
 	if (fclose(out) != 0) {
 		free(text);
