@@ -214,7 +214,9 @@ int checker_link_recv(struct checker_link *l, struct checker_result *res)
 	n = checker_recv(l->fd, buf, sizeof(buf), fds, &n_fds);
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return 0;
-	if (n == 0) {
+	/* a checker that dies with requests unread resets the pair: it
+	 * exited all the same (the reason says how: signal or status) */
+	if (n == 0 || (n < 0 && errno == ECONNRESET)) {
 		checker_link_fail(l, "exited");
 		return -1;
 	}

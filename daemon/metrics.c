@@ -50,14 +50,57 @@ static void target_labels(struct strbuf *b, const char *name,
 	strbuf_printf(b, ",address=\"%s\"", config_addr_str(&t->addr, addr, sizeof(addr)));
 }
 
+static uint64_t site_online(const struct site *site)
+{
+	return site_state(site) == SITE_ONLINE;
+}
+
+static uint64_t site_cut_on(const struct site *site)
+{
+	return site_cut(site);
+}
+
+static uint64_t site_cut_flows(const struct site *site)
+{
+	size_t flows;
+	uint64_t probes;
+
+	site_cut_counters(site, &flows, &probes);
+	return flows;
+}
+
+static uint64_t site_cut_probes(const struct site *site)
+{
+	size_t flows;
+	uint64_t probes;
+
+	site_cut_counters(site, &flows, &probes);
+	return probes;
+}
+
+/* The families with one sample per site, labelled by the site alone. */
+static const struct {
+	const char *name, *type, *help;
+	uint64_t (*value)(const struct site *site);
+} site_figures[] = {
+	{"gatekeeper_site_online", "gauge", "1 if the site is online, 0 if offline.", site_online},
+	{"gatekeeper_site_cut", "gauge",
+	 "1 while the site is offline with --cut (its established connections are cut).", site_cut_on},
+	{"gatekeeper_site_cut_connections", "gauge",
+	 "Established connections of a cut site the last probe round found in conntrack.",
+	 site_cut_flows},
+	{"gatekeeper_site_cut_probes_total", "counter",
+	 "Probe packets sent to the ends of a cut site's idle connections.", site_cut_probes},
+};
+
 static void render_sites(const struct sites *sites, struct strbuf *b)
 {
 	static const char *const sources[] = { "config", "runtime", "check", "fleet" };
 	size_t n = sites_count(sites);
 
 	prom_family(b, "gatekeeper_syn_verdicts_total", "counter",
-	       "New connections (SYNs) decided, by site and verdict (allow: accepted while "
-	       "offline from an allow-listed source).");
+		    "New connections (SYNs) decided, by site and verdict (allow: accepted while "
+		    "offline from an allow-listed source).");
 	for (size_t i = 0; i < n; i++) {
 		const struct site *site = sites_at(sites, i);
 		struct site_counters c;
@@ -73,41 +116,15 @@ static void render_sites(const struct sites *sites, struct strbuf *b)
 		site_label(b, "gatekeeper_syn_verdicts_total", site_name(site));
 		strbuf_printf(b, ",verdict=\"allow\"} %" PRIu64 "\n", c.allowed);
 	}
-	prom_family(b, "gatekeeper_site_online", "gauge", "1 if the site is online, 0 if offline.");
-	for (size_t i = 0; i < n; i++) {
-		const struct site *site = sites_at(sites, i);
-
-		site_label(b, "gatekeeper_site_online", site_name(site));
-		strbuf_printf(b, "} %d\n", site_state(site) == SITE_ONLINE);
-	}
-	prom_family(b, "gatekeeper_site_cut", "gauge",
-	       "1 while the site is offline with --cut (its established connections are cut).");
-	for (size_t i = 0; i < n; i++) {
-		site_label(b, "gatekeeper_site_cut", site_name(sites_at(sites, i)));
-		strbuf_printf(b, "} %d\n", site_cut(sites_at(sites, i)));
-	}
-	prom_family(b, "gatekeeper_site_cut_connections", "gauge",
-	       "Established connections of a cut site the last probe round found in conntrack.");
-	for (size_t i = 0; i < n; i++) {
-		size_t flows;
-		uint64_t probes;
-
-		site_cut_counters(sites_at(sites, i), &flows, &probes);
-		site_label(b, "gatekeeper_site_cut_connections", site_name(sites_at(sites, i)));
-		strbuf_printf(b, "} %zu\n", flows);
-	}
-	prom_family(b, "gatekeeper_site_cut_probes_total", "counter",
-	       "Probe packets sent to the ends of a cut site's idle connections.");
-	for (size_t i = 0; i < n; i++) {
-		size_t flows;
-		uint64_t probes;
-
-		site_cut_counters(sites_at(sites, i), &flows, &probes);
-		site_label(b, "gatekeeper_site_cut_probes_total", site_name(sites_at(sites, i)));
-		strbuf_printf(b, "} %" PRIu64 "\n", probes);
+	for (size_t f = 0; f < sizeof(site_figures) / sizeof(site_figures[0]); f++) {
+		prom_family(b, site_figures[f].name, site_figures[f].type, site_figures[f].help);
+		for (size_t i = 0; i < n; i++) {
+			site_label(b, site_figures[f].name, site_name(sites_at(sites, i)));
+			strbuf_printf(b, "} %" PRIu64 "\n", site_figures[f].value(sites_at(sites, i)));
+		}
 	}
 	prom_family(b, "gatekeeper_site_state_source", "gauge",
-	       "1 for what decides the site's state now: config, runtime (gatekeeperctl on this box), check or fleet (etcd).");
+		    "1 for what decides the site's state now: config, runtime (gatekeeperctl on this box), check or fleet (etcd).");
 	for (size_t i = 0; i < n; i++) {
 		const struct site *site = sites_at(sites, i);
 
@@ -127,7 +144,7 @@ static void render_checks(const struct health *health, struct strbuf *b)
 	if (n == 0)
 		return;
 	prom_family(b, "gatekeeper_check_up", "gauge",
-	       "The check's judgement of an address after rise/fall: 1 up, 0 down (absent: no result yet).");
+		    "The check's judgement of an address after rise/fall: 1 up, 0 down (absent: no result yet).");
 	for (size_t i = 0; i < n; i++) {
 		const struct health_target_info *t = health_at(health, i);
 
@@ -146,7 +163,7 @@ static void render_checks(const struct health *health, struct strbuf *b)
 		strbuf_printf(b, "} %d\n", t->last_ok);
 	}
 	prom_family(b, "gatekeeper_check_duration_seconds", "gauge",
-	       "How long the last check of the address took.");
+		    "How long the last check of the address took.");
 	for (size_t i = 0; i < n; i++) {
 		const struct health_target_info *t = health_at(health, i);
 
@@ -166,8 +183,8 @@ static void render_checks(const struct health *health, struct strbuf *b)
 		strbuf_printf(b, ",result=\"failure\"} %" PRIu64 "\n", t->failures);
 	}
 	prom_family(b, "gatekeeper_cert_expiry_seconds", "gauge",
-	       "Seconds until the certificate the address served at its last handshake expires "
-	       "(negative: expired).");
+		    "Seconds until the certificate the address served at its last handshake expires "
+		    "(negative: expired).");
 	for (size_t i = 0; i < n; i++) {
 		const struct health_target_info *t = health_at(health, i);
 
@@ -177,7 +194,7 @@ static void render_checks(const struct health *health, struct strbuf *b)
 		strbuf_printf(b, "} %" PRId64 "\n", t->cert.not_after - now);
 	}
 	prom_family(b, "gatekeeper_cert_info", "gauge",
-	       "The certificate the address served at its last handshake.");
+		    "The certificate the address served at its last handshake.");
 	for (size_t i = 0; i < n; i++) {
 		const struct health_target_info *t = health_at(health, i);
 
@@ -256,9 +273,9 @@ static void render_guard(const struct engine *engine, struct strbuf *b)
 		   "Offline address:port pairs the kernel guard holds.",
 		   (double)engine_guard(engine)->count);
 	prom_family(b, "gatekeeper_guard_packets_total", "counter",
-	       "Packets to offline sites that no daemon decided (queue bypassed or full, "
-	       "fragments, unparseable), stopped by the kernel guard, by kind; as of the "
-	       "rules watchdog's last check (every 2 s).");
+		    "Packets to offline sites that no daemon decided (queue bypassed or full, "
+		    "fragments, unparseable), stopped by the kernel guard, by kind; as of the "
+		    "rules watchdog's last check (every 2 s).");
 	strbuf_printf(b, "gatekeeper_guard_packets_total{kind=\"syn_dropped\"} %" PRIu64 "\n"
 		      "gatekeeper_guard_packets_total{kind=\"syn_rejected\"} %" PRIu64 "\n"
 		      "gatekeeper_guard_packets_total{kind=\"fragment_dropped\"} %" PRIu64 "\n",
@@ -298,7 +315,7 @@ void metrics_render(const struct engine *engine, struct strbuf *b)
 		"Rules checks that could not run, and reinstalls that failed.", rw.check_failures);
 	engine_reload_counts(engine, &reloads_ok, &reloads_failed);
 	prom_family(b, "gatekeeper_reloads_total", "counter",
-	       "Config reloads (SIGHUP, gatekeeperctl reload), by result.");
+		    "Config reloads (SIGHUP, gatekeeperctl reload), by result.");
 	strbuf_printf(b, "gatekeeper_reloads_total{result=\"success\"} %" PRIu64 "\n"
 		      "gatekeeper_reloads_total{result=\"failure\"} %" PRIu64 "\n",
 		      reloads_ok, reloads_failed);

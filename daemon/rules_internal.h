@@ -1,4 +1,4 @@
-/* What rules.c and rules_guard.c share: running nft and the xtables tools,
+/* What rules.c, rules_probe.c and rules_guard.c share: running nft and the xtables tools,
  * and where each hook's rules live. Not for other modules. */
 #ifndef GK_RULES_INTERNAL_H
 #define GK_RULES_INTERNAL_H
@@ -9,6 +9,10 @@
 #include "config.h"
 #include "guard.h"
 #include "rules.h"
+
+/* The installed tool NAME (iptables-nft-restore, ...) in the system's
+ * directories: true with its PATH. */
+bool rules_tool_find(const char *name, char *path, size_t len);
 
 /* One libnftables run of TEXT (one kernel transaction); 0 or -1. */
 int rules_nft_run(const char *text, bool dry_run, bool quiet);
