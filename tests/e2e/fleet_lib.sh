@@ -145,10 +145,12 @@ etcd_ns() { echo "gk-$$-e$1"; }
 box_ns() { echo "gk-$$-b$1"; }
 box_dir() { echo "$TMP/box-$1"; }
 
-# The endpoints of all members, comma-separated, for etcdctl.
+# etcd_endpoints [N...]: the client URLs of members N (default: all),
+# comma-separated.
 etcd_endpoints() {
-	local n out=()
-	for n in "${ETCD_MEMBERS[@]}"; do
+	local n out=() members=("$@")
+	((${#members[@]})) || members=("${ETCD_MEMBERS[@]}")
+	for n in "${members[@]}"; do
 		out+=("https://${ETCD_ADDR[$n]}:$ETCD_CLIENT_PORT")
 	done
 	local IFS=,
@@ -330,21 +332,25 @@ etcd_start() {
 	disown "${ETCD_PID[$n]}" # no "Killed" job notice on etcd_kill
 }
 
-# etcdctl_member N ARGS...: etcdctl against member N only.
+# etcdctl_at ENDPOINTS ARGS...: etcdctl as the admin, from the client
+# namespace, against ENDPOINTS (etcd_endpoints' list); 1 s to dial, 2 s a
+# command.
+etcdctl_at() {
+	local eps=$1
+	shift
+	in_ns "$NS_CLIENT" etcdctl --endpoints="$eps" --cacert="$PKI/ca.pem" \
+		--cert="$PKI/admin.pem" --key="$PKI/admin.key" --dial-timeout=1s \
+		--command-timeout=2s "$@"
+}
+
+# etcdctl_member N ARGS...: against member N only; etcdctl_fleet ARGS...:
+# against all members.
 etcdctl_member() {
 	local n=$1
 	shift
-	in_ns "$NS_CLIENT" etcdctl --endpoints="https://${ETCD_ADDR[$n]}:$ETCD_CLIENT_PORT" \
-		--cacert="$PKI/ca.pem" --cert="$PKI/admin.pem" --key="$PKI/admin.key" \
-		--dial-timeout=1s --command-timeout=2s "$@"
+	etcdctl_at "$(etcd_endpoints "$n")" "$@"
 }
-
-# etcdctl_fleet ARGS...: etcdctl against all members.
-etcdctl_fleet() {
-	in_ns "$NS_CLIENT" etcdctl --endpoints="$(etcd_endpoints)" \
-		--cacert="$PKI/ca.pem" --cert="$PKI/admin.pem" --key="$PKI/admin.key" \
-		--dial-timeout=1s --command-timeout=2s "$@"
-}
+etcdctl_fleet() { etcdctl_at "$(etcd_endpoints)" "$@"; }
 
 # json_field FIELD: FIELD of the JSON object on stdin (nested: a.b.c;
 # a list index is a number), printed as text; 1 if absent or no JSON.
@@ -363,28 +369,12 @@ print(v if isinstance(v, str) else json.dumps(v))' "$1"
 }
 
 # etcd_status_json N...: `endpoint status -w json` of members N, one list.
-etcd_status_json() {
-	local n eps=()
-	for n in "$@"; do
-		eps+=("https://${ETCD_ADDR[$n]}:$ETCD_CLIENT_PORT")
-	done
-	local IFS=,
-	in_ns "$NS_CLIENT" etcdctl --endpoints="${eps[*]}" --cacert="$PKI/ca.pem" \
-		--cert="$PKI/admin.pem" --key="$PKI/admin.key" --dial-timeout=1s \
-		--command-timeout=2s endpoint status -w json
-}
+etcd_status_json() { etcdctl_at "$(etcd_endpoints "$@")" endpoint status -w json; }
 
 # etcd_members_agree N...: members N are healthy (a linearizable read each)
 # and name the same leader. Prints what it saw.
 etcd_members_agree() {
-	local n eps=()
-	for n in "$@"; do
-		eps+=("https://${ETCD_ADDR[$n]}:$ETCD_CLIENT_PORT")
-	done
-	local IFS=,
-	in_ns "$NS_CLIENT" etcdctl --endpoints="${eps[*]}" --cacert="$PKI/ca.pem" \
-		--cert="$PKI/admin.pem" --key="$PKI/admin.key" --dial-timeout=1s \
-		--command-timeout=2s endpoint health || return 1
+	etcdctl_at "$(etcd_endpoints "$@")" endpoint health || return 1
 	etcd_status_json "$@" | "$FLEET_PYTHON" -c 'import json, sys
 st = json.load(sys.stdin)
 leaders = {s["Status"]["leader"] for s in st}
