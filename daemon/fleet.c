@@ -222,11 +222,15 @@ void fleet_reapply(struct fleet *f, struct site *site)
 {
 	struct sites *sites = engine_sites(f->engine);
 
-	if (site)
+	if (site) {
 		apply_site(f, site);
-	else
+	} else {
 		for (size_t i = 0; i < sites_count(sites); i++)
 			apply_site(f, sites_at(sites, i));
+		/* a new table (a reload): verdicts of sites gone, or no longer
+		 * checked, are withdrawn (fleet_checks_publish) */
+		f->check_withdraw_due = true;
+	}
 	fleet_sync(f);
 }
 

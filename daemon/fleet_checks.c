@@ -249,11 +249,17 @@ void fleet_checks_publish(struct fleet *f)
 	if (f->phase != FLEET_UP || !f->lease || f->check_publishing ||
 	    clock_now_ms() < f->check_retry_at_ms)
 		return;
-	for (size_t i = 0; i < f->n_checks; i++) {
-		if (strcmp(f->checks[i].box, f->box) == 0 && own_verdict(f, f->checks[i].site) < 0) {
-			check_write(f, f->checks[i].site, -1);
-			return;
+	/* only a reload takes a site or its verdict away: then every entry
+	 * of ours is looked at, until none is left to withdraw */
+	if (f->check_withdraw_due) {
+		for (size_t i = 0; i < f->n_checks; i++) {
+			if (strcmp(f->checks[i].box, f->box) == 0 &&
+			    own_verdict(f, f->checks[i].site) < 0) {
+				check_write(f, f->checks[i].site, -1);
+				return;
+			}
 		}
+		f->check_withdraw_due = false;
 	}
 	/* from where the last write was: a first publish of N sites is N
 	 * writes, not N scans from the start */

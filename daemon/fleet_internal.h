@@ -103,6 +103,7 @@ struct fleet {
 	size_t *check_slots;
 	size_t check_mask, check_slots_used;
 	size_t check_cursor; /* where the next publish scan starts */
+	bool check_withdraw_due; /* the sites changed (a reload): withdraw what we lost */
 	bool checks_changed;
 	uint64_t check_publishing;
 	char check_site[PROTOCOL_SITE_NAME_MAX + 1];

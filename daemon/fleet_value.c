@@ -436,7 +436,12 @@ int fleet_cache_decode(const char *text, size_t len, struct fleet_cache *out, ch
 		snprintf(why, why_len, "no schema, revision or sites");
 		goto out;
 	}
+	/* absent: a cache of the first format, of whichever fleet */
 	keys = get_string(o, "keys");
+	if (json_object_object_get_ex(o, "keys", NULL) && !keys) {
+		snprintf(why, why_len, "keys is not a string");
+		goto out;
+	}
 	if (keys && strlen(keys) >= sizeof(out->keys)) {
 		snprintf(why, why_len, "keys longer than %zu bytes", sizeof(out->keys) - 1);
 		goto out;

@@ -7,7 +7,9 @@
 # lease:
 #   - A's server down, B's up: A keeps api online (B still reaches it)
 #   - both down: api offline on both
-#   - B's up again: online on both
+#   - B's up again: online on both; each box's status shows both verdicts
+#   - B reloaded with api no longer checked: B withdraws its verdict, A
+#     alone decides (offline); checked again: online
 #   - B's daemon killed: its verdict goes with its lease; A alone decides
 #     (offline, its own server being down)
 # shellcheck source=lib.sh
@@ -46,6 +48,7 @@ server_start() {
 	wait_for grep -qx listening "$log"
 }
 
+# sites_yaml NAME [unchecked]: shop, and api checked (state auto) or not
 sites_yaml() {
 	cat <<-EOF
 		  - name: shop
@@ -55,6 +58,12 @@ sites_yaml() {
 		  - name: api
 		    addresses: [${BOX_ADDR[$1]}]
 		    ports: [$API_PORT]
+	EOF
+	if [[ ${2:-} == unchecked ]]; then
+		echo "    state: online"
+		return
+	fi
+	cat <<-EOF
 		    state: auto
 		    check:
 		      type: tls
@@ -65,13 +74,18 @@ sites_yaml() {
 	EOF
 }
 
+# write_config NAME [unchecked]: box NAME's config, with checks: all
+write_config() {
+	FLEET_SECTION=0 box_config "$1" "" "$(box_fleet_yaml "$1")
+  checks: all" "$(sites_yaml "$@")"
+}
+
 e2e_begin
 fleet_setup
 fleet_up
 fleet_schema_put
 for name in A B; do
-	FLEET_SECTION=0 box_config "$name" "" "$(box_fleet_yaml "$name")
-  checks: all" "$(sites_yaml "$name")"
+	write_config "$name"
 	box_start "$name"
 done
 check "A: api online" wait_for api_is A online
@@ -79,7 +93,7 @@ check "B: api online" wait_for api_is B online
 
 server_stop A
 check "A's own check is down (A's status: checks.A down)" wait_for status_is A sites.1.checks.A down
-check "... and A has B's verdict: up" status_is A sites.1.checks.B up
+check "... and A has B's verdict: up" wait_for status_is A sites.1.checks.B up
 check "... as B has A's: down, its own: up" \
 	wait_for eval "status_is B sites.1.checks.A down && status_is B sites.1.checks.B up"
 check "A's text status says why api is online" \
@@ -93,8 +107,18 @@ check "both down: A's status has both verdicts down" \
 server_start B
 check "B's up again: A brings api online" wait_for api_is A online
 check "B's up again: B online" wait_for api_is B online
+# a reload that takes the check away withdraws B's verdict
+write_config B unchecked
+check "B reloaded with api no longer checked" box_ctl B reload
+check "B's verdict withdrawn: A alone sees api down, offline" wait_for api_is A offline
+check "... B's verdict gone from A's status" \
+	eval "status_is A sites.1.name api && ! status_field A sites.1.checks.B"
+write_config B
+check "B reloaded with api checked again" box_ctl B reload
+check "B publishes up again: A brings api online" wait_for api_is A online
 box_kill B
 check "B gone (lease ended): A alone sees api down, offline" wait_for api_is A offline
-check "... and B's verdict is gone from A's status" negate status_field A sites.1.checks.B
+check "... and B's verdict is gone from A's status" \
+	eval "status_is A sites.1.name api && ! status_field A sites.1.checks.B"
 
 finish

@@ -369,11 +369,15 @@ print(v if isinstance(v, str) else json.dumps(v))' "$1"
 }
 
 # etcd_status_json N...: `endpoint status -w json` of members N, one list.
-etcd_status_json() { etcdctl_at "$(etcd_endpoints "$@")" endpoint status -w json; }
+etcd_status_json() {
+	(($#)) || return 1
+	etcdctl_at "$(etcd_endpoints "$@")" endpoint status -w json
+}
 
 # etcd_members_agree N...: members N are healthy (a linearizable read each)
 # and name the same leader. Prints what it saw.
 etcd_members_agree() {
+	(($#)) || return 1
 	etcdctl_at "$(etcd_endpoints "$@")" endpoint health || return 1
 	etcd_status_json "$@" | "$FLEET_PYTHON" -c 'import json, sys
 st = json.load(sys.stdin)

@@ -759,6 +759,9 @@ static void test_cache_refused(void **state)
 			 "\",\"schema\":\"\",\"revision\":\"0\",\"sites\":{}}");
 		assert_cache_refused(long_keys, "keys longer than 255 bytes");
 	}
+	assert_cache_refused("{\"format\":\"gatekeeper-fleet-cache 1\",\"keys\":7,\"schema\":\"\","
+			     "\"revision\":\"0\",\"sites\":{}}",
+			     "keys is not a string");
 	assert_cache_refused(
 		"{\"format\":\"gatekeeper-fleet-cache 1\",\"schema\":"
 		"\"0123456789abcdef0123456789abcdef0\",\"revision\":\"0\",\"sites\":{}}",

@@ -276,9 +276,11 @@ static void test_auto_state(void **state)
 	/* a reload's table keeps the verdict for an override carried over */
 	{
 		struct sites *fresh = sites_create(cfg);
-		struct site *again = sites_find(fresh, "shop");
+		struct site *again;
 
 		assert_non_null(fresh);
+		again = sites_find(fresh, "shop");
+		assert_non_null(again);
 		site_set_override(site, SITE_ONLINE, SITE_ACTION_DROP);
 		sites_carry_over_overrides(fresh, sites);
 		assert_int_equal(site_state(again), SITE_ONLINE);
