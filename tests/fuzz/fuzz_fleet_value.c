@@ -129,10 +129,11 @@ static void fuzz_cache(const char *text, size_t len)
 	char why[256] = "", *enc, *again;
 
 	if (fleet_cache_decode(text, len, &c, why, sizeof(why)) < 0) {
-		CHECK(!c.entries && c.count == 0 && c.schema_id[0] == '\0' && why[0]);
+		CHECK(!c.entries && c.count == 0 && c.schema_id[0] == '\0' && c.keys[0] == '\0' &&
+		      why[0]);
 		return;
 	}
-	CHECK(strlen(c.schema_id) <= FLEET_SCHEMA_ID_LEN);
+	CHECK(strlen(c.schema_id) <= FLEET_SCHEMA_ID_LEN && strlen(c.keys) < FLEET_KEYS_MAX);
 	for (size_t i = 0; i < c.count; i++) {
 		CHECK(protocol_site_name_valid(c.entries[i].name));
 		check_value(&c.entries[i].value);
@@ -142,6 +143,7 @@ static void fuzz_cache(const char *text, size_t len)
 	enc = fleet_cache_encode(&c);
 	CHECK(enc && fleet_cache_decode(enc, strlen(enc), &back, why, sizeof(why)) == 0);
 	CHECK(strcmp(back.schema_id, c.schema_id) == 0 && back.revision == c.revision);
+	CHECK(strcmp(back.keys, c.keys) == 0);
 	CHECK(back.count == c.count);
 	for (size_t i = 0; i < c.count; i++) {
 		CHECK(strcmp(back.entries[i].name, c.entries[i].name) == 0);
